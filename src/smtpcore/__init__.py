@@ -1,0 +1,84 @@
+"""smtpcore: a Sans-IO SMTP implementation.
+
+The pure protocol core: bytes go in (``receive_data``), events come out
+(``next_event``); events go in (``send``), bytes come out. No socket, clock or
+thread is used here; the ``transports`` package binds this core to blocking
+sockets, asyncio, trio and anyio.
+"""
+
+from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from ._events import (
+    NEED_DATA,
+    Auth,
+    AuthCancel,
+    AuthResponse,
+    Bdat,
+    Command,
+    ConnectionClosed,
+    Data,
+    Ehlo,
+    EndOfChunk,
+    EndOfData,
+    Etrn,
+    Event,
+    Expn,
+    Helo,
+    Help,
+    InvalidCommand,
+    Lhlo,
+    Mail,
+    MessageData,
+    Noop,
+    Quit,
+    Rcpt,
+    Reply,
+    Rset,
+    Saml,
+    Send,
+    Soml,
+    StartTLS,
+    Turn,
+    Vrfy,
+)
+from ._limits import Limits
+from ._syntax import xtext_decode, xtext_encode
+
+__all__ = [
+    "NEED_DATA",
+    "Auth",
+    "AuthCancel",
+    "AuthResponse",
+    "Bdat",
+    "Command",
+    "ConnectionClosed",
+    "Data",
+    "Ehlo",
+    "EndOfChunk",
+    "EndOfData",
+    "Etrn",
+    "Event",
+    "Expn",
+    "Helo",
+    "Help",
+    "InvalidCommand",
+    "Lhlo",
+    "Limits",
+    "LocalProtocolError",
+    "Mail",
+    "MessageData",
+    "Noop",
+    "ProtocolError",
+    "Quit",
+    "Rcpt",
+    "RemoteProtocolError",
+    "Reply",
+    "Rset",
+    "Saml",
+    "Send",
+    "Soml",
+    "StartTLS",
+    "Turn",
+    "Vrfy",
+    "xtext_decode",
+    "xtext_encode",
+]

@@ -1,0 +1,65 @@
+"""Bounds on what a peer can make us hold."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Limits"]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on what a peer can make us hold. Exceeding one is a RemoteProtocolError.
+
+    Every buffer of a connection is bounded by one of these numbers, so a
+    hostile peer costs bounded memory whatever it sends. Defaults follow
+    RFC 5321 4.5.3.1 where it gives a number; the others say where they come
+    from.
+    """
+
+    #: RFC 5321 4.5.3.1.4: a command line, CRLF included.
+    command_line: int = 512
+    #: MAIL and RCPT lines with every parameter the extensions allow on top of
+    #: the 512 octets of RFC 5321: SIZE +26 (RFC 1870), RET/ENVID +100 and
+    #: NOTIFY/ORCPT +500 (RFC 3461 5), AUTH= +500 (RFC 4954 5), rounded up.
+    parameter_line: int = 2048
+    #: RFC 4954 4: AUTH lines and SASL responses may be 12288 octets long.
+    auth_line: int = 12288
+    #: A reply line, code and CRLF included. RFC 5321 4.5.3.1.5 says 512, but
+    #: real servers send longer texts (policy rejections, DNSBL reasons);
+    #: 2048 is Postfix's own line_length_limit.
+    reply_line: int = 2048
+    #: Ours: RFC 5321 sets no bound on the lines of one reply; more is hostile.
+    reply_lines: int = 100
+    #: RFC 5321 4.5.3.1.8: the least number of recipients a server must take.
+    recipients: int = 100
+    #: Ours: the largest message we accept or send, in octets; None: no limit
+    #: of our own (a server's advertised SIZE still applies).
+    message_size: int | None = None
+    #: Ours, like Postfix's smtpd_hard_error_limit: after this many errors in
+    #: one session, a server answers 421 and closes.
+    errors: int = 20
+    #: Ours: failed AUTH attempts a server allows in one session.
+    auth_failures: int = 3
+    #: Ours: challenges in one SASL exchange before it is called endless.
+    sasl_rounds: int = 10
+
+    def __post_init__(self) -> None:
+        for name in (
+            "command_line",
+            "parameter_line",
+            "auth_line",
+            "reply_line",
+            "reply_lines",
+            "recipients",
+            "errors",
+            "auth_failures",
+            "sasl_rounds",
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"Limits.{name} must be a positive int, not {value!r}")
+        if self.command_line < 8 or self.reply_line < 8:
+            raise ValueError("Limits.command_line and Limits.reply_line must be at least 8")
+        if self.message_size is not None and self.message_size < 0:
+            raise ValueError("Limits.message_size must be None or >= 0")

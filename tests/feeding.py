@@ -1,0 +1,83 @@
+"""Feed the same bytes three ways and insist on one answer (STYLE.md 8)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Protocol
+
+from smtpcore import NEED_DATA, Event, ProtocolError
+
+
+class Receiver(Protocol):
+    """Anything with the connection's receiving half."""
+
+    def receive_data(self, data: bytes) -> None: ...
+
+    def next_event(self) -> object: ...
+
+
+Outcome = tuple[list[Event], str | None]
+
+
+def _drain(conn: Receiver, events: list[Event]) -> None:
+    while True:
+        event = conn.next_event()
+        if event is NEED_DATA:
+            return
+        assert isinstance(event, Event), event
+        events.append(event)
+
+
+def feed(make: Callable[[], Receiver], pieces: list[bytes]) -> Outcome:
+    """Feed ``pieces`` one after the other; the events, and the error text if one was raised."""
+    conn = make()
+    events: list[Event] = []
+    try:
+        for piece in pieces:
+            conn.receive_data(piece)
+            _drain(conn, events)
+    except ProtocolError as exc:
+        return events, f"{type(exc).__name__}: {exc}"
+    return events, None
+
+
+def cuts(wire: bytes, seed: int) -> list[bytes]:
+    """``wire`` cut at seeded random places."""
+    rng = random.Random(seed)
+    out, i = [], 0
+    while i < len(wire):
+        step = rng.randint(1, max(1, len(wire) // 3))
+        out.append(wire[i : i + step])
+        i += step
+    return out
+
+
+def feed_every_way(make: Callable[[], Receiver], wire: bytes, seeds: int = 5) -> list[Event]:
+    """Events from ``wire`` fed whole, byte by byte and at random cuts; they must agree.
+
+    Raises the ``ProtocolError`` when all ways fail identically. Error messages
+    are compared too, except for the quoted excerpt, which may legitimately
+    differ only if the implementation says so (ours must not).
+    """
+    whole = feed(make, [wire])
+    ways = [feed(make, [wire[i : i + 1] for i in range(len(wire))])]
+    ways += [feed(make, cuts(wire, seed)) for seed in range(seeds)]
+    for way in ways:
+        assert way == whole, f"feeding differs: whole={whole!r} other={way!r}"
+    events, error = whole
+    if error is not None:
+        raise AssertionError(f"unexpected error after {events!r}: {error}")
+    return events
+
+
+def error_every_way(make: Callable[[], Receiver], wire: bytes, seeds: int = 5) -> str:
+    """The error text ``wire`` produces, identical whole, byte by byte and at random cuts."""
+    whole = feed(make, [wire])
+    ways = [feed(make, [wire[i : i + 1] for i in range(len(wire))])]
+    ways += [feed(make, cuts(wire, seed)) for seed in range(seeds)]
+    for way in ways:
+        assert way == whole, f"feeding differs: whole={whole!r} other={way!r}"
+    events, error = whole
+    assert error is not None, f"no error; events: {events!r}"
+    return error
