@@ -6,6 +6,7 @@ thread is used here; the ``transports`` package binds this core to blocking
 sockets, asyncio, trio and anyio.
 """
 
+from ._client import ClientConnection, ClientPhase
 from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from ._events import (
     NEED_DATA,
@@ -40,6 +41,7 @@ from ._events import (
     Turn,
     Vrfy,
 )
+from ._extensions import Extensions
 from ._limits import Limits
 from ._syntax import xtext_decode, xtext_encode
 
@@ -49,6 +51,8 @@ __all__ = [
     "AuthCancel",
     "AuthResponse",
     "Bdat",
+    "ClientConnection",
+    "ClientPhase",
     "Command",
     "ConnectionClosed",
     "Data",
@@ -58,6 +62,7 @@ __all__ = [
     "Etrn",
     "Event",
     "Expn",
+    "Extensions",
     "Helo",
     "Help",
     "InvalidCommand",

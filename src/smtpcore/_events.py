@@ -75,7 +75,7 @@ def _refuse_line_breaks(name: str, value: str) -> None:
 def _refuse_controls(name: str, value: str) -> None:
     """Raise LocalProtocolError for any C0 control character or DEL in ``value``."""
     _refuse_line_breaks(name, value)
-    if any(ord(ch) < 32 and ch != "\t" or ord(ch) == 127 for ch in value):
+    if any((ord(ch) < 32 and ch != "\t") or ord(ch) == 127 for ch in value):
         raise LocalProtocolError(f"{name} {value!r} contains a control character")
 
 

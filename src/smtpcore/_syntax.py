@@ -26,12 +26,18 @@ __all__ = [
 _ATOM: Final = r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\u0080-\U0010ffff]+"
 _DOT_STRING: Final = re.compile(rf"{_ATOM}(?:\.{_ATOM})*")
 # qtextSMTP and quoted-pairSMTP (RFC 5321 4.1.2), UTF-8 allowed by RFC 6531.
-_QUOTED_STRING: Final = re.compile(r'"(?:[\x20\x21\x23-\x5b\x5d-\x7e\u0080-\U0010ffff]|\\[\x20-\x7e])*"')
+_QUOTED_STRING: Final = re.compile(
+    r'"(?:[\x20\x21\x23-\x5b\x5d-\x7e\u0080-\U0010ffff]|\\[\x20-\x7e])*"'
+)
 # sub-domain = Let-dig [Ldh-str]; RFC 6531 allows U-labels.
-_LABEL: Final = r"[A-Za-z0-9\u0080-\U0010ffff](?:[A-Za-z0-9\-\u0080-\U0010ffff]*[A-Za-z0-9\u0080-\U0010ffff])?"
+_LABEL: Final = (
+    r"[A-Za-z0-9\u0080-\U0010ffff](?:[A-Za-z0-9\-\u0080-\U0010ffff]*[A-Za-z0-9\u0080-\U0010ffff])?"
+)
 _DOMAIN: Final = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 _GENERAL_LITERAL: Final = re.compile(r"[A-Za-z0-9\-]*[A-Za-z0-9]:[\x21-\x5a\x5e-\x7e]+")
-_IPV4: Final = re.compile(r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?:\.(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}")
+_IPV4: Final = re.compile(
+    r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?:\.(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}"
+)
 _IPV4_LOOSE: Final = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
 # RFC 5321 4.1.2: esmtp-keyword and esmtp-value.
 _KEYWORD: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-]*")

@@ -1,0 +1,552 @@
+"""ClientConnection: the client state machine (RFC 5321 3, 4.1, 4.3.2).
+
+How this works: ``send`` turns a command into bytes after checking that the
+session allows it now; each command then waits in ``_pending`` for its reply.
+``receive_data`` feeds the reply parser; ``next_event`` ties each complete
+reply to the oldest pending command and moves the phase by the tables below.
+
+Two phases are tracked. ``_phase`` is where the replies received so far put
+us. ``_assumed`` is where we will be if every pending command succeeds: with
+PIPELINING (RFC 2920) a client sends RCPT before the reply to MAIL arrives,
+so sequence checks use the assumed phase. A negative reply recomputes it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Mapping
+from typing import Final
+
+from ._data import DotStuffer
+from ._errors import LocalProtocolError, RemoteProtocolError
+from ._events import (
+    NEED_DATA,
+    Auth,
+    AuthCancel,
+    AuthResponse,
+    Bdat,
+    Command,
+    ConnectionClosed,
+    Data,
+    Ehlo,
+    EndOfData,
+    Etrn,
+    Expn,
+    Helo,
+    Help,
+    Lhlo,
+    Mail,
+    MessageData,
+    Noop,
+    Quit,
+    Rcpt,
+    Reply,
+    Rset,
+    Saml,
+    Send,
+    Soml,
+    StartTLS,
+    Turn,
+    Vrfy,
+    _Need,
+)
+from ._extensions import Extensions
+from ._limits import Limits
+from ._replies import ReplyParser
+
+__all__ = ["ClientConnection", "ClientPhase"]
+
+
+class ClientPhase(enum.Enum):
+    """Where a client session stands."""
+
+    GREETING = enum.auto()  # connected, waiting for the 220
+    REFUSED = enum.auto()  # the greeting was 554: only QUIT (RFC 5321 3.1)
+    HELLO = enum.auto()  # greeted; EHLO, HELO or LHLO next
+    READY = enum.auto()  # no transaction open
+    MAIL = enum.auto()  # MAIL accepted, no recipient yet
+    RCPT = enum.auto()  # at least one recipient accepted
+    DATA = enum.auto()  # 354 received: message data may flow
+    BDAT = enum.auto()  # between the chunks of a BDAT transfer
+    AUTH = enum.auto()  # 334 received: a SASL response is due
+    TLS = enum.auto()  # 220 to STARTTLS received: nothing until the handshake is done
+    CLOSED = enum.auto()
+    ERROR = enum.auto()
+
+
+P = ClientPhase
+Sendable = Command | EndOfData
+
+_ANYTIME: Final = frozenset({Noop, Rset, Quit, Vrfy, Expn, Help})
+# Which commands each phase allows (RFC 5321 4.1.4, RFC 3030, RFC 3207, RFC 4954).
+_ALLOWED: Final[Mapping[ClientPhase, frozenset[type[Command]]]] = {
+    P.REFUSED: frozenset({Quit}),
+    P.HELLO: _ANYTIME | {Ehlo, Helo, Lhlo},
+    P.READY: _ANYTIME | {Ehlo, Helo, Lhlo, Mail, Send, Soml, Saml, StartTLS, Auth, Etrn, Turn},
+    P.MAIL: _ANYTIME | {Rcpt},
+    P.RCPT: _ANYTIME | {Rcpt, Data, Bdat},
+    P.BDAT: frozenset({Bdat, Rset, Noop, Quit}),
+    P.AUTH: frozenset({AuthResponse, AuthCancel}),
+}
+
+# Where a positive reply moves us. A negative reply never moves forward.
+_AFTER_POSITIVE: Final[Mapping[type[Sendable], ClientPhase]] = {
+    Ehlo: P.READY,
+    Helo: P.READY,
+    Lhlo: P.READY,
+    Mail: P.MAIL,
+    Send: P.MAIL,
+    Soml: P.MAIL,
+    Saml: P.MAIL,
+    Rcpt: P.RCPT,
+    Data: P.DATA,
+    Bdat: P.BDAT,
+    EndOfData: P.READY,
+    Rset: P.READY,
+    StartTLS: P.TLS,
+    Auth: P.READY,
+    AuthResponse: P.READY,
+    AuthCancel: P.READY,
+    Quit: P.CLOSED,
+    Turn: P.CLOSED,  # the roles would swap; this library goes no further
+}
+
+# RFC 2920 3.1: these may be followed by more commands before their reply
+# arrives; any other command ends a pipelined group. The end of the message
+# content may be followed too ("the actual transfer of message content is
+# explicitly allowed to be the first command in a group"), and BDAT chunks
+# may follow each other (RFC 3030 4.2).
+_GROUPABLE: Final = frozenset({Mail, Rcpt, Rset, Send, Soml, Saml, EndOfData, Bdat})
+
+# The only intermediate replies SMTP defines, and what they answer.
+_INTERMEDIATE: Final[Mapping[type[Sendable], int]] = {
+    Data: 354,
+    Auth: 334,
+    AuthResponse: 334,
+}
+
+# The EHLO keyword each MAIL/RCPT parameter needs (RFC 5321 4.1.1.11: a client
+# must not use a parameter the server did not offer).
+_PARAMETER_KEYWORD: Final[Mapping[str, str]] = {
+    "SIZE": "SIZE",
+    "SMTPUTF8": "SMTPUTF8",
+    "RET": "DSN",
+    "ENVID": "DSN",
+    "NOTIFY": "DSN",
+    "ORCPT": "DSN",
+    "REQUIRETLS": "REQUIRETLS",
+    "AUTH": "AUTH",
+}
+_BODY_KEYWORD: Final[Mapping[str, tuple[str, ...]]] = {
+    "7BIT": ("8BITMIME", "BINARYMIME"),
+    "8BITMIME": ("8BITMIME",),
+    "BINARYMIME": ("BINARYMIME",),
+}
+
+
+def _after(phase: ClientPhase, command: Sendable) -> ClientPhase:
+    """The phase a positive reply to ``command`` leads to from ``phase``."""
+    if isinstance(command, Rset) and phase in (P.HELLO, P.REFUSED):
+        return phase
+    if isinstance(command, Bdat) and command.last:
+        return P.READY
+    return _AFTER_POSITIVE.get(type(command), phase)
+
+
+def _verb(command: Sendable) -> str:
+    if isinstance(command, EndOfData):
+        return "end of data"
+    if isinstance(command, AuthResponse):
+        return "AUTH response"
+    return command.verb
+
+
+class ClientConnection:
+    """The client side of one SMTP (or LMTP) connection, without I/O.
+
+    ``send(event)`` returns the bytes to write; ``receive_data(bytes)`` takes
+    what was read; ``next_event()`` returns the next ``Reply`` (with
+    ``.command`` set to the command it answers), ``ConnectionClosed``, or
+    ``NEED_DATA``.
+
+    ``send`` raises ``LocalProtocolError`` (and changes nothing) for anything
+    the session does not allow now: a command out of sequence, pipelining a
+    server did not offer, a parameter or extension it did not offer, message
+    data before the 354. ``receive_data`` and ``next_event`` raise
+    ``RemoteProtocolError`` for replies SMTP does not allow; that error is
+    final for the connection.
+
+    ``lmtp=True`` speaks LMTP (RFC 2033): LHLO, and one reply per accepted
+    recipient after the data. ``tls=True`` says the connection is already
+    encrypted (implicit TLS, port 465).
+    """
+
+    def __init__(
+        self, *, lmtp: bool = False, tls: bool = False, limits: Limits | None = None
+    ) -> None:
+        self.limits = limits if limits is not None else Limits()
+        self.lmtp = lmtp
+        self._parser = ReplyParser(self.limits)
+        self._phase = P.GREETING
+        self._assumed = P.GREETING
+        self._pending: deque[Sendable] = deque()
+        self._extensions = Extensions()
+        self._is_tls = tls
+        self._authenticated = False
+        self._stuffer = DotStuffer()
+        self._chunk_left = 0
+        self._utf8_transaction = False  # the open transaction's MAIL has SMTPUTF8
+        self._body = ""  # the open transaction's BODY parameter, upper case
+        self._accepted = 0  # positive RCPT replies in this transaction (LMTP)
+        self._lmtp_left = 0  # LMTP replies still due for the end of data
+        self._closed_by_peer = False
+        self._error: str | None = None
+
+    # -- state ------------------------------------------------------------
+
+    @property
+    def phase(self) -> ClientPhase:
+        """Where the replies received so far put the session."""
+        return self._phase
+
+    @property
+    def extensions(self) -> Extensions:
+        """What the last EHLO/LHLO reply offered; empty before it and after STARTTLS."""
+        return self._extensions
+
+    @property
+    def is_tls(self) -> bool:
+        """Whether the connection is encrypted (implicit TLS or after STARTTLS)."""
+        return self._is_tls
+
+    @property
+    def is_authenticated(self) -> bool:
+        """Whether an AUTH exchange succeeded (235) in this TLS state."""
+        return self._authenticated
+
+    @property
+    def pending(self) -> tuple[Command | EndOfData, ...]:
+        """The commands sent whose replies have not arrived, oldest first."""
+        return tuple(self._pending)
+
+    @property
+    def chunk_left(self) -> int:
+        """Octets of the current BDAT chunk still to be sent as MessageData."""
+        return self._chunk_left
+
+    # -- receiving --------------------------------------------------------
+
+    def _fail(self, message: str) -> RemoteProtocolError:
+        self._error = message
+        self._phase = self._assumed = P.ERROR
+        return RemoteProtocolError(message)
+
+    def _check_error(self) -> None:
+        if self._error is not None:
+            raise RemoteProtocolError(
+                f"connection is unusable after an earlier error: {self._error}"
+            )
+
+    def receive_data(self, data: bytes) -> None:
+        """Take bytes read from the server; ``b""`` means the server closed.
+
+        Raises ``RemoteProtocolError`` for bytes that arrive while the TLS
+        handshake is due (RFC 3207 response injection).
+        """
+        self._check_error()
+        if not data:
+            self._closed_by_peer = True
+            return
+        if self._phase is P.TLS:
+            raise self._fail(
+                f"{len(data)} octets arrived after the 220 to STARTTLS and before the "
+                "TLS handshake (response injection, RFC 3207 5)"
+            )
+        if self._closed_by_peer:
+            raise self._fail("data received after the server closed the connection")
+        self._parser.receive_data(bytes(data))
+
+    def next_event(self) -> Reply | ConnectionClosed | _Need:
+        """The next reply, ``ConnectionClosed``, or ``NEED_DATA``.
+
+        Raises ``RemoteProtocolError`` for a malformed reply, a reply nothing
+        asked for, or a close in the middle of a reply.
+        """
+        self._check_error()
+        if self._phase is P.CLOSED and not self._parser.buffered:
+            return ConnectionClosed() if self._closed_by_peer else NEED_DATA
+        try:
+            parsed = self._parser.next_reply()
+        except RemoteProtocolError as exc:
+            raise self._fail(str(exc)) from None
+        if parsed is None:
+            if self._closed_by_peer:
+                if self._parser.in_reply:
+                    raise self._fail("the server closed the connection in the middle of a reply")
+                self._phase = self._assumed = P.CLOSED
+                return ConnectionClosed()
+            return NEED_DATA
+        code, lines = parsed
+        return self._take_reply(code, lines)
+
+    def _take_reply(self, code: int, lines: tuple[str, ...]) -> Reply:
+        phase = self._phase
+        if phase is P.CLOSED:
+            raise self._fail(f"reply {code} after the session was closed")
+        if phase is P.GREETING:
+            # RFC 5321 3.1: 220 to go on, 554 (then wait for QUIT), or 421.
+            reply = Reply(code, lines)
+            if code == 421:
+                self._phase = self._assumed = P.CLOSED
+            elif 200 <= code < 300:
+                self._phase = self._assumed = P.HELLO
+            elif code >= 400:
+                self._phase = self._assumed = P.REFUSED
+            else:
+                raise self._fail(f"greeting with intermediate code {code}")
+            return reply
+        if not self._pending:
+            if code == 421:
+                # RFC 5321 3.8: a server shutting down may say 421 unasked.
+                self._phase = self._assumed = P.CLOSED
+                return Reply(code, lines)
+            raise self._fail(f"reply {code} {lines[0]!r} arrived with no command waiting for it")
+        command = self._pending[0]
+        reply = Reply(code, lines, command)
+        if code == 421:
+            # RFC 5321 3.8: the server is closing; every pending command is lost.
+            self._pending.clear()
+            self._phase = self._assumed = P.CLOSED
+            return reply
+        if 300 <= code < 400 and _INTERMEDIATE.get(type(command)) != code:
+            raise self._fail(f"intermediate reply {code} to {_verb(command)}")
+        if isinstance(command, EndOfData) and self._lmtp_left > 1:
+            # RFC 2033 4.2: one reply per accepted recipient; the last ends it.
+            self._lmtp_left -= 1
+            return reply
+        self._pending.popleft()
+        self._advance(command, reply)
+        return reply
+
+    def _advance(self, command: Sendable, reply: Reply) -> None:
+        phase = self._phase
+        if reply.is_positive or reply.is_intermediate:
+            if reply.code == 334:
+                phase = P.AUTH
+            elif isinstance(command, Data) and reply.code == 354:
+                phase = P.DATA
+                self._stuffer = DotStuffer()
+            else:
+                phase = _after(phase, command)
+            if isinstance(command, (Ehlo, Lhlo)):
+                self._extensions = Extensions.from_reply_lines(reply.lines)
+            elif isinstance(command, Helo):
+                self._extensions = Extensions()
+            elif isinstance(command, Rcpt):
+                self._accepted += 1
+            elif isinstance(command, (Auth, AuthResponse)) and reply.is_positive:
+                self._authenticated = True
+            elif isinstance(command, StartTLS) and self._parser.buffered:
+                raise self._fail(
+                    f"{self._parser.buffered} octets arrived behind the 220 to STARTTLS "
+                    "(response injection, RFC 3207 5)"
+                )
+        elif isinstance(command, (EndOfData, Bdat)) or phase is P.AUTH:
+            # The transaction or the SASL exchange is over, failed; after a
+            # refused chunk no more may be sent (RFC 3030 4.2).
+            phase = P.READY
+        self._phase = phase
+        if not reply.is_positive and not reply.is_intermediate:
+            self._recompute_assumed()
+        elif not self._pending:
+            self._assumed = phase
+
+    def _recompute_assumed(self) -> None:
+        assumed = self._phase
+        for command in self._pending:
+            assumed = _after(assumed, command)
+        self._assumed = assumed
+
+    def _end_transaction(self) -> None:
+        """Forget the transaction's facts at the moment its end is sent.
+
+        Done on sending, not on the reply: with PIPELINING the next MAIL may
+        already be on its way when the reply to the end of data arrives.
+        """
+        self._utf8_transaction = False
+        self._body = ""
+        self._accepted = 0
+
+    # -- sending ----------------------------------------------------------
+
+    def send(self, event: Command | MessageData | EndOfData) -> bytes:
+        """The bytes for ``event``; the session moves on only when they are sent.
+
+        Raises ``LocalProtocolError``, leaving everything as it was, when the
+        session does not allow ``event`` now.
+        """
+        if self._error is not None:
+            raise LocalProtocolError(
+                f"connection is unusable after an earlier error: {self._error}"
+            )
+        if isinstance(event, MessageData):
+            return self._send_data(event)
+        if self._phase is P.CLOSED or self._closed_by_peer:
+            raise LocalProtocolError("the connection is closed")
+        if isinstance(event, EndOfData):
+            if self._phase is not P.DATA or self._pending:
+                raise LocalProtocolError("end of data outside DATA (after BDAT, use last=True)")
+            wire = self._stuffer.end()
+            self._pending.append(event)
+            # RFC 2033 4.2: one reply per accepted recipient. The phase stays
+            # DATA until the reply, so no content can follow the end marker.
+            self._lmtp_left = max(self._accepted, 1) if self.lmtp else 0
+            self._assumed = P.READY
+            self._end_transaction()
+            return wire
+        if not isinstance(event, Command):
+            raise LocalProtocolError(f"cannot send {type(event).__name__}")
+        self._check_command(event)
+        wire = event.to_bytes()
+        self._check_length(event, wire)
+        if isinstance(event, (Mail, Send, Soml, Saml, Rset, Ehlo, Helo, Lhlo)):
+            self._end_transaction()
+        if isinstance(event, Mail):
+            self._utf8_transaction = "SMTPUTF8" in event.params
+            self._body = (event.params.get("BODY") or "").upper()
+        elif isinstance(event, Bdat):
+            self._chunk_left = event.size
+            if event.last:
+                self._end_transaction()
+        self._pending.append(event)
+        self._assumed = _after(self._assumed, event)
+        return wire
+
+    def _send_data(self, event: MessageData) -> bytes:
+        data = bytes(event.data)
+        if self._chunk_left:
+            if len(data) > self._chunk_left:
+                raise LocalProtocolError(
+                    f"{len(data)} octets of content but the BDAT chunk has {self._chunk_left} left"
+                )
+            self._chunk_left -= len(data)
+            return data
+        if self._phase is P.DATA and not self._pending:
+            return self._stuffer.stuff(data)
+        raise LocalProtocolError("message data outside DATA (before the 354) or a BDAT chunk")
+
+    def _check_command(self, command: Command) -> None:
+        if self._chunk_left:
+            raise LocalProtocolError(
+                f"the BDAT chunk still needs {self._chunk_left} octets before {command.verb}"
+            )
+        if self._pending:
+            last = self._pending[-1]
+            if not self._extensions.pipelining:
+                raise LocalProtocolError(
+                    f"server did not offer PIPELINING: wait for the reply to {_verb(last)} "
+                    f"before sending {_verb(command)}"
+                )
+            if type(last) not in _GROUPABLE:
+                raise LocalProtocolError(
+                    f"{_verb(last)} must be the last command of a pipelined group "
+                    f"(RFC 2920 3.1): wait for its reply before sending {_verb(command)}"
+                )
+        phase = self._assumed
+        allowed = _ALLOWED.get(phase, frozenset())
+        if type(command) not in allowed:
+            raise LocalProtocolError(f"{_verb(command)} is not allowed in phase {phase.name}")
+        if isinstance(command, (AuthResponse, AuthCancel)) and self._pending:
+            raise LocalProtocolError("an AUTH response must wait for the 334 challenge")
+        self._check_extensions(command)
+
+    def _check_extensions(self, command: Command) -> None:
+        ext = self._extensions
+        if isinstance(command, (Ehlo, Helo)) and self.lmtp:
+            raise LocalProtocolError(f"{command.verb} in LMTP mode: use LHLO (RFC 2033 4.1)")
+        if isinstance(command, Lhlo) and not self.lmtp:
+            raise LocalProtocolError("LHLO is LMTP's; this connection speaks SMTP")
+        if isinstance(command, StartTLS):
+            if self._is_tls:
+                raise LocalProtocolError("STARTTLS on a connection that is already TLS")
+            if not ext.starttls:
+                raise LocalProtocolError("server did not offer STARTTLS")
+        elif isinstance(command, Auth):
+            if self._authenticated:
+                raise LocalProtocolError("already authenticated (RFC 4954 4: one AUTH per session)")
+            if command.mechanism not in ext.auth:
+                raise LocalProtocolError(f"server did not offer AUTH {command.mechanism}")
+        elif isinstance(command, Bdat):
+            if not ext.chunking:
+                raise LocalProtocolError("server did not offer CHUNKING (BDAT)")
+        elif isinstance(command, Data):
+            if self._body == "BINARYMIME":
+                raise LocalProtocolError("BODY=BINARYMIME needs BDAT, not DATA (RFC 3030 3)")
+        elif isinstance(command, Etrn):
+            if not ext.etrn:
+                raise LocalProtocolError("server did not offer ETRN")
+        elif isinstance(command, Mail):
+            self._check_params(command.params, utf8="SMTPUTF8" in command.params)
+            if not command.sender.isascii() and "SMTPUTF8" not in command.params:
+                raise LocalProtocolError(
+                    f"non-ASCII sender {command.sender!r} needs the SMTPUTF8 parameter (RFC 6531)"
+                )
+        elif isinstance(command, Rcpt):
+            self._check_params(command.params, utf8=self._utf8_transaction)
+            if not command.recipient.isascii() and not self._utf8_transaction:
+                raise LocalProtocolError(
+                    f"non-ASCII recipient {command.recipient!r} needs MAIL ... SMTPUTF8 (RFC 6531)"
+                )
+        elif isinstance(command, (Send, Soml, Saml)) and not command.sender.isascii():
+            raise LocalProtocolError(f"{command.verb} cannot carry a non-ASCII address")
+
+    def _check_params(self, params: Mapping[str, str | None], *, utf8: bool) -> None:
+        ext = self._extensions
+        for name, value in params.items():
+            if value is not None and not value.isascii() and not utf8:
+                raise LocalProtocolError(f"non-ASCII value for {name} needs SMTPUTF8")
+            if name == "BODY":
+                needed = _BODY_KEYWORD[(value or "").upper()]
+                if not any(k in ext for k in needed):
+                    raise LocalProtocolError(
+                        f"server did not offer {' or '.join(needed)} for BODY={value}"
+                    )
+                continue
+            keyword = _PARAMETER_KEYWORD.get(name, name)
+            if keyword not in ext:
+                raise LocalProtocolError(f"server did not offer {keyword} for the {name} parameter")
+            if name == "REQUIRETLS" and not self._is_tls:
+                raise LocalProtocolError("REQUIRETLS needs a TLS connection (RFC 8689 4.1)")
+
+    def _check_length(self, command: Command, wire: bytes) -> None:
+        if isinstance(command, (Mail, Rcpt)):
+            limit, name = self.limits.parameter_line, "parameter_line"
+        elif isinstance(command, (Auth, AuthResponse)):
+            limit, name = self.limits.auth_line, "auth_line"
+        else:
+            limit, name = self.limits.command_line, "command_line"
+        if len(wire) > limit:
+            raise LocalProtocolError(
+                f"{_verb(command)} line of {len(wire)} octets exceeds Limits.{name} ({limit})"
+            )
+
+    # -- transport reports --------------------------------------------------
+
+    def tls_established(self) -> None:
+        """The transport finished the TLS handshake after the 220 to STARTTLS.
+
+        Extensions and authentication are forgotten; EHLO is required again
+        (RFC 3207 4.2). Raises ``LocalProtocolError`` outside that moment.
+        """
+        if self._phase is not P.TLS:
+            raise LocalProtocolError(f"no TLS handshake is due in phase {self._phase.name}")
+        self._is_tls = True
+        self._extensions = Extensions()
+        self._authenticated = False
+        self._phase = self._assumed = P.HELLO
+
+    def send_failed(self) -> None:
+        """The transport could not send the bytes ``send`` returned: the connection is over."""
+        self._error = self._error or "the transport failed to send"
+        self._phase = self._assumed = P.ERROR

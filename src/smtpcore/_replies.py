@@ -1,0 +1,132 @@
+"""The reply parser: bytes from a server in, complete replies out (RFC 5321 4.2).
+
+How this works: bytes accumulate in one bounded buffer. Each complete line
+(ended by CRLF) is checked octet by octet before anything is decoded: three
+ASCII digits of RFC 5321's grammar, then "-" (more lines follow), " " (last
+line) or the end of the line. Lines are collected until the last one of a
+reply; all lines must carry the same code. Line length and the number of
+lines are bounded by ``Limits``, checked before and after the line end
+arrives, so one chunk and one byte at a time give the same verdict.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ._errors import RemoteProtocolError
+from ._limits import Limits
+
+__all__ = ["ReplyParser"]
+
+_DIGITS: Final = frozenset(b"0123456789")
+
+
+def _excerpt(line: bytes | bytearray) -> str:
+    """A short, printable quotation of what the peer sent."""
+    text = bytes(line[:60])
+    return repr(text) + ("..." if len(line) > 60 else "")
+
+
+class ReplyParser:
+    """Incremental, bounded parser of server replies.
+
+    ``receive_data`` appends bytes; ``next_reply`` returns ``(code, lines)``
+    for the next complete reply, or ``None`` while it is incomplete. Raises
+    ``RemoteProtocolError`` for anything RFC 5321 4.2 does not allow.
+    """
+
+    __slots__ = ("_buffer", "_code", "_lines", "_max_line", "_max_lines", "_scanned")
+
+    def __init__(self, limits: Limits) -> None:
+        self._buffer = bytearray()
+        self._scanned = 0
+        self._code: bytes | None = None
+        self._lines: list[str] = []
+        self._max_line = limits.reply_line
+        self._max_lines = limits.reply_lines
+
+    def receive_data(self, data: bytes) -> None:
+        """Append bytes received from the server."""
+        self._buffer += data
+
+    @property
+    def buffered(self) -> int:
+        """Octets received but not yet part of a returned reply."""
+        return len(self._buffer)
+
+    @property
+    def in_reply(self) -> bool:
+        """Whether part of a reply has been received (a line, or a line's start)."""
+        return bool(self._buffer) or bool(self._lines)
+
+    def _take_line(self) -> bytes | None:
+        """The next line without its CRLF, or None while it is incomplete."""
+        buffer = self._buffer
+        end = buffer.find(b"\n", self._scanned)
+        if end < 0:
+            if len(buffer) >= self._max_line:
+                raise RemoteProtocolError(
+                    f"reply line exceeds Limits.reply_line ({self._max_line} octets): "
+                    f"{_excerpt(buffer)}"
+                )
+            self._scanned = len(buffer)
+            return None
+        if end == 0 or buffer[end - 1] != 0x0D:
+            raise RemoteProtocolError(
+                f"reply line ends with a bare LF (RFC 5321 2.3.8): {_excerpt(buffer[: end + 1])}"
+            )
+        if end + 1 > self._max_line:
+            raise RemoteProtocolError(
+                f"reply line of {end + 1} octets exceeds Limits.reply_line ({self._max_line})"
+            )
+        line = bytes(buffer[: end - 1])
+        del buffer[: end + 1]
+        self._scanned = 0
+        return line
+
+    def next_reply(self) -> tuple[int, tuple[str, ...]] | None:
+        """The next complete reply as ``(code, lines)``, or None while it is incomplete."""
+        while True:
+            line = self._take_line()
+            if line is None:
+                return None
+            code = line[:3]
+            if (
+                len(code) < 3
+                or not _DIGITS.issuperset(code)
+                or not 0x32 <= code[0] <= 0x35
+                or code[1] > 0x35
+            ):
+                raise RemoteProtocolError(
+                    f"reply does not start with a code of three digits 2-5, 0-5, 0-9 "
+                    f"(RFC 5321 4.2): {_excerpt(line)}"
+                )
+            if self._code is not None and code != self._code:
+                raise RemoteProtocolError(
+                    f"reply code changes from {self._code.decode()} to {code.decode()} "
+                    f"inside a multiline reply (RFC 5321 4.2.1): {_excerpt(line)}"
+                )
+            more = False
+            if len(line) > 3:
+                separator = line[3]
+                if separator == 0x2D:
+                    more = True
+                elif separator != 0x20:
+                    raise RemoteProtocolError(
+                        f"reply code followed by {chr(separator)!r}, not space or hyphen "
+                        f"(RFC 5321 4.2): {_excerpt(line)}"
+                    )
+            if b"\x00" in line or b"\r" in line:
+                raise RemoteProtocolError(f"reply line contains NUL or a bare CR: {_excerpt(line)}")
+            self._lines.append(line[4:].decode("utf-8", "replace"))
+            if more:
+                if len(self._lines) >= self._max_lines:
+                    raise RemoteProtocolError(
+                        f"reply of more than {self._max_lines} lines exceeds Limits.reply_lines"
+                    )
+                self._code = code
+                continue
+            lines = tuple(self._lines)
+            self._lines.clear()
+            self._code = None
+            return int(code), lines
