@@ -1,0 +1,879 @@
+"""ServerConnection: the server state machine (RFC 5321 3, 4.1, 4.3.2; LMTP RFC 2033).
+
+How this works: ``receive_data`` appends bytes; ``next_event`` hands out one
+event at a time: a command, a piece of message content, the end of the
+content, an ``InvalidCommand`` carrying the reply to send, or
+``ConnectionClosed``. The server never replies by itself. Every command (and
+every end of content) waits for the application's ``send(Reply)`` before the
+next event comes out, so the phase that checks a command is always the one
+the earlier replies made. The phase moves on positive replies only, by the
+``_AFTER_POSITIVE`` table; a reply the phase does not allow (354 with no
+DATA waiting, 235 before ``authenticated()``) raises ``LocalProtocolError``.
+
+Three receiving modes share one buffer: command lines (``LineReader``), DATA
+content (``DataReader``: ends only on CRLF.CRLF) and BDAT chunks
+(``ChunkReader``: exactly the announced octets, never parsed).
+
+Security rules enforced here, so every session gets them:
+- nothing pipelined behind STARTTLS survives the 220 (RFC 3207 5, CVE-2011-0411);
+- a bare CR or LF never ends DATA; a message with one is refused or
+  normalised (SMTP smuggling);
+- a too long line is skipped to its CRLF, never parsed in parts;
+- a refused BDAT chunk is read and dropped, never parsed as commands;
+- recipients, errors and message size are bounded by ``Limits``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Final, Literal
+
+from ._commands import (
+    AUTH_VERB,
+    PARAMETER_VERBS,
+    LineReader,
+    Refusal,
+    parse_auth_response,
+    parse_command,
+)
+from ._errors import LocalProtocolError
+from ._events import (
+    NEED_DATA,
+    Auth,
+    AuthCancel,
+    AuthResponse,
+    Bdat,
+    Command,
+    ConnectionClosed,
+    Data,
+    Ehlo,
+    EndOfChunk,
+    EndOfData,
+    Etrn,
+    Event,
+    Expn,
+    Helo,
+    Help,
+    InvalidCommand,
+    Lhlo,
+    Mail,
+    MessageData,
+    Noop,
+    Quit,
+    Rcpt,
+    Reply,
+    Rset,
+    Saml,
+    Send,
+    Soml,
+    StartTLS,
+    Turn,
+    Vrfy,
+    _Need,
+)
+from ._limits import Limits
+from ._unstuff import ChunkReader, DataReader
+
+__all__ = ["ServerConfig", "ServerConnection", "ServerPhase"]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """What a server offers and allows. Frozen: one config serves many connections.
+
+    The extension flags decide both the EHLO/LHLO reply (``ehlo_reply``) and
+    what the connection accepts: a parameter or command of an extension not
+    offered is refused (RFC 5321 4.1.1.11, 555 / 502).
+    """
+
+    hostname: str = "localhost"
+    #: Speak LMTP (RFC 2033): LHLO only, one reply per recipient after the data.
+    lmtp: bool = False
+    #: RFC 1870: the largest message accepted, advertised as ``SIZE n``;
+    #: None advertises bare ``SIZE`` (no fixed limit besides Limits.message_size).
+    size: int | None = None
+    pipelining: bool = True  # RFC 2920
+    eightbitmime: bool = True  # RFC 6152
+    smtputf8: bool = False  # RFC 6531
+    chunking: bool = False  # RFC 3030: BDAT
+    binarymime: bool = False  # RFC 3030: needs chunking
+    dsn: bool = False  # RFC 3461
+    enhanced_status_codes: bool = True  # RFC 2034: status codes in our own replies
+    #: RFC 3207: offer STARTTLS while the connection is not yet encrypted.
+    starttls: bool = False
+    #: RFC 4954: SASL mechanisms offered, upper case.
+    auth_mechanisms: tuple[str, ...] = ()
+    #: Offer AUTH before TLS too (RFC 4954 4 warns against plaintext mechanisms).
+    auth_before_tls: bool = False
+    requiretls: bool = False  # RFC 8689: offered over TLS only
+    etrn: bool = False  # RFC 1985
+    vrfy: bool = True  # RFC 5321 3.5.3: VRFY events (the session answers, 252 is fine)
+    expn: bool = False  # RFC 5321 3.5.2; off by default (list harvesting)
+    #: SEND, SOML, SAML (RFC 821); off: parsed, then 502.
+    legacy_send: bool = False
+    #: A message with a bare CR or LF: "refuse" it (550 5.5.2 after its end) or
+    #: "normalise" the bare CR/LF to CRLF and accept it.
+    smuggling: Literal["refuse", "normalise"] = "refuse"
+
+    def __post_init__(self) -> None:
+        if self.smuggling not in ("refuse", "normalise"):
+            raise ValueError(
+                f"ServerConfig.smuggling must be 'refuse' or 'normalise', not {self.smuggling!r}"
+            )
+        if self.size is not None and self.size < 0:
+            raise ValueError("ServerConfig.size must be None or >= 0")
+        object.__setattr__(self, "auth_mechanisms", tuple(m.upper() for m in self.auth_mechanisms))
+
+
+class ServerPhase(enum.Enum):
+    """Where a server session stands."""
+
+    GREETING = enum.auto()  # connected; our greeting is not sent yet
+    REFUSED = enum.auto()  # we greeted with 554: only QUIT (RFC 5321 3.1)
+    HELLO = enum.auto()  # greeted; EHLO, HELO or LHLO next
+    READY = enum.auto()  # no transaction open
+    MAIL = enum.auto()  # MAIL accepted, no recipient yet
+    RCPT = enum.auto()  # at least one recipient accepted
+    DATA = enum.auto()  # 354 sent: message content flows
+    BDAT = enum.auto()  # a BDAT chunk was accepted; more chunks may follow
+    AUTH = enum.auto()  # 334 sent: the next line is a SASL response
+    TLS = enum.auto()  # 220 to STARTTLS sent: nothing until the handshake is done
+    CLOSED = enum.auto()
+
+
+P = ServerPhase
+Awaited = Command | EndOfData | EndOfChunk | InvalidCommand
+
+# Where a positive reply moves us. A negative reply never moves forward.
+_AFTER_POSITIVE: Final[Mapping[type[Awaited], ServerPhase]] = {
+    Helo: P.READY,
+    Ehlo: P.READY,
+    Lhlo: P.READY,
+    Mail: P.MAIL,
+    Send: P.MAIL,
+    Soml: P.MAIL,
+    Saml: P.MAIL,
+    Rcpt: P.RCPT,
+    Data: P.DATA,
+    EndOfChunk: P.BDAT,
+    EndOfData: P.READY,
+    Rset: P.READY,
+    StartTLS: P.TLS,
+    Auth: P.READY,
+    AuthResponse: P.READY,
+    Quit: P.CLOSED,
+}
+
+_ANYTIME: Final = frozenset({Noop, Rset, Quit, Vrfy, Expn, Help})
+_HELLOS: Final = frozenset({Helo, Ehlo, Lhlo})
+# Which commands each phase allows; any other is 503 (RFC 5321 4.1.4, 3.1;
+# RFC 3030 2; RFC 4954 4: no AUTH inside a transaction; RFC 3207 4).
+_ALLOWED: Final[Mapping[ServerPhase, frozenset[type[Command]]]] = {
+    P.REFUSED: frozenset({Quit}),
+    P.HELLO: _ANYTIME | _HELLOS,
+    P.READY: _ANYTIME | _HELLOS | {Mail, Send, Soml, Saml, StartTLS, Auth, Etrn, Turn},
+    P.MAIL: _ANYTIME | _HELLOS | {Rcpt},
+    P.RCPT: _ANYTIME | _HELLOS | {Rcpt, Data, Bdat},
+    P.BDAT: frozenset({Bdat, Rset, Noop, Quit}),
+}
+
+# The only intermediate replies, and what they may answer.
+_INTERMEDIATE: Final[Mapping[int, tuple[type[Awaited], ...]]] = {
+    354: (Data,),
+    334: (Auth, AuthResponse),
+}
+
+# MAIL parameters and the offer each needs (RFC 5321 4.1.1.11).
+_MAIL_PARAMS: Final = frozenset({"SIZE", "BODY", "SMTPUTF8", "RET", "ENVID", "AUTH", "REQUIRETLS"})
+
+
+def _name(event: Awaited) -> str:
+    if isinstance(event, (EndOfData, EndOfChunk)):
+        return "the end of the content"
+    if isinstance(event, InvalidCommand):
+        return "an invalid command"
+    if isinstance(event, AuthResponse):
+        return "an AUTH response"
+    return event.verb
+
+
+@dataclass(slots=True)
+class _Transaction:
+    sender: str | None = None
+    params: Mapping[str, str | None] = field(default_factory=dict)
+    recipients: list[str] = field(default_factory=list)
+    recipient_params: list[Mapping[str, str | None]] = field(default_factory=list)
+    chunked: bool = False  # a BDAT chunk was accepted (RFC 3030 2: no DATA now)
+    size: int = 0  # octets of BDAT chunks announced so far
+
+
+class ServerConnection:
+    """The server side of one SMTP (or LMTP) connection, without I/O.
+
+    ``receive_data(bytes)`` takes what was read (``b""``: the client closed);
+    ``next_event()`` returns the next ``Command``, ``MessageData``,
+    ``EndOfChunk``, ``EndOfData``, ``InvalidCommand`` (with the reply to
+    send), ``ConnectionClosed`` or ``NEED_DATA``; ``send(Reply)`` returns the
+    reply's bytes and moves the phase on a positive reply.
+
+    Every command, ``EndOfChunk``, ``EndOfData`` and ``InvalidCommand`` must
+    be answered with ``send`` before ``next_event`` is called again (LMTP:
+    one reply per accepted recipient after the end of the content).
+    ``next_event`` raises ``LocalProtocolError`` when a reply is still due;
+    ``send`` raises it for a reply the phase does not allow. The receiving
+    side never raises: what the client does wrong comes out as an
+    ``InvalidCommand``.
+
+    The greeting is ours to send first: ``send(Reply(220, ...))`` (or 554,
+    RFC 5321 3.1). No event comes out before it; a client that talked first
+    gets ``InvalidCommand`` 554 and the connection closes after it (RFC 5321
+    4.3.1 lets the client speak only after the greeting). After any 421 or
+    the 221 to QUIT, ``phase`` is ``CLOSED``: the transport closes.
+
+    ``tls=True`` says the connection is already encrypted (implicit TLS).
+    """
+
+    def __init__(
+        self,
+        config: ServerConfig | None = None,
+        limits: Limits | None = None,
+        *,
+        tls: bool = False,
+    ) -> None:
+        self.config = config if config is not None else ServerConfig()
+        self.limits = limits if limits is not None else Limits()
+        self._lines = LineReader()
+        self._phase = P.GREETING
+        self._is_tls = tls
+        self._esmtp = False
+        self._hello_domain: str | None = None
+        self._identity: str | None = None
+        self._pending_identity: str | None = None
+        self._transaction = _Transaction()
+        self._awaiting: Awaited | None = None
+        self._replies_left = 0  # LMTP: replies still due for the end of the content
+        self._data: DataReader | None = None
+        self._data_end: Awaited | None = None  # the end event, once the reader is done
+        self._chunk: ChunkReader | None = None
+        self._chunk_end: Awaited | None = None
+        self._errors = 0
+        self._early_talker = False
+        self._peer_closed = False
+        self._closing = False  # close once the pending InvalidCommand is answered
+
+    # -- state ------------------------------------------------------------
+
+    @property
+    def phase(self) -> ServerPhase:
+        """Where the replies sent so far put the session."""
+        return self._phase
+
+    @property
+    def is_tls(self) -> bool:
+        """Whether the connection is encrypted (implicit TLS or after STARTTLS)."""
+        return self._is_tls
+
+    @property
+    def is_esmtp(self) -> bool:
+        """Whether the client greeted with EHLO or LHLO (extensions are in force)."""
+        return self._esmtp
+
+    @property
+    def hello_domain(self) -> str | None:
+        """The argument of the accepted EHLO/HELO/LHLO, None before one."""
+        return self._hello_domain
+
+    @property
+    def is_authenticated(self) -> bool:
+        """Whether an AUTH exchange ended with 235 in this TLS state."""
+        return self._identity is not None
+
+    @property
+    def identity(self) -> str | None:
+        """The authenticated identity given to ``authenticated()``, once 235 was sent."""
+        return self._identity
+
+    @property
+    def sender(self) -> str | None:
+        """The reverse-path of the open transaction (``""`` for ``<>``), None outside one."""
+        return self._transaction.sender
+
+    @property
+    def mail_params(self) -> Mapping[str, str | None]:
+        """The MAIL parameters of the open transaction."""
+        return MappingProxyType(dict(self._transaction.params))
+
+    @property
+    def recipients(self) -> tuple[str, ...]:
+        """The accepted recipients of the open transaction, in order."""
+        return tuple(self._transaction.recipients)
+
+    @property
+    def recipient_params(self) -> tuple[Mapping[str, str | None], ...]:
+        """The RCPT parameters of each accepted recipient, in order."""
+        return tuple(self._transaction.recipient_params)
+
+    @property
+    def is_smtputf8(self) -> bool:
+        """Whether the open transaction's MAIL asked for SMTPUTF8 (RFC 6531)."""
+        return "SMTPUTF8" in self._transaction.params
+
+    @property
+    def body(self) -> str | None:
+        """The BODY parameter of the open transaction, upper case (RFC 6152, 3030)."""
+        value = self._transaction.params.get("BODY")
+        return value.upper() if value else None
+
+    @property
+    def size_limit(self) -> int | None:
+        """The largest message accepted: the smaller of ServerConfig.size and Limits."""
+        sizes = [s for s in (self.config.size, self.limits.message_size) if s is not None]
+        return min(sizes) if sizes else None
+
+    @property
+    def awaiting(self) -> Awaited | None:
+        """The event the next ``send`` answers, None when no reply is due."""
+        return self._awaiting
+
+    # -- replies we build -------------------------------------------------
+
+    def _reply(self, code: int, status: str, text: str) -> Reply:
+        if self.config.enhanced_status_codes:
+            return Reply(code, (f"{status} {text}",))
+        return Reply(code, (text,))
+
+    def _offers_auth(self) -> bool:
+        return bool(self.config.auth_mechanisms) and (self._is_tls or self.config.auth_before_tls)
+
+    def extension_lines(self) -> tuple[str, ...]:
+        """The EHLO keywords offered now (RFC 5321 4.1.1.1), one per line."""
+        cfg = self.config
+        lines: list[str] = []
+        if cfg.pipelining:
+            lines.append("PIPELINING")
+        limit = self.size_limit
+        lines.append("SIZE" if limit is None else f"SIZE {limit}")
+        if cfg.eightbitmime:
+            lines.append("8BITMIME")
+        if cfg.smtputf8:
+            lines.append("SMTPUTF8")
+        if cfg.chunking:
+            lines.append("CHUNKING")
+            if cfg.binarymime:
+                lines.append("BINARYMIME")
+        if cfg.dsn:
+            lines.append("DSN")
+        if cfg.enhanced_status_codes:
+            lines.append("ENHANCEDSTATUSCODES")
+        if cfg.etrn:
+            lines.append("ETRN")
+        if cfg.starttls and not self._is_tls:
+            lines.append("STARTTLS")  # RFC 3207 4.2: not after the handshake
+        if self._offers_auth():
+            lines.append("AUTH " + " ".join(cfg.auth_mechanisms))
+        if cfg.requiretls and self._is_tls:
+            lines.append("REQUIRETLS")  # RFC 8689 4: offered over TLS only
+        return tuple(lines)
+
+    def ehlo_reply(self, greeting: str = "") -> Reply:
+        """The 250 reply to EHLO/LHLO: the hostname, then one keyword per line.
+
+        ``ehlo-ok-rsp`` of RFC 5321 4.1.1.1: ``250-domain [greet]``, then
+        ``250-keyword [params]``, the last with ``250 ``.
+        """
+        first = f"{self.config.hostname} {greeting}".rstrip()
+        return Reply(250, (first, *self.extension_lines()))
+
+    def greeting_reply(self, text: str = "ESMTP") -> Reply:
+        """The 220 greeting (RFC 5321 4.2: ``220 domain text``)."""
+        if self.config.lmtp and text == "ESMTP":
+            text = "LMTP"
+        return Reply(220, (f"{self.config.hostname} {text}".rstrip(),))
+
+    # -- receiving --------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Take bytes read from the client; ``b""`` means the client closed.
+
+        Bytes that arrive while the TLS handshake is due, or after we closed,
+        are dropped (RFC 3207 5: nothing sent before the handshake may count).
+        """
+        if not data:
+            self._peer_closed = True
+            return
+        if self._phase is P.GREETING:
+            self._early_talker = True
+        if self._phase in (P.TLS, P.CLOSED):
+            return
+        self._lines.buffer += data
+
+    def next_event(self) -> Event | _Need:
+        """The next event, or ``NEED_DATA``.
+
+        Raises ``LocalProtocolError`` when the reply to the previous event
+        has not been sent.
+        """
+        if self._awaiting is not None:
+            raise LocalProtocolError(
+                f"send the reply to {_name(self._awaiting)} before asking for the next event"
+            )
+        phase = self._phase
+        if phase in (P.GREETING, P.TLS, P.CLOSED):
+            if self._peer_closed:
+                self._phase = P.CLOSED
+                return ConnectionClosed()
+            return NEED_DATA
+        if self._early_talker:
+            # The client spoke before our greeting (Postfix: "improper command
+            # pipelining after CONNECT"); it does not wait for replies.
+            self._early_talker = False
+            self._lines.clear()
+            return self._invalid(
+                "client sent data before the greeting",
+                self._reply(554, "5.5.0", "Protocol error: data sent before the greeting"),
+                close=True,
+            )
+        if self._data is not None:
+            return self._next_data(self._data)
+        if self._chunk is not None:
+            return self._next_chunk(self._chunk)
+        return self._next_line()
+
+    def _closed(self) -> ConnectionClosed:
+        self._phase = P.CLOSED
+        self._lines.clear()
+        return ConnectionClosed()
+
+    def _invalid(self, reason: str, reply: Reply, *, close: bool = False) -> InvalidCommand:
+        """An InvalidCommand to answer; beyond Limits.errors it becomes 421 and closes."""
+        self._errors += 1
+        if self._errors > self.limits.errors and not close:
+            # Limits.errors, like Postfix's smtpd_hard_error_limit.
+            reply = self._reply(
+                421, "4.7.0", f"{self.config.hostname} Error limit reached, closing"
+            )
+            close = True
+        self._closing = close
+        event = InvalidCommand(reason, reply)
+        self._awaiting = event
+        return event
+
+    def _refuse(self, refusal: Refusal, *, close: bool = False) -> InvalidCommand:
+        reply = self._reply(refusal.code, refusal.status, refusal.text)
+        return self._invalid(refusal.text, reply, close=close)
+
+    def _limit_of(self, start: bytes) -> int:
+        if self._phase is P.AUTH:
+            return self.limits.auth_line
+        start = start.upper()
+        if start in PARAMETER_VERBS:
+            return max(self.limits.parameter_line, self.limits.command_line)
+        if start == AUTH_VERB:
+            return max(self.limits.auth_line, self.limits.command_line)
+        return self.limits.command_line
+
+    def _next_line(self) -> Event | _Need:
+        line = self._lines.take_line(self._limit_of)
+        if line is None:
+            return self._closed() if self._peer_closed else NEED_DATA
+        if isinstance(line, int):
+            # RFC 5321 4.5.3.1.4 and 4.5.3.1.10: "500 Line too long".
+            limit = self._limit_of(b"")
+            if self._phase is P.AUTH:
+                self._phase = P.READY  # the exchange is over
+            return self._refuse(Refusal(500, "5.5.2", f"Line too long (limit {limit} octets)"))
+        if self._phase is P.AUTH:
+            response = parse_auth_response(line)
+            if isinstance(response, Refusal):
+                self._phase = P.READY  # RFC 4954 4: the exchange fails with 501
+                return self._refuse(response)
+            self._awaiting = response
+            return response
+        command = parse_command(line)
+        if isinstance(command, Bdat):
+            return self._start_chunk(command)
+        if isinstance(command, Refusal):
+            # A malformed BDAT leaves its octets unknown: they would be read as
+            # commands. Close rather than parse content (RFC 3030 2).
+            return self._refuse(command, close=line[:5].upper() == b"BDAT ")
+        refusal = self._check(command)
+        if refusal is not None:
+            return self._refuse(refusal)
+        self._awaiting = command
+        return command
+
+    # -- checks of a well-formed command ---------------------------------------
+
+    def _check(self, command: Command) -> Refusal | None:
+        """Why ``command`` cannot be accepted now, or None."""
+        cfg = self.config
+        if isinstance(command, (Helo, Ehlo)) and cfg.lmtp:
+            return Refusal(
+                500, "5.5.1", f"Command {command.verb} unrecognized: use LHLO (RFC 2033 4.1)"
+            )
+        if isinstance(command, Lhlo) and not cfg.lmtp:
+            return Refusal(500, "5.5.1", "Command LHLO unrecognized")
+        if self._not_offered(command):
+            return Refusal(502, "5.5.1", f"Command {command.verb} not implemented")
+        phase = self._phase
+        if type(command) not in _ALLOWED.get(phase, frozenset()):
+            return Refusal(503, "5.5.1", self._sequence_text(command))
+        if isinstance(command, StartTLS) and self._is_tls:
+            return Refusal(503, "5.5.1", "TLS already active")
+        if isinstance(command, Auth):
+            return self._check_auth(command)
+        if isinstance(command, Mail):
+            return self._check_mail(command)
+        if isinstance(command, Rcpt):
+            return self._check_rcpt(command)
+        if isinstance(command, Data) and self._transaction.chunked:
+            return Refusal(503, "5.5.1", "DATA after BDAT in one transaction (RFC 3030 2)")
+        if isinstance(command, Data) and self.body == "BINARYMIME":
+            return Refusal(503, "5.5.1", "BODY=BINARYMIME needs BDAT, not DATA (RFC 3030 3)")
+        return None
+
+    def _not_offered(self, command: Command) -> bool:
+        """Whether ``command`` belongs to something this configuration does not offer."""
+        cfg = self.config
+        if isinstance(command, Turn):
+            return True  # RFC 821 TURN: no authentication of the new server; never
+        if isinstance(command, Expn):
+            return not cfg.expn
+        if isinstance(command, Vrfy):
+            return not cfg.vrfy
+        if isinstance(command, (Send, Soml, Saml)):
+            return not cfg.legacy_send
+        if isinstance(command, Bdat):
+            return not (cfg.chunking and self._esmtp)  # RFC 3030 2
+        if isinstance(command, Etrn):
+            return not (cfg.etrn and self._esmtp)
+        if isinstance(command, StartTLS):
+            return not (cfg.starttls and (self._esmtp or self._phase is P.HELLO))
+        if isinstance(command, Auth):
+            return not (cfg.auth_mechanisms and (self._esmtp or self._phase is P.HELLO))
+        return False
+
+    def _sequence_text(self, command: Command) -> str:
+        phase = self._phase
+        if phase is P.REFUSED:
+            return "Bad sequence of commands: only QUIT (RFC 5321 3.1)"
+        if phase is P.HELLO:
+            return "Bad sequence of commands: send EHLO or HELO first"
+        if phase is P.BDAT:
+            return f"Bad sequence of commands: {command.verb} between BDAT chunks (RFC 3030 2)"
+        if isinstance(command, (Mail, Send, Soml, Saml)):
+            return "Bad sequence of commands: nested MAIL command"
+        if isinstance(command, Rcpt):
+            return "Bad sequence of commands: need MAIL before RCPT"
+        if isinstance(command, (Data, Bdat)):
+            if phase is P.MAIL:
+                return "Bad sequence of commands: need RCPT before " + command.verb
+            return "Bad sequence of commands: need MAIL and RCPT before " + command.verb
+        if isinstance(command, (Auth, StartTLS)):
+            return f"Bad sequence of commands: {command.verb} inside a mail transaction"
+        return f"Bad sequence of commands: {command.verb}"
+
+    def _check_auth(self, command: Auth) -> Refusal | None:
+        if self._identity is not None:
+            return Refusal(503, "5.5.1", "Already authenticated (RFC 4954 4)")
+        if not self._offers_auth():
+            # RFC 4954 6: 538 when the mechanism needs an encrypted channel.
+            return Refusal(
+                538, "5.7.11", "Encryption required for requested authentication mechanism"
+            )
+        if command.mechanism not in self.config.auth_mechanisms:
+            return Refusal(504, "5.5.4", f"Unrecognized authentication type {command.mechanism}")
+        return None
+
+    def _param_refusal(self, name: str, value: str | None, *, mail: bool) -> Refusal | None:
+        cfg = self.config
+        if not self._esmtp:
+            offered = False  # HELO: no extension is in force (RFC 5321 4.1.1.1)
+        elif mail:
+            offered = {
+                "SIZE": True,
+                "BODY": cfg.eightbitmime or (cfg.binarymime and cfg.chunking),
+                "SMTPUTF8": cfg.smtputf8,
+                "RET": cfg.dsn,
+                "ENVID": cfg.dsn,
+                "AUTH": self._offers_auth(),
+                "REQUIRETLS": cfg.requiretls and self._is_tls,
+            }.get(name, False)
+        else:
+            offered = name in ("NOTIFY", "ORCPT") and cfg.dsn
+        if not offered:
+            # RFC 5321 4.1.1.11: 555 for a parameter not recognized.
+            return Refusal(555, "5.5.4", f"Parameter {name} not recognized or not implemented")
+        if name == "BODY":
+            body = (value or "").upper()
+            if (body == "8BITMIME" and not cfg.eightbitmime) or (
+                body == "BINARYMIME" and not (cfg.binarymime and cfg.chunking)
+            ):
+                return Refusal(555, "5.5.4", f"BODY={body} not implemented")
+        return None
+
+    def _check_mail(self, command: Mail) -> Refusal | None:
+        for name, value in command.params.items():
+            refusal = self._param_refusal(name, value, mail=True)
+            if refusal is not None:
+                return refusal
+        utf8 = "SMTPUTF8" in command.params
+        if not utf8:
+            if not command.sender.isascii():
+                # RFC 6531 3.5 / 3.7.4.1: X.6.7, non-ASCII address without SMTPUTF8.
+                return Refusal(553, "5.6.7", "Non-ASCII sender address needs SMTPUTF8")
+            if any(v is not None and not v.isascii() for v in command.params.values()):
+                return Refusal(501, "5.5.4", "Non-ASCII parameter value needs SMTPUTF8")
+        size = command.params.get("SIZE")
+        limit = self.size_limit
+        if size is not None and limit is not None and int(size) > limit:
+            # RFC 1870 6.1: 552 when the declared size exceeds the fixed limit.
+            return Refusal(552, "5.3.4", f"Message size exceeds fixed limit of {limit} octets")
+        return None
+
+    def _check_rcpt(self, command: Rcpt) -> Refusal | None:
+        for name, value in command.params.items():
+            refusal = self._param_refusal(name, value, mail=False)
+            if refusal is not None:
+                return refusal
+        if not self.is_smtputf8:
+            if not command.recipient.isascii():
+                return Refusal(553, "5.6.7", "Non-ASCII recipient address needs SMTPUTF8")
+            if any(v is not None and not v.isascii() for v in command.params.values()):
+                return Refusal(501, "5.5.4", "Non-ASCII parameter value needs SMTPUTF8")
+        if len(self._transaction.recipients) >= self.limits.recipients:
+            # RFC 5321 4.5.3.1.10: 452 for too many recipients.
+            return Refusal(452, "4.5.3", f"Too many recipients (limit {self.limits.recipients})")
+        return None
+
+    # -- DATA and BDAT ----------------------------------------------------------
+
+    def _next_data(self, reader: DataReader) -> Event | _Need:
+        if self._data_end is None:
+            buffer = self._lines.buffer
+            while buffer and self._data_end is None:
+                content, consumed = reader.feed(bytes(buffer))
+                del buffer[:consumed]
+                if reader.done:
+                    self._data_end = self._end_of_data(reader)
+                if content:
+                    return MessageData(content)
+            if self._data_end is None:
+                return self._closed() if self._peer_closed else NEED_DATA
+        end, self._data_end, self._data = self._data_end, None, None
+        self._awaiting = end
+        self._replies_left = self._lmtp_replies()
+        return end
+
+    def _end_of_data(self, reader: DataReader) -> EndOfData | InvalidCommand:
+        if reader.has_bare_newline and self.config.smuggling == "refuse":
+            # RFC 5321 2.3.8: CR and LF only as CRLF. Postfix answers
+            # "550 5.5.2 Error: bare <LF> received" (smtpd_forbid_bare_newline).
+            reply = self._reply(
+                550, "5.5.2", "Message refused: bare CR or LF in the content (RFC 5321 2.3.8)"
+            )
+            return InvalidCommand("bare CR or LF in the message content", reply)
+        if reader.is_oversize:
+            return self._oversize()
+        return EndOfData()
+
+    def _oversize(self) -> InvalidCommand:
+        limit = self.size_limit
+        reply = self._reply(552, "5.3.4", f"Message size exceeds fixed limit of {limit} octets")
+        return InvalidCommand(f"message larger than {limit} octets", reply)
+
+    def _lmtp_replies(self) -> int:
+        # RFC 2033 4.2: one reply per accepted recipient after the content.
+        return max(len(self._transaction.recipients), 1) if self.config.lmtp else 1
+
+    def _start_chunk(self, command: Bdat) -> Event | _Need:
+        refusal = self._check(command)
+        transaction = self._transaction
+        if refusal is None:
+            limit = self.size_limit
+            if limit is not None and transaction.size + command.size > limit:
+                # RFC 3030 2: the server must still read the chunk; it is dropped.
+                self._chunk = ChunkReader(command.size, discard=True)
+                self._chunk_end = self._oversize()
+                return self._next_chunk(self._chunk)
+            transaction.size += command.size
+            self._chunk = ChunkReader(command.size)
+            self._chunk_end = EndOfData() if command.last else EndOfChunk()
+            return command
+        self._chunk = ChunkReader(command.size, discard=True)
+        self._chunk_end = InvalidCommand(
+            refusal.text, self._reply(refusal.code, refusal.status, refusal.text)
+        )
+        return self._next_chunk(self._chunk)
+
+    def _next_chunk(self, reader: ChunkReader) -> Event | _Need:
+        buffer = self._lines.buffer
+        if reader.left:
+            piece = reader.take(bytes(buffer[: reader.left]))
+            del buffer[: len(piece)]
+            if piece and not reader.discard:
+                return MessageData(piece)
+            if reader.left:
+                return self._closed() if self._peer_closed else NEED_DATA
+        end = self._chunk_end
+        assert end is not None
+        self._chunk, self._chunk_end = None, None
+        if isinstance(end, InvalidCommand):
+            if self._phase in (P.RCPT, P.BDAT):
+                # RFC 3030 2: after a refused chunk the transaction has failed.
+                self._reset_transaction(P.READY)
+            return self._invalid(end.reason, end.reply)
+        self._awaiting = end
+        self._replies_left = self._lmtp_replies() if isinstance(end, EndOfData) else 1
+        return end
+
+    # -- sending ----------------------------------------------------------
+
+    def authenticated(self, identity: str) -> None:
+        """The SASL exchange in progress succeeded for ``identity``; send 235 next (RFC 4954 4).
+
+        Raises ``LocalProtocolError`` when no AUTH exchange is waiting for its reply.
+        """
+        if not isinstance(self._awaiting, (Auth, AuthResponse)):
+            raise LocalProtocolError("no AUTH exchange is waiting for its outcome")
+        self._pending_identity = identity
+
+    def send(self, reply: Reply) -> bytes:
+        """The bytes of ``reply``; the session moves on when the reply is positive.
+
+        Raises ``LocalProtocolError``, changing nothing, when no event waits
+        for a reply (except the greeting and an unsolicited 421, RFC 5321
+        3.8), or when the reply does not fit what it answers.
+        """
+        if not isinstance(reply, Reply):
+            raise LocalProtocolError(f"a server sends replies, not {type(reply).__name__}")
+        if self._phase is P.CLOSED:
+            raise LocalProtocolError("the connection is closed")
+        awaiting = self._awaiting
+        wire = reply.to_bytes()
+        if reply.code == 421:
+            # RFC 5321 3.8: 421 at any moment, then close.
+            self._awaiting = None
+            self._phase = P.CLOSED
+            return wire
+        if awaiting is None:
+            if self._phase is not P.GREETING:
+                raise LocalProtocolError(f"no command is waiting for reply {reply.code}")
+            if reply.code == 220:
+                self._phase = P.HELLO
+            elif reply.code == 554:
+                self._phase = P.REFUSED  # RFC 5321 3.1: wait for QUIT
+            else:
+                raise LocalProtocolError(
+                    f"greeting {reply.code}: RFC 5321 3.1 allows 220, 554 or 421"
+                )
+            return wire
+        self._check_reply(awaiting, reply)
+        self._apply(awaiting, reply)
+        return wire
+
+    def _check_reply(self, awaiting: Awaited, reply: Reply) -> None:
+        code = reply.code
+        if reply.is_intermediate:
+            allowed = _INTERMEDIATE.get(code, ())
+            if not isinstance(awaiting, allowed):
+                raise LocalProtocolError(f"reply {code} cannot answer {_name(awaiting)}")
+        if isinstance(awaiting, InvalidCommand) and (reply.is_positive or reply.is_intermediate):
+            raise LocalProtocolError(f"reply {code} would accept {awaiting.reason!r}")
+        if reply.is_positive and isinstance(awaiting, AuthCancel):
+            raise LocalProtocolError("a cancelled AUTH exchange is answered 501 (RFC 4954 4)")
+        if (
+            isinstance(awaiting, (Auth, AuthResponse))
+            and reply.is_positive
+            and (code != 235 or self._pending_identity is None)
+        ):
+            raise LocalProtocolError("call authenticated(identity) and send 235 to end AUTH")
+        if isinstance(awaiting, StartTLS) and reply.is_positive and code != 220:
+            raise LocalProtocolError(f"reply {code} to STARTTLS: the go-ahead is 220 (RFC 3207 4)")
+        if isinstance(awaiting, Quit) and reply.is_positive and code != 221:
+            raise LocalProtocolError(f"reply {code} to QUIT: it is 221 (RFC 5321 4.1.1.10)")
+
+    def _apply(self, awaiting: Awaited, reply: Reply) -> None:
+        if isinstance(awaiting, (EndOfData, EndOfChunk)) or (
+            isinstance(awaiting, InvalidCommand) and self._replies_left > 1
+        ):
+            self._replies_left -= 1
+            if self._replies_left > 0:
+                return  # LMTP: more per-recipient replies are due
+        self._awaiting = None
+        self._replies_left = 0
+        if isinstance(awaiting, InvalidCommand):
+            if self._closing:
+                self._phase = P.CLOSED
+            elif self._phase in (P.DATA, P.BDAT):
+                self._reset_transaction(P.READY)
+            return
+        phase = self._phase
+        if reply.code == 334:
+            self._phase = P.AUTH
+            return
+        if isinstance(awaiting, Data) and reply.code == 354:
+            self._phase = P.DATA
+            self._data = DataReader(
+                normalise=self.config.smuggling == "normalise", max_size=self.size_limit
+            )
+            return
+        if not reply.is_positive:
+            if isinstance(awaiting, (EndOfData, EndOfChunk)) or phase is P.AUTH:
+                # The transaction (or SASL exchange) failed and is over.
+                if phase is P.AUTH:
+                    self._phase = P.READY
+                else:
+                    self._reset_transaction(P.READY)
+            return
+        if isinstance(awaiting, Rset) and phase in (P.HELLO, P.REFUSED):
+            return
+        self._phase = _AFTER_POSITIVE.get(type(awaiting), phase)
+        transaction = self._transaction
+        if isinstance(awaiting, (Helo, Ehlo, Lhlo)):
+            self._esmtp = not isinstance(awaiting, Helo)
+            self._hello_domain = awaiting.domain
+            self._transaction = _Transaction()
+        elif isinstance(awaiting, (Mail, Send, Soml, Saml)):
+            params = awaiting.params if isinstance(awaiting, Mail) else {}
+            self._transaction = _Transaction(sender=awaiting.sender, params=params)
+        elif isinstance(awaiting, Rcpt):
+            transaction.recipients.append(awaiting.recipient)
+            transaction.recipient_params.append(awaiting.params)
+        elif isinstance(awaiting, EndOfChunk):
+            transaction.chunked = True
+        elif isinstance(awaiting, (EndOfData, Rset)):
+            self._transaction = _Transaction()
+        elif isinstance(awaiting, StartTLS):
+            # RFC 3207 5: whatever the client pipelined behind STARTTLS is dropped.
+            self._lines.clear()
+        elif isinstance(awaiting, (Auth, AuthResponse)):
+            self._identity = self._pending_identity
+            self._pending_identity = None
+
+    def _reset_transaction(self, phase: ServerPhase) -> None:
+        self._transaction = _Transaction()
+        self._phase = phase
+
+    # -- transport reports --------------------------------------------------
+
+    def tls_established(self) -> None:
+        """The transport finished the TLS handshake after our 220 to STARTTLS.
+
+        Everything is forgotten: the greeting, extensions, authentication and
+        any bytes received since the 220; EHLO is required again (RFC 3207
+        4.2). Raises ``LocalProtocolError`` outside that moment.
+        """
+        if self._phase is not P.TLS:
+            raise LocalProtocolError(f"no TLS handshake is due in phase {self._phase.name}")
+        self._is_tls = True
+        self._lines.clear()
+        self._esmtp = False
+        self._hello_domain = None
+        self._identity = None
+        self._pending_identity = None
+        self._transaction = _Transaction()
+        self._phase = P.HELLO
