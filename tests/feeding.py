@@ -6,7 +6,7 @@ import random
 from collections.abc import Callable
 from typing import Protocol
 
-from smtpcore import NEED_DATA, Event, MessageData, ProtocolError
+from smtpcore import NEED_DATA, ConnectionClosed, Event, MessageData, ProtocolError
 
 
 class Receiver(Protocol):
@@ -33,6 +33,8 @@ def _drain(conn: Receiver, events: list[Event]) -> None:
             events[-1] = MessageData(events[-1].data + event.data)
         else:
             events.append(event)
+        if isinstance(event, ConnectionClosed):
+            return  # it would be returned again on every call
 
 
 def feed(make: Callable[[], Receiver], pieces: list[bytes]) -> Outcome:

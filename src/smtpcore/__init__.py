@@ -6,6 +6,7 @@ thread is used here; the ``transports`` package binds this core to blocking
 sockets, asyncio, trio and anyio.
 """
 
+from . import codes, sasl
 from ._client import ClientConnection, ClientPhase
 from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from ._events import (
@@ -43,6 +44,8 @@ from ._events import (
 )
 from ._extensions import Extensions
 from ._limits import Limits
+from ._message import PreparedMessage, content_is_8bit, prepare_message, to_7bit
+from ._server import ServerConfig, ServerConnection, ServerPhase
 from ._syntax import xtext_decode, xtext_encode
 
 __all__ = [
@@ -72,6 +75,7 @@ __all__ = [
     "Mail",
     "MessageData",
     "Noop",
+    "PreparedMessage",
     "ProtocolError",
     "Quit",
     "Rcpt",
@@ -80,10 +84,18 @@ __all__ = [
     "Rset",
     "Saml",
     "Send",
+    "ServerConfig",
+    "ServerConnection",
+    "ServerPhase",
     "Soml",
     "StartTLS",
     "Turn",
     "Vrfy",
+    "codes",
+    "content_is_8bit",
+    "prepare_message",
+    "sasl",
+    "to_7bit",
     "xtext_decode",
     "xtext_encode",
 ]
