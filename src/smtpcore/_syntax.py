@@ -80,6 +80,8 @@ def domain_error(domain: str) -> str | None:
         return "domain longer than 255 octets (RFC 5321 4.5.3.1.2)"
     if not _DOMAIN.fullmatch(domain):
         return f"bad domain {domain!r}"
+    if any(len(label.encode("utf-8")) > 63 for label in domain.split(".")):
+        return f"domain {domain!r} has a label longer than 63 octets (RFC 1035 2.3.4)"
     return None
 
 

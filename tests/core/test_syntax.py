@@ -1,0 +1,112 @@
+"""RFC 5321 4.1.2 syntax checks and RFC 3461 xtext."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from smtpcore import xtext_decode, xtext_encode
+from smtpcore._syntax import domain_error, mailbox_error, parameter_error
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "a@example.org",
+        "first.last+tag@sub.example.org",
+        '"john doe"@example.org',
+        '"quoted\\"inside"@example.org',
+        "user@[192.0.2.1]",
+        "user@[IPv6:2001:db8::1]",
+        "user@[x-tag:anything]",
+        "älice@exämple.org",
+        "!#$%&'*+-/=?^_`{|}~@example.org",
+    ],
+)
+def test_good_mailboxes(address: str) -> None:
+    assert mailbox_error(address) is None
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "",
+        "postmaster",
+        "@example.org",
+        "a@",
+        "a..b@example.org",
+        ".a@example.org",
+        "a.@example.org",
+        "a b@example.org",
+        "a@exa mple.org",
+        "a@-example.org",
+        "a@example-.org",
+        "a@example..org",
+        "a@[192.0.2.300]",
+        "a@[IPv6:not-an-address]",
+        "a@[]",
+        '"unterminated@example.org',
+        "a<b@example.org",
+    ],
+)
+def test_bad_mailboxes(address: str) -> None:
+    assert mailbox_error(address) is not None
+
+
+def test_domain_length_limit() -> None:
+    assert domain_error(".".join(["a" * 63] * 4)) is None  # 255 octets
+    assert domain_error(".".join(["a" * 63] * 4) + ".b") is not None
+    assert domain_error("a" * 64 + ".example") is not None
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "ok"),
+    [
+        ("SIZE", "123", True),
+        ("SIZE", "12a", False),
+        ("SIZE", None, False),
+        ("BODY", "8bitmime", True),
+        ("BODY", "9BIT", False),
+        ("SMTPUTF8", None, True),
+        ("SMTPUTF8", "yes", False),
+        ("RET", "HDRS", True),
+        ("RET", "ALL", False),
+        ("ENVID", "QQ314159", True),
+        ("ENVID", "a+2Bb", True),
+        ("ENVID", "a+2bb", False),
+        ("ENVID", "x" * 101, False),
+        ("NOTIFY", "NEVER", True),
+        ("NOTIFY", "SUCCESS,DELAY", True),
+        ("NOTIFY", "SUCCESS,SUCCESS", False),
+        ("NOTIFY", "", False),
+        ("ORCPT", "rfc822;bob+40example.org", True),
+        ("ORCPT", "rfc822", False),
+        ("ORCPT", "utf-8;b\u00f8b@example.org", True),
+        ("AUTH", "<>", True),
+        ("AUTH", "e+3Dmc2@example.com", True),
+        ("X-FOO", "bar", True),
+        ("X_FOO", "bar", False),
+        ("X-FOO", "a=b", False),
+        ("X-FOO", "a b", False),
+    ],
+)
+def test_parameters(name: str, value: str | None, ok: bool) -> None:
+    utf8 = value is not None and not value.isascii()
+    assert (parameter_error(name, value, utf8=utf8) is None) is ok
+
+
+def test_xtext_examples() -> None:
+    assert xtext_encode("a+b=c d") == "a+2Bb+3Dc+20d"
+    assert xtext_decode("a+2Bb+3Dc+20d") == "a+b=c d"
+    with pytest.raises(ValueError, match="xtext"):
+        xtext_decode("a+2")
+
+
+@given(st.text(max_size=50))
+def test_xtext_round_trips(text: str) -> None:
+    encoded = xtext_encode(text)
+    assert encoded.isascii()
+    assert "=" not in encoded
+    assert " " not in encoded
+    assert xtext_decode(encoded) == text.encode("utf-8", "replace").decode("utf-8", "replace")
