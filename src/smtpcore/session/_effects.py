@@ -1,0 +1,130 @@
+"""The effects a procedure yields, and the two small steps every procedure uses.
+
+How this works: a procedure is a generator. It yields an effect, the
+transport performs it and sends back the answer (the bytes read for ``Read``
+and ``NextChunk``, ``None`` otherwise), and the procedure goes on. The
+generator's return value is the procedure's result. Nothing here performs
+I/O; a transport is a loop around ``procedure.send(answer)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import TypeAlias, TypeVar
+
+from .._client import ClientConnection, ClientPhase
+from .._events import NEED_DATA, ConnectionClosed, Reply
+from ._errors import ConnectionLost, command_text
+
+__all__ = [
+    "Close",
+    "Effect",
+    "Handshake",
+    "NextChunk",
+    "Procedure",
+    "Read",
+    "Write",
+    "is_reusable",
+    "next_reply",
+    "read",
+    "waiting_for",
+]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """Send all of ``data`` to the peer. Answer: ``None``."""
+
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """Receive some bytes, waiting at most ``timeout`` seconds.
+
+    Answer: the bytes (any amount, at least one octet), or ``b""`` when the
+    peer closed. A transport that waits longer raises ``SMTPTimeout``.
+    """
+
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class Handshake:
+    """Run the TLS client handshake now (after the 220 to STARTTLS, RFC 3207 4).
+
+    ``server_hostname`` is the name to verify and to send as SNI. Answer:
+    ``None``. A failed handshake or verification is ``TLSError``.
+    """
+
+    server_hostname: str | None
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Close the connection now. Answer: ``None``."""
+
+
+@dataclass(frozen=True, slots=True)
+class NextChunk:
+    """Get the next piece of message content from the caller's source.
+
+    Answer: bytes, ``b""`` at the end. Reading files and iterators is the
+    transport's business, so the core never touches them.
+    """
+
+    timeout: float
+
+
+Effect: TypeAlias = Write | Read | Handshake | Close | NextChunk
+Procedure: TypeAlias = Generator[Effect, bytes | None, T]
+
+
+def read(timeout: float) -> Procedure[bytes]:
+    """Yield one ``Read`` and return its bytes."""
+    data = yield Read(timeout)
+    if not isinstance(data, bytes):
+        raise TypeError(f"a transport answered Read with {type(data).__name__}, not bytes")
+    return data
+
+
+def next_reply(conn: ClientConnection, timeout: float) -> Procedure[Reply]:
+    """The next reply from the server, reading as much as it takes.
+
+    Raises ``ConnectionLost`` when the server closed first, and
+    ``RemoteProtocolError`` for a reply SMTP does not allow.
+    """
+    event = conn.next_event()
+    while event is NEED_DATA:
+        conn.receive_data((yield from read(timeout)))
+        event = conn.next_event()
+    if isinstance(event, ConnectionClosed):
+        raise ConnectionLost(f"the server closed the connection {waiting_for(conn)}")
+    return event
+
+
+def waiting_for(conn: ClientConnection) -> str:
+    """What the connection waits for, in words, for error messages."""
+    if conn.phase is ClientPhase.GREETING:
+        return "before its greeting"
+    pending = conn.pending
+    if not pending:
+        return "while no reply was due"
+    return f"before replying to {command_text(pending[0])}"
+
+
+def is_reusable(conn: ClientConnection) -> bool:
+    """True when no command, data or handshake is half done: the next one may start.
+
+    A transport closes the connection instead of keeping it when this is
+    False after a failure, since the peer's state is then unknown.
+    """
+    return (
+        conn.phase in (ClientPhase.HELLO, ClientPhase.READY)
+        and not conn.pending
+        and conn.chunk_left == 0
+    )

@@ -1,0 +1,300 @@
+"""What a client session is asked to do: options, timeouts, envelopes, results.
+
+All frozen, checked once at birth, and shared by the four transports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
+from typing import Final, Literal, TypeAlias
+
+from .._events import Reply
+from .._limits import Limits
+from .._syntax import ehlo_argument_error
+
+__all__ = [
+    "DSN",
+    "Body",
+    "ClientOptions",
+    "Envelope",
+    "SendResult",
+    "TLSMode",
+    "Timeouts",
+    "hello_name",
+]
+
+TLSMode: TypeAlias = Literal["starttls", "implicit", "opportunistic", "none"]
+Body: TypeAlias = Literal["7BIT", "8BITMIME", "BINARYMIME"]
+_TLS_MODES: Final = ("starttls", "implicit", "opportunistic", "none")
+_BODIES: Final = ("7BIT", "8BITMIME", "BINARYMIME")
+_NOTIFY: Final = frozenset({"SUCCESS", "FAILURE", "DELAY"})
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """How long to wait at each stage, in seconds (RFC 5321 4.5.3.2).
+
+    ``connect`` covers the TCP connection and an implicit TLS handshake;
+    ``greeting`` the 220 (4.5.3.2.1: 5 minutes); ``ehlo`` every command
+    without a stage of its own (EHLO, STARTTLS and its handshake, AUTH,
+    RSET, NOOP, VRFY, ...); ``mail`` (4.5.3.2.2) and ``rcpt`` (4.5.3.2.3)
+    5 minutes; ``data_initiation`` the 354 (4.5.3.2.4: 2 minutes);
+    ``data_block`` each block of content we send and each piece we wait
+    for from the caller's source (4.5.3.2.5: 3 minutes); ``data_termination``
+    the reply after the final dot (4.5.3.2.6: 10 minutes). ``connect`` (30 s)
+    and ``quit`` (30 s) are ours: RFC 5321 names neither.
+    """
+
+    connect: float = 30.0
+    greeting: float = 300.0
+    ehlo: float = 300.0
+    mail: float = 300.0
+    rcpt: float = 300.0
+    data_initiation: float = 120.0
+    data_block: float = 180.0
+    data_termination: float = 600.0
+    quit: float = 30.0
+
+    def __post_init__(self) -> None:
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ValueError(f"Timeouts.{item.name} must be a positive number, not {value!r}")
+
+    @classmethod
+    def uniform(cls, timeout: float) -> Timeouts:
+        """The same ``timeout`` for every stage."""
+        return cls(**{item.name: timeout for item in fields(cls)})
+
+
+@dataclass(frozen=True, slots=True)
+class DSN:
+    """Delivery status notification requests (RFC 3461), sent only when the server offers DSN.
+
+    ``ret``: return the full message or only its headers in a bounce (MAIL's
+    RET=). ``envid``: our identifier for this transmission, plain text
+    (xtext-encoded on the wire, MAIL's ENVID=). ``notify``: when to notify,
+    any of "SUCCESS", "FAILURE", "DELAY", or ("NEVER",) (RCPT's NOTIFY=).
+    ``orcpt``: send each recipient's original address (RCPT's
+    ORCPT=rfc822;xtext). Raises ``ValueError`` for a value RFC 3461 forbids.
+    """
+
+    ret: Literal["FULL", "HDRS"] | None = None
+    envid: str | None = None
+    notify: tuple[str, ...] | None = None
+    orcpt: bool = False
+
+    def __post_init__(self) -> None:
+        if self.ret is not None and self.ret not in ("FULL", "HDRS"):
+            raise ValueError(f"DSN ret must be 'FULL' or 'HDRS', not {self.ret!r}")
+        if self.envid is not None and (not self.envid or len(self.envid.encode()) > 100):
+            # RFC 3461 4.4: ENVID is at most 100 characters.
+            raise ValueError(f"DSN envid must be 1 to 100 octets, not {self.envid!r}")
+        if self.notify is not None:
+            notify = tuple(word.upper() for word in self.notify)
+            # RFC 3461 4.1: NEVER alone, or any of the other three.
+            if not notify or (notify != ("NEVER",) and not set(notify) <= _NOTIFY):
+                raise ValueError(
+                    f"DSN notify must be ('NEVER',) or SUCCESS/FAILURE/DELAY, not {self.notify!r}"
+                )
+            object.__setattr__(self, "notify", tuple(dict.fromkeys(notify)))
+
+
+def hello_name(fqdn: str, local_address: str) -> str:
+    """The name for EHLO/HELO: ``fqdn`` if it is a usable domain, else an address literal.
+
+    RFC 5321 4.1.4: the client names itself by its FQDN, or by an address
+    literal when it has none. ``local_address`` is the socket's own address.
+    """
+    if "." in fqdn and fqdn.isascii() and ehlo_argument_error(fqdn) is None:
+        return fqdn
+    literal = f"[IPv6:{local_address}]" if ":" in local_address else f"[{local_address}]"
+    return literal if ehlo_argument_error(literal) is None else "[127.0.0.1]"
+
+
+@dataclass(frozen=True, slots=True)
+class ClientOptions:
+    """A client session's settings, checked once and shared by the four transports.
+
+    ``port`` defaults by mode: 465 for implicit TLS (RFC 8314), 24 for LMTP,
+    587 when credentials are given (submission, RFC 6409), else 25.
+    ``tls``: "starttls" (required: ``TLSError`` before any MAIL or AUTH if not
+    offered), "opportunistic" (STARTTLS when offered), "implicit" (TLS from
+    the first byte), "none". ``chunking``: None uses BDAT only when
+    BINARYMIME needs it; True whenever CHUNKING is offered; False never.
+    ``local_hostname`` None lets the transport choose (see ``hello_name``).
+    Raises ``ValueError`` for an inconsistent combination.
+    """
+
+    host: str
+    port: int | None = None
+    tls: TLSMode = "starttls"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    oauth_token: str | None = field(default=None, repr=False)
+    local_hostname: str | None = None
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    lmtp: bool = False
+    auth_in_clear: bool = False
+    chunking: bool | None = None
+    limits: Limits = field(default_factory=Limits)
+
+    def __post_init__(self) -> None:
+        if self.tls not in _TLS_MODES:
+            raise ValueError(f"tls must be one of {', '.join(_TLS_MODES)}, not {self.tls!r}")
+        if not self.host:
+            raise ValueError("host is empty")
+        if self.username is None and (self.password is not None or self.oauth_token is not None):
+            raise ValueError("a password or OAuth token needs a username")
+        if self.username is not None and self.password is None and self.oauth_token is None:
+            raise ValueError("a username needs a password or an OAuth token")
+        if self.local_hostname is not None:
+            reason = ehlo_argument_error(self.local_hostname)
+            if reason is not None:
+                raise ValueError(f"local_hostname: {reason}")
+        if self.port is None:
+            if self.tls == "implicit":
+                port = 465
+            elif self.lmtp:
+                port = 24
+            elif self.username is not None:
+                port = 587
+            else:
+                port = 25
+            object.__setattr__(self, "port", port)
+        elif isinstance(self.port, bool) or not 0 < self.port < 65536:
+            raise ValueError(f"port {self.port!r} is not 1-65535")
+
+    @classmethod
+    def build(
+        cls,
+        host: str,
+        port: int | None = None,
+        *,
+        tls: TLSMode = "starttls",
+        username: str | None = None,
+        password: str | None = None,
+        oauth_token: str | None = None,
+        local_hostname: str | None = None,
+        timeout: float | Timeouts | None = None,
+        lmtp: bool = False,
+        auth_in_clear: bool = False,
+        chunking: bool | None = None,
+        limits: Limits | None = None,
+    ) -> ClientOptions:
+        """Options from the ``SMTPClient`` keywords: ``timeout`` may be one number for all."""
+        if timeout is None:
+            timeouts = Timeouts()
+        elif isinstance(timeout, Timeouts):
+            timeouts = timeout
+        else:
+            timeouts = Timeouts.uniform(timeout)
+        return cls(
+            host=host,
+            port=port,
+            tls=tls,
+            username=username,
+            password=password,
+            oauth_token=oauth_token,
+            local_hostname=local_hostname,
+            timeouts=timeouts,
+            lmtp=lmtp,
+            auth_in_clear=auth_in_clear,
+            chunking=chunking,
+            limits=limits if limits is not None else Limits(),
+        )
+
+    @property
+    def resolved_port(self) -> int:
+        """The port, its default applied (``port`` is never None after construction)."""
+        assert self.port is not None
+        return self.port
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """One message to send: addresses, what the content needs, and the content if in hand.
+
+    ``content`` None means the content is streamed: the procedure asks for it
+    piece by piece with ``NextChunk``. ``size`` is the content's size in
+    octets if known (SIZE=, RFC 1870); with ``content`` it defaults to its
+    length. ``body``: "8BITMIME" or "BINARYMIME" when the content has octets
+    above 127 (or binary data); None means: found from ``content`` when in
+    hand, else assumed 7BIT. ``smtputf8`` None means: needed when an address
+    is not ASCII. ``verb`` picks MAIL or an old RFC 821 SEND/SOML/SAML.
+    Recipients are kept in order, duplicates dropped. Raises ``ValueError``
+    for no recipient or an unknown body.
+    """
+
+    sender: str
+    recipients: tuple[str, ...]
+    content: bytes | None = field(default=None, repr=False)
+    size: int | None = None
+    body: Body | None = None
+    smtputf8: bool | None = None
+    dsn: DSN | None = None
+    requiretls: bool = False
+    verb: Literal["MAIL", "SEND", "SOML", "SAML"] = "MAIL"
+
+    def __post_init__(self) -> None:
+        recipients = (self.recipients,) if isinstance(self.recipients, str) else self.recipients
+        object.__setattr__(self, "recipients", tuple(dict.fromkeys(recipients)))
+        if not self.recipients:
+            raise ValueError("no recipient: SMTP needs at least one RCPT")
+        if self.body is not None and self.body not in _BODIES:
+            raise ValueError(f"body must be one of {', '.join(_BODIES)}, not {self.body!r}")
+        if self.size is None and self.content is not None:
+            object.__setattr__(self, "size", len(self.content))
+        if self.size is not None and (isinstance(self.size, bool) or self.size < 0):
+            raise ValueError(f"size {self.size!r} is not a number of octets")
+
+    @classmethod
+    def build(
+        cls,
+        sender: str,
+        recipients: str | Sequence[str],
+        content: bytes | bytearray | memoryview | str | None,
+        *,
+        smtputf8: bool | None = None,
+        body: Body | None = None,
+        size: int | None = None,
+        dsn: DSN | None = None,
+        requiretls: bool = False,
+        verb: Literal["MAIL", "SEND", "SOML", "SAML"] = "MAIL",
+    ) -> Envelope:
+        """The envelope for ``sendmail``'s arguments; str content is sent as UTF-8."""
+        data = content.encode("utf-8") if isinstance(content, str) else content
+        return cls(
+            sender=sender,
+            recipients=(recipients,) if isinstance(recipients, str) else tuple(recipients),
+            content=None if data is None else bytes(data),
+            size=size,
+            body=body,
+            smtputf8=smtputf8,
+            dsn=dsn,
+            requiretls=requiretls,
+            verb=verb,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What became of one message.
+
+    ``accepted`` and ``refused`` map each recipient to its RCPT reply.
+    ``reply`` is the reply to the end of the data (LMTP: the last one).
+    ``data_replies`` maps each accepted recipient to its final reply: in
+    LMTP each has its own (RFC 2033 4.2), some may be refusals; in SMTP all
+    share ``reply``.
+    """
+
+    accepted: Mapping[str, Reply]
+    refused: Mapping[str, Reply]
+    reply: Reply
+    data_replies: Mapping[str, Reply]
+
+    def __post_init__(self) -> None:
+        for name in ("accepted", "refused", "data_replies"):
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))

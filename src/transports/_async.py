@@ -1,0 +1,373 @@
+"""What the three async clients share: the public methods and the effect loop.
+
+Each async transport (asyncio, trio, anyio) subclasses ``AsyncClient`` and
+supplies five I/O primitives: ``_open``, ``_write``, ``_read``,
+``_start_tls`` and ``_close``. They raise ``TimeoutError`` when a step runs
+out of time, ``OSError`` or ``ConnectionLost`` when the connection breaks,
+and ``TLSError`` when a handshake fails; the loop here turns those into the
+session's errors and closes the connection.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import secrets
+import socket
+import ssl
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Sequence
+from email.message import Message
+from types import TracebackType
+from typing import TypeVar
+
+from smtpcore import (
+    ClientConnection,
+    Etrn,
+    Expn,
+    Extensions,
+    Help,
+    Limits,
+    Noop,
+    ProtocolError,
+    Reply,
+    Rset,
+    Turn,
+    Vrfy,
+)
+from smtpcore.session import (
+    DSN,
+    Body,
+    ClientOptions,
+    Close,
+    ConnectionLost,
+    Envelope,
+    Handshake,
+    NextChunk,
+    Procedure,
+    Read,
+    SendResult,
+    SMTPError,
+    SMTPTimeout,
+    Timeouts,
+    TLSInfo,
+    TLSMode,
+    Write,
+    deliver,
+    deliver_message,
+    hello_name,
+    is_reusable,
+    open_session,
+    quit,
+    simple_command,
+    waiting_for,
+)
+
+from ._content import split_content
+from ._tls import TLSLayer, tls_info
+
+__all__ = ["AsyncClient", "Trace"]
+
+T = TypeVar("T")
+Trace = Callable[[str, bytes], None]
+Source = Iterator[bytes] | AsyncIterator[bytes]
+
+
+class AsyncClient(abc.ABC):
+    """An SMTP (or LMTP) client for one connection; many messages may use it.
+
+    ``async with SMTPClient(host) as smtp:`` connects, greets, says EHLO,
+    starts TLS and authenticates; on exit it says QUIT and closes. Errors
+    are ``smtpcore.SMTPError`` subclasses. After a timeout, a lost
+    connection or a cancellation the connection is closed at once and the
+    error propagates.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int | None = None,
+        *,
+        tls: TLSMode = "starttls",
+        ssl_context: ssl.SSLContext | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        oauth_token: str | None = None,
+        local_hostname: str | None = None,
+        timeout: float | Timeouts | None = None,
+        lmtp: bool = False,
+        source_address: tuple[str, int] | None = None,
+        auth_in_clear: bool = False,
+        chunking: bool | None = None,
+        limits: Limits | None = None,
+        trace: Trace | None = None,
+    ) -> None:
+        self._options = ClientOptions.build(
+            host, port, tls=tls, username=username, password=password,
+            oauth_token=oauth_token, local_hostname=local_hostname, timeout=timeout,
+            lmtp=lmtp, auth_in_clear=auth_in_clear, chunking=chunking, limits=limits,
+        )  # fmt: skip
+        self._ssl_context = ssl_context
+        self._source_address = source_address
+        self._trace = trace
+        self._conn: ClientConnection | None = None
+        self._is_open = False
+
+    # -- the I/O primitives of each framework -----------------------------------------
+
+    @abc.abstractmethod
+    async def _open(self, host: str, port: int, timeout: float) -> str:
+        """Connect; return our local address. Raise TimeoutError or OSError."""
+
+    @abc.abstractmethod
+    async def _write(self, data: bytes, timeout: float) -> None:
+        """Send all of ``data``."""
+
+    @abc.abstractmethod
+    async def _read(self, timeout: float) -> bytes:
+        """Receive some bytes; b"" when the peer closed."""
+
+    @abc.abstractmethod
+    async def _start_tls(
+        self, context: ssl.SSLContext, hostname: str | None, timeout: float
+    ) -> None:
+        """Run the TLS client handshake; raise TLSError when it or verification fails."""
+
+    @abc.abstractmethod
+    def _ssl_object(self) -> TLSLayer | None:
+        """The TLS layer, or None while the connection is clear."""
+
+    @abc.abstractmethod
+    async def _close(self) -> None:
+        """Close the connection at once; must work inside a cancelled scope."""
+
+    # -- the public calls ---------------------------------------------------------------
+
+    @property
+    def extensions(self) -> Extensions:
+        """What the server offered in its last EHLO reply (empty before connecting)."""
+        return self._conn.extensions if self._conn is not None else Extensions()
+
+    @property
+    def tls_info(self) -> TLSInfo | None:
+        """The TLS version, cipher and certificate, or None on a clear connection."""
+        return tls_info(self._ssl_object()) if self._is_open else None
+
+    async def __aenter__(self: _C) -> _C:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._finish()
+
+    async def connect(self) -> None:
+        """Connect, read the greeting, EHLO, TLS and AUTH as configured."""
+        if self._is_open:
+            raise SMTPError("already connected")
+        opts = self._options
+        timeout = opts.timeouts.connect
+        try:
+            local = await self._open(opts.host, opts.resolved_port, timeout)
+        except TimeoutError as exc:
+            raise SMTPTimeout(f"could not connect to {opts.host} within {timeout} s") from exc
+        except OSError as exc:
+            raise ConnectionLost(f"could not connect to {opts.host}: {exc}") from exc
+        self._is_open = True
+        self._conn = conn = ClientConnection(
+            lmtp=opts.lmtp, tls=opts.tls == "implicit", limits=opts.limits
+        )
+        try:
+            if opts.tls == "implicit":
+                await self._perform(Handshake(opts.host, timeout), None)
+            hello = opts.local_hostname or hello_name(socket.getfqdn(), local)
+            nonce = secrets.token_urlsafe(18)
+            await self._drive(open_session(conn, opts, hello=hello, nonce=nonce))
+        except BaseException:
+            await self._finish()
+            raise
+
+    async def send_message(
+        self,
+        msg: Message,
+        sender: str | None = None,
+        recipients: Sequence[str] | None = None,
+        *,
+        dsn: DSN | None = None,
+        requiretls: bool = False,
+    ) -> SendResult:
+        """Send an email message; the envelope comes from its headers unless given."""
+        job = deliver_message(self._connection(), self._options, msg, sender, recipients,
+                              dsn=dsn, requiretls=requiretls)  # fmt: skip
+        return await self._drive(job)
+
+    async def sendmail(
+        self,
+        sender: str,
+        recipients: str | Sequence[str],
+        content: object,
+        *,
+        smtputf8: bool | None = None,
+        body: Body | None = None,
+        size: int | None = None,
+        dsn: DSN | None = None,
+        requiretls: bool = False,
+    ) -> SendResult:
+        """Send ``content``: bytes, str, a binary file, an iterable or async iterable of bytes."""
+        data, source, size = _split(content, size)
+        envelope = Envelope.build(sender, recipients, data, smtputf8=smtputf8, body=body,
+                                  size=size, dsn=dsn, requiretls=requiretls)  # fmt: skip
+        return await self._drive(deliver(self._connection(), self._options, envelope), source)
+
+    async def send_old(
+        self, verb: str, sender: str, recipients: str | Sequence[str], content: object
+    ) -> SendResult:
+        """Send with RFC 821's SEND, SOML or SAML instead of MAIL (obsolete)."""
+        upper = verb.upper()
+        if upper not in ("SEND", "SOML", "SAML"):
+            raise ValueError(f"verb must be SEND, SOML or SAML, not {verb!r}")
+        data, source, size = _split(content, None)
+        envelope = Envelope.build(sender, recipients, data, size=size, verb=upper)  # type: ignore[arg-type]
+        return await self._drive(deliver(self._connection(), self._options, envelope), source)
+
+    async def noop(self) -> Reply:
+        """NOOP; the reply whatever its code (421 raises TransientError)."""
+        return await self._simple(Noop())
+
+    async def rset(self) -> Reply:
+        """RSET: abort any transaction."""
+        return await self._simple(Rset())
+
+    async def vrfy(self, address: str) -> Reply:
+        """VRFY: the reply (252 and 550 are answers, not errors)."""
+        return await self._simple(Vrfy(address))
+
+    async def expn(self, name: str) -> Reply:
+        """EXPN: the reply."""
+        return await self._simple(Expn(name))
+
+    async def help(self, topic: str = "") -> Reply:
+        """HELP: the reply."""
+        return await self._simple(Help(topic))
+
+    async def etrn(self, node: str) -> Reply:
+        """ETRN (RFC 1985): ask the server to flush its queue for ``node``."""
+        return await self._simple(Etrn(node))
+
+    async def turn(self) -> Reply:
+        """TURN (RFC 821, obsolete): the reply; a 250 ends this session."""
+        return await self._simple(Turn())
+
+    async def quit(self) -> Reply:
+        """QUIT and close. Raises ConnectionLost when the server closed without a reply."""
+        reply = await self._drive(quit(self._connection(), self._options.timeouts))
+        await self._abort()
+        if reply is None:
+            raise ConnectionLost("the server closed the connection without answering QUIT")
+        return reply
+
+    async def aclose(self) -> None:
+        """Close the connection at once (no QUIT). Closing twice is harmless."""
+        await self._abort()
+
+    # -- the effect loop ---------------------------------------------------------------
+
+    def _connection(self) -> ClientConnection:
+        if not self._is_open or self._conn is None:
+            raise SMTPError("not connected: use connect() or async with")
+        return self._conn
+
+    async def _simple(self, command: Noop | Rset | Vrfy | Expn | Help | Etrn | Turn) -> Reply:
+        conn = self._connection()
+        return await self._drive(simple_command(conn, command, self._options.timeouts.ehlo))
+
+    async def _finish(self) -> None:
+        """QUIT if the connection is in a state to say it; close in every case."""
+        if self._is_open and self._conn is not None and is_reusable(self._conn):
+            # Politeness only: the connection closes anyway.
+            with contextlib.suppress(SMTPError, ProtocolError, OSError):
+                await self._drive(quit(self._conn, self._options.timeouts))
+        await self._abort()
+
+    async def _abort(self) -> None:
+        if self._is_open:
+            self._is_open = False
+            await self._close()
+
+    async def _drive(self, procedure: Procedure[T], source: Source | None = None) -> T:
+        """Run a procedure to its end; on an I/O failure or cancellation close and raise."""
+        conn = self._connection()
+        answer: bytes | None = None
+        try:
+            while True:
+                try:
+                    effect = procedure.send(answer)
+                except StopIteration as done:
+                    return done.value  # type: ignore[no-any-return]
+                except BaseException:
+                    if not is_reusable(conn):
+                        await self._abort()
+                    raise
+                try:
+                    answer = await self._perform(effect, source)
+                except BaseException as exc:
+                    conn.send_failed()
+                    await self._abort()
+                    if isinstance(exc, SMTPError) or not isinstance(exc, Exception):
+                        raise
+                    raise _translate(exc, effect, conn) from exc
+        finally:
+            procedure.close()
+
+    async def _perform(self, effect: object, source: Source | None) -> bytes | None:
+        if not self._is_open:
+            raise ConnectionLost("the connection is closed")
+        match effect:
+            case Write(data):
+                await self._write(data, self._options.timeouts.data_block)
+                if self._trace is not None:
+                    self._trace(">", data)
+            case Read(timeout):
+                data = await self._read(timeout)
+                if self._trace is not None and data:
+                    self._trace("<", data)
+                return data
+            case Handshake(server_hostname, timeout):
+                context = self._ssl_context or ssl.create_default_context()
+                await self._start_tls(context, server_hostname, timeout)
+            case Close():
+                await self._abort()
+            case NextChunk():
+                if source is None:
+                    raise TypeError("the procedure asked for content but none was given")
+                if isinstance(source, Iterator):
+                    return next(source, b"")
+                piece = await anext(source, b"")
+                if not isinstance(piece, (bytes, bytearray, memoryview)):
+                    raise TypeError(f"content gave {type(piece).__name__}, not bytes")
+                return bytes(piece)
+            case _:
+                raise TypeError(f"unknown effect {effect!r}")
+        return None
+
+
+_C = TypeVar("_C", bound=AsyncClient)
+
+
+def _split(
+    content: object, size: int | None
+) -> tuple[bytes | str | None, Source | None, int | None]:
+    if isinstance(content, AsyncIterable):
+        return None, aiter(content), size
+    return split_content(content, size)
+
+
+def _translate(exc: Exception, effect: object, conn: ClientConnection) -> Exception:
+    """An I/O failure as the session error it means."""
+    if isinstance(exc, TimeoutError):
+        if isinstance(effect, Read):
+            return SMTPTimeout(f"no reply within {effect.timeout} s {waiting_for(conn)}")
+        return SMTPTimeout(f"timed out during {type(effect).__name__}")
+    if isinstance(exc, OSError):
+        return ConnectionLost(f"connection lost: {exc}")
+    return exc

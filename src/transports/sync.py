@@ -1,0 +1,365 @@
+"""The blocking client: smtpcore's procedures over a socket and the ssl module.
+
+This module is only I/O: connect, TLS, timeouts and the effect loop. What to
+say and when lives in ``smtpcore.session``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import socket
+import ssl
+from collections.abc import Callable, Iterator, Sequence
+from email.message import Message
+from types import TracebackType
+from typing import TypeVar
+
+from smtpcore import (
+    ClientConnection,
+    Etrn,
+    Expn,
+    Extensions,
+    Help,
+    Limits,
+    Noop,
+    ProtocolError,
+    Reply,
+    Rset,
+    Turn,
+    Vrfy,
+)
+from smtpcore.session import (
+    DSN,
+    Body,
+    ClientOptions,
+    Close,
+    ConnectionLost,
+    Envelope,
+    Handshake,
+    NextChunk,
+    Procedure,
+    Read,
+    SendResult,
+    SMTPError,
+    SMTPTimeout,
+    Timeouts,
+    TLSError,
+    TLSInfo,
+    TLSMode,
+    Write,
+    deliver,
+    deliver_message,
+    hello_name,
+    is_reusable,
+    open_session,
+    quit,
+    simple_command,
+    waiting_for,
+)
+
+from ._content import split_content
+from ._tls import tls_info
+
+__all__ = ["SMTPClient", "send"]
+
+T = TypeVar("T")
+Trace = Callable[[str, bytes], None]
+
+# == client ===========================================================================
+
+
+class SMTPClient:
+    """A blocking SMTP (or LMTP) client for one connection; many messages may use it.
+
+    ``with SMTPClient(host) as smtp:`` connects, greets, says EHLO, starts TLS
+    and authenticates; on exit it says QUIT and closes. Errors are
+    ``smtpcore.SMTPError`` subclasses (``TransientError``, ``PermanentError``,
+    ``RecipientsRefused``, ``AuthenticationError``, ``ConnectionLost``,
+    ``SMTPTimeout``, ``TLSError``, ``NotSupported``). After a timeout, a lost
+    connection or an interruption (KeyboardInterrupt) the socket is closed.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int | None = None,
+        *,
+        tls: TLSMode = "starttls",
+        ssl_context: ssl.SSLContext | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        oauth_token: str | None = None,
+        local_hostname: str | None = None,
+        timeout: float | Timeouts | None = None,
+        lmtp: bool = False,
+        source_address: tuple[str, int] | None = None,
+        auth_in_clear: bool = False,
+        chunking: bool | None = None,
+        limits: Limits | None = None,
+        trace: Trace | None = None,
+    ) -> None:
+        self._options = ClientOptions.build(
+            host, port, tls=tls, username=username, password=password,
+            oauth_token=oauth_token, local_hostname=local_hostname, timeout=timeout,
+            lmtp=lmtp, auth_in_clear=auth_in_clear, chunking=chunking, limits=limits,
+        )  # fmt: skip
+        self._ssl_context = ssl_context
+        self._source_address = source_address
+        self._trace = trace
+        self._sock: socket.socket | None = None
+        self._conn: ClientConnection | None = None
+
+    @property
+    def extensions(self) -> Extensions:
+        """What the server offered in its last EHLO reply (empty before connecting)."""
+        return self._conn.extensions if self._conn is not None else Extensions()
+
+    @property
+    def tls_info(self) -> TLSInfo | None:
+        """The TLS version, cipher and certificate, or None on a clear connection."""
+        sock = self._sock
+        return tls_info(sock if isinstance(sock, ssl.SSLSocket) else None)
+
+    def __enter__(self) -> SMTPClient:
+        self.connect()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._finish()
+
+    def connect(self) -> None:
+        """Connect, read the greeting, EHLO, TLS and AUTH as configured."""
+        if self._sock is not None:
+            raise SMTPError("already connected")
+        opts = self._options
+        timeout = opts.timeouts.connect
+        try:
+            sock = socket.create_connection(
+                (opts.host, opts.resolved_port), timeout, self._source_address
+            )
+        except TimeoutError as exc:
+            raise SMTPTimeout(f"could not connect to {opts.host} within {timeout} s") from exc
+        except OSError as exc:
+            raise ConnectionLost(f"could not connect to {opts.host}: {exc}") from exc
+        self._sock = sock
+        self._conn = conn = ClientConnection(
+            lmtp=opts.lmtp, tls=opts.tls == "implicit", limits=opts.limits
+        )
+        try:
+            if opts.tls == "implicit":
+                self._perform(Handshake(opts.host, timeout), None)
+            hello = opts.local_hostname or hello_name(socket.getfqdn(), sock.getsockname()[0])
+            nonce = secrets.token_urlsafe(18)
+            self._drive(open_session(conn, opts, hello=hello, nonce=nonce))
+        except BaseException:
+            self._finish()
+            raise
+
+    def send_message(
+        self,
+        msg: Message,
+        sender: str | None = None,
+        recipients: Sequence[str] | None = None,
+        *,
+        dsn: DSN | None = None,
+        requiretls: bool = False,
+    ) -> SendResult:
+        """Send an email message; the envelope comes from its headers unless given."""
+        conn = self._connection()
+        job = deliver_message(conn, self._options, msg, sender, recipients, dsn=dsn,
+                              requiretls=requiretls)  # fmt: skip
+        return self._drive(job)
+
+    def sendmail(
+        self,
+        sender: str,
+        recipients: str | Sequence[str],
+        content: object,
+        *,
+        smtputf8: bool | None = None,
+        body: Body | None = None,
+        size: int | None = None,
+        dsn: DSN | None = None,
+        requiretls: bool = False,
+    ) -> SendResult:
+        """Send ``content`` (bytes, str, a binary file or an iterable of bytes), streamed."""
+        data, source, size = split_content(content, size)
+        envelope = Envelope.build(sender, recipients, data, smtputf8=smtputf8, body=body,
+                                  size=size, dsn=dsn, requiretls=requiretls)  # fmt: skip
+        return self._drive(deliver(self._connection(), self._options, envelope), source)
+
+    def send_old(
+        self, verb: str, sender: str, recipients: str | Sequence[str], content: object
+    ) -> SendResult:
+        """Send with RFC 821's SEND, SOML or SAML instead of MAIL (obsolete)."""
+        data, source, size = split_content(content, None)
+        upper = verb.upper()
+        if upper not in ("SEND", "SOML", "SAML"):
+            raise ValueError(f"verb must be SEND, SOML or SAML, not {verb!r}")
+        envelope = Envelope.build(sender, recipients, data, size=size, verb=upper)  # type: ignore[arg-type]
+        return self._drive(deliver(self._connection(), self._options, envelope), source)
+
+    def noop(self) -> Reply:
+        """NOOP; the reply whatever its code (421 raises TransientError)."""
+        return self._simple(Noop())
+
+    def rset(self) -> Reply:
+        """RSET: abort any transaction."""
+        return self._simple(Rset())
+
+    def vrfy(self, address: str) -> Reply:
+        """VRFY: the reply (252 and 550 are answers, not errors)."""
+        return self._simple(Vrfy(address))
+
+    def expn(self, name: str) -> Reply:
+        """EXPN: the reply."""
+        return self._simple(Expn(name))
+
+    def help(self, topic: str = "") -> Reply:
+        """HELP: the reply."""
+        return self._simple(Help(topic))
+
+    def etrn(self, node: str) -> Reply:
+        """ETRN (RFC 1985): ask the server to flush its queue for ``node``."""
+        return self._simple(Etrn(node))
+
+    def turn(self) -> Reply:
+        """TURN (RFC 821, obsolete): the reply; a 250 ends this session."""
+        return self._simple(Turn())
+
+    def quit(self) -> Reply:
+        """QUIT and close. Raises ConnectionLost when the server closed without a reply."""
+        reply = self._drive(quit(self._connection(), self._options.timeouts))
+        self._abort()
+        if reply is None:
+            raise ConnectionLost("the server closed the connection without answering QUIT")
+        return reply
+
+    def close(self) -> None:
+        """Close the connection at once (no QUIT). Closing twice is harmless."""
+        self._abort()
+
+    # -- the effect loop ---------------------------------------------------------------
+
+    def _connection(self) -> ClientConnection:
+        if self._sock is None or self._conn is None:
+            raise SMTPError("not connected: use connect() or a with block")
+        return self._conn
+
+    def _simple(self, command: Noop | Rset | Vrfy | Expn | Help | Etrn | Turn) -> Reply:
+        conn = self._connection()
+        return self._drive(simple_command(conn, command, self._options.timeouts.ehlo))
+
+    def _finish(self) -> None:
+        """QUIT if the connection is in a state to say it; close in every case."""
+        if self._sock is not None and self._conn is not None and is_reusable(self._conn):
+            # Politeness only: the connection closes anyway.
+            with contextlib.suppress(SMTPError, ProtocolError, OSError):
+                self._drive(quit(self._conn, self._options.timeouts))
+        self._abort()
+
+    def _abort(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.close()
+
+    def _drive(self, procedure: Procedure[T], source: Iterator[bytes] | None = None) -> T:
+        """Run a procedure to its end; on an I/O failure close the socket and raise."""
+        conn = self._connection()
+        answer: bytes | None = None
+        try:
+            while True:
+                try:
+                    effect = procedure.send(answer)
+                except StopIteration as done:
+                    return done.value  # type: ignore[no-any-return]
+                except BaseException:
+                    if not is_reusable(conn):
+                        self._abort()
+                    raise
+                try:
+                    answer = self._perform(effect, source)
+                except BaseException as exc:
+                    conn.send_failed()
+                    self._abort()
+                    if isinstance(exc, SMTPError) or not isinstance(exc, Exception):
+                        raise
+                    raise _translate(exc, effect, conn) from exc
+        finally:
+            procedure.close()
+
+    def _perform(self, effect: object, source: Iterator[bytes] | None) -> bytes | None:
+        sock = self._sock
+        if sock is None:
+            raise ConnectionLost("the connection is closed")
+        match effect:
+            case Write(data):
+                sock.settimeout(self._options.timeouts.data_block)
+                sock.sendall(data)
+                if self._trace is not None:
+                    self._trace(">", data)
+            case Read(timeout):
+                sock.settimeout(timeout)
+                data = sock.recv(65536)
+                if self._trace is not None and data:
+                    self._trace("<", data)
+                return data
+            case Handshake(server_hostname, timeout):
+                context = self._ssl_context or ssl.create_default_context()
+                sock.settimeout(timeout)
+                try:
+                    self._sock = context.wrap_socket(sock, server_hostname=server_hostname)
+                except (ssl.SSLError, ssl.CertificateError) as exc:
+                    raise TLSError(f"TLS handshake with {server_hostname} failed: {exc}") from exc
+            case Close():
+                self._abort()
+            case NextChunk():
+                if source is None:
+                    raise TypeError("the procedure asked for content but none was given")
+                return next(source, b"")
+            case _:
+                raise TypeError(f"unknown effect {effect!r}")
+        return None
+
+
+def _translate(exc: Exception, effect: object, conn: ClientConnection) -> Exception:
+    """An I/O failure as the session error it means."""
+    if isinstance(exc, TimeoutError):
+        if isinstance(effect, Read):
+            return SMTPTimeout(f"no reply within {effect.timeout} s {waiting_for(conn)}")
+        return SMTPTimeout(f"timed out during {type(effect).__name__}")
+    if isinstance(exc, OSError):
+        return ConnectionLost(f"connection lost: {exc}")
+    return exc
+
+
+def send(
+    msg: Message,
+    host: str,
+    port: int | None = None,
+    *,
+    tls: TLSMode = "starttls",
+    ssl_context: ssl.SSLContext | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    oauth_token: str | None = None,
+    local_hostname: str | None = None,
+    timeout: float | Timeouts | None = None,
+    lmtp: bool = False,
+    source_address: tuple[str, int] | None = None,
+    auth_in_clear: bool = False,
+    chunking: bool | None = None,
+    limits: Limits | None = None,
+    trace: Trace | None = None,
+) -> SendResult:
+    """Connect, send one message (envelope from its headers), QUIT."""
+    with SMTPClient(
+        host, port, tls=tls, ssl_context=ssl_context, username=username, password=password,
+        oauth_token=oauth_token, local_hostname=local_hostname, timeout=timeout, lmtp=lmtp,
+        source_address=source_address, auth_in_clear=auth_in_clear, chunking=chunking,
+        limits=limits, trace=trace,
+    ) as client:  # fmt: skip
+        return client.send_message(msg)

@@ -1,0 +1,109 @@
+"""The trio client: smtpcore's procedures over trio streams.
+
+Only I/O lives here: the five primitives of ``transports._async.AsyncClient``
+(connect, write, read, STARTTLS, close) and the one-shot ``send``. Timeouts are
+``trio.fail_after`` around each step; an outer cancel scope cancels as usual
+and the stream is closed at once.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from email.message import Message
+
+import trio
+
+from smtpcore import Limits
+from smtpcore.session import ConnectionLost, SendResult, Timeouts, TLSError, TLSMode
+
+from ._async import AsyncClient, Trace
+from ._tls import TLSLayer
+
+__all__ = ["SMTPClient", "send"]
+
+# == client ===========================================================================
+
+
+@contextmanager
+def _step(timeout: float) -> Iterator[None]:
+    """One I/O step: TimeoutError after ``timeout`` s, ConnectionLost when the stream broke."""
+    try:
+        with trio.fail_after(timeout):
+            yield
+    except trio.TooSlowError as exc:
+        raise TimeoutError(f"no progress within {timeout} s") from exc
+    except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+        raise ConnectionLost(f"connection lost: {exc.__cause__ or exc}") from exc
+
+
+class SMTPClient(AsyncClient):
+    __doc__ = AsyncClient.__doc__
+
+    _stream: trio.SocketStream | trio.SSLStream[trio.SocketStream]
+
+    async def _open(self, host: str, port: int, timeout: float) -> str:
+        local = self._source_address[0] if self._source_address else None
+        with _step(timeout):
+            stream = await trio.open_tcp_stream(host, port, local_address=local)
+        self._stream = stream
+        return str(stream.socket.getsockname()[0])
+
+    async def _write(self, data: bytes, timeout: float) -> None:
+        with _step(timeout):
+            await self._stream.send_all(data)
+
+    async def _read(self, timeout: float) -> bytes:
+        with _step(timeout):
+            return bytes(await self._stream.receive_some(65536))
+
+    async def _start_tls(
+        self, context: ssl.SSLContext, hostname: str | None, timeout: float
+    ) -> None:
+        assert isinstance(self._stream, trio.SocketStream)
+        tls = trio.SSLStream(self._stream, context, server_hostname=hostname)
+        try:
+            with trio.fail_after(timeout):
+                await tls.do_handshake()
+        except trio.BrokenResourceError as exc:
+            raise TLSError(f"TLS handshake with {hostname} failed: {exc.__cause__}") from exc
+        except trio.TooSlowError as exc:
+            raise TimeoutError(f"TLS handshake took more than {timeout} s") from exc
+        self._stream = tls
+
+    def _ssl_object(self) -> TLSLayer | None:
+        stream = self._stream
+        return stream if isinstance(stream, trio.SSLStream) else None
+
+    async def _close(self) -> None:
+        await trio.aclose_forcefully(self._stream)
+
+
+async def send(
+    msg: Message,
+    host: str,
+    port: int | None = None,
+    *,
+    tls: TLSMode = "starttls",
+    ssl_context: ssl.SSLContext | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    oauth_token: str | None = None,
+    local_hostname: str | None = None,
+    timeout: float | Timeouts | None = None,
+    lmtp: bool = False,
+    source_address: tuple[str, int] | None = None,
+    auth_in_clear: bool = False,
+    chunking: bool | None = None,
+    limits: Limits | None = None,
+    trace: Trace | None = None,
+) -> SendResult:
+    """Connect, send one message (envelope from its headers), QUIT."""
+    async with SMTPClient(
+        host, port, tls=tls, ssl_context=ssl_context, username=username, password=password,
+        oauth_token=oauth_token, local_hostname=local_hostname, timeout=timeout, lmtp=lmtp,
+        source_address=source_address, auth_in_clear=auth_in_clear, chunking=chunking,
+        limits=limits, trace=trace,
+    ) as client:  # fmt: skip
+        return await client.send_message(msg)
