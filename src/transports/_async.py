@@ -342,10 +342,7 @@ class AsyncClient(abc.ABC):
                     raise TypeError("the procedure asked for content but none was given")
                 if isinstance(source, Iterator):
                     return next(source, b"")
-                piece = await anext(source, b"")
-                if not isinstance(piece, (bytes, bytearray, memoryview)):
-                    raise TypeError(f"content gave {type(piece).__name__}, not bytes")
-                return bytes(piece)
+                return await anext(source, b"")
             case _:
                 raise TypeError(f"unknown effect {effect!r}")
         return None
@@ -358,8 +355,17 @@ def _split(
     content: object, size: int | None
 ) -> tuple[bytes | str | None, Source | None, int | None]:
     if isinstance(content, AsyncIterable):
-        return None, aiter(content), size
+        return None, _async_pieces(content), size
     return split_content(content, size)
+
+
+async def _async_pieces(source: AsyncIterable[object]) -> AsyncIterator[bytes]:
+    """The non-empty pieces of an async iterable, as bytes (b"" would mean the end)."""
+    async for piece in source:
+        if not isinstance(piece, (bytes, bytearray, memoryview)):
+            raise TypeError(f"content gave {type(piece).__name__}, not bytes")
+        if piece:
+            yield bytes(piece)
 
 
 def _translate(exc: Exception, effect: object, conn: ClientConnection) -> Exception:

@@ -44,7 +44,7 @@ def file_size(source: object) -> int | None:
 
 
 def pieces(source: object) -> Iterator[bytes]:
-    """The pieces of a file or an iterable of bytes, as bytes."""
+    """The non-empty pieces of a file or an iterable of bytes, as bytes."""
     read = getattr(source, "read", None)
     if read is not None:
         while True:
@@ -59,7 +59,8 @@ def pieces(source: object) -> Iterator[bytes]:
     for piece in source:
         if not isinstance(piece, (bytes, bytearray, memoryview)):
             raise TypeError(f"content iterable gave {type(piece).__name__}, not bytes")
-        yield bytes(piece)
+        if piece:  # b"" answers NextChunk with "the end": an empty piece must not
+            yield bytes(piece)
 
 
 def split_content(

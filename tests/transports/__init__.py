@@ -1,0 +1,1 @@
+"""Tests of the four SMTP clients (sync, asyncio, trio, anyio)."""
