@@ -21,9 +21,10 @@ from smtpcore import Limits
 from smtpcore.session import ConnectionLost, SendResult, Timeouts, TLSError, TLSMode
 
 from ._async import AsyncClient, Trace
+from ._serve_anyio import serve
 from ._tls import TLSLayer
 
-__all__ = ["SMTPClient", "send"]
+__all__ = ["SMTPClient", "send", "serve"]
 
 # == client ===========================================================================
 

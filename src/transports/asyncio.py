@@ -17,9 +17,10 @@ from smtpcore import Limits
 from smtpcore.session import SendResult, Timeouts, TLSError, TLSMode
 
 from ._async import AsyncClient, Trace
+from ._serve_asyncio import SMTPServer, serve, start_server
 from ._tls import TLSLayer
 
-__all__ = ["SMTPClient", "send"]
+__all__ = ["SMTPClient", "SMTPServer", "send", "serve", "start_server"]
 
 T = TypeVar("T")
 

@@ -59,9 +59,10 @@ from smtpcore.session import (
 )
 
 from ._content import split_content
+from ._serve_sync import SMTPServer, serve
 from ._tls import tls_info
 
-__all__ = ["SMTPClient", "send"]
+__all__ = ["SMTPClient", "SMTPServer", "send", "serve"]
 
 T = TypeVar("T")
 Trace = Callable[[str, bytes], None]

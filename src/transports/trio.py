@@ -19,9 +19,10 @@ from smtpcore import Limits
 from smtpcore.session import ConnectionLost, SendResult, Timeouts, TLSError, TLSMode
 
 from ._async import AsyncClient, Trace
+from ._serve_trio import serve
 from ._tls import TLSLayer
 
-__all__ = ["SMTPClient", "send"]
+__all__ = ["SMTPClient", "send", "serve"]
 
 # == client ===========================================================================
 

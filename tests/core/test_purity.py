@@ -39,6 +39,7 @@ def violations(source: str, filename: str) -> list[str]:
         for name in names:
             top = name.split(".")[0]
             if top in FORBIDDEN_MODULES and (filename, top) not in ALLOWED:
+                assert isinstance(node, (ast.Import, ast.ImportFrom))
                 bad.append(f"line {node.lineno}: import {name}")
         if (
             isinstance(node, ast.Call)

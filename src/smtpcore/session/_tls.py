@@ -12,16 +12,19 @@ __all__ = ["TLSInfo"]
 class TLSInfo:
     """The facts of one TLS connection, as the transport's TLS library gave them.
 
+    Both roles use it: a client learns the server's certificate; a server
+    learns the client's, when its context asked for one.
+
     ``peer_certificate`` is the decoded certificate (``ssl.SSLSocket.getpeercert()``
     form: ``subject``, ``issuer``, ``notAfter``, ``subjectAltName``...), empty when
     the certificate was not verified and so not decoded. ``verified`` says
     whether the chain and the host name were checked.
     """
 
-    version: str
-    cipher: str
-    verified: bool
-    peer_certificate: Mapping[str, object] = field(default_factory=dict)
+    version: str = ""
+    cipher: str = ""
+    verified: bool = False
+    peer_certificate: Mapping[str, object] = field(default_factory=dict, repr=False)
 
     @property
     def subject(self) -> str:

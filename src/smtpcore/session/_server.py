@@ -1,0 +1,867 @@
+"""The server procedure: one connection served, written once, driven by any transport.
+
+How this works: ``serve_connection`` drives a ``ServerConnection`` and
+yields effects. Besides ``Write``, ``Handshake`` and ``Close`` of the client
+side it yields four of its own:
+
+    Receive(timeout, interruptible)  bytes, or TIMED_OUT / SHUT_DOWN
+    CallHook(name, args)             run the handler's hook; answer its result
+                                     (awaited if it is awaitable) or HookFailed
+    Now()                            the current time, an aware datetime
+    NewId()                          a fresh random token (ids, SASL nonces)
+
+The procedure holds every decision of a server session: the default reply
+to each command, what a hook's answer means, the SASL exchange, the
+``Received:`` header, and the rule that a message counts as accepted only
+once ``on_message`` returned. It never calls user code: a transport runs each
+hook it is asked to and reports an exception as ``HookFailed``, which turns
+into a 451 4.3.0 here (the session goes on). Replies are buffered and written
+when the procedure is about to wait, so pipelined commands (RFC 2920) get
+their replies in one write.
+
+A transport builds one ``ServerOptions`` per listener (``ServerOptions.create``)
+and, per connection, ``options.session(peer, ...)``: the procedure to drive.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import enum
+import hmac
+from collections.abc import Collection, Generator, Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Final, TypeAlias, TypeVar
+
+from .._errors import LocalProtocolError
+from .._events import (
+    NEED_DATA,
+    Auth,
+    AuthCancel,
+    AuthResponse,
+    Bdat,
+    Command,
+    ConnectionClosed,
+    Data,
+    Ehlo,
+    EndOfChunk,
+    EndOfData,
+    Etrn,
+    Event,
+    Expn,
+    Helo,
+    Help,
+    InvalidCommand,
+    Lhlo,
+    Mail,
+    MessageData,
+    Noop,
+    Quit,
+    Rcpt,
+    Reply,
+    Rset,
+    Saml,
+    Send,
+    Soml,
+    StartTLS,
+    Turn,
+    Vrfy,
+)
+from .._limits import Limits
+from .._server import ServerConfig, ServerConnection, ServerPhase
+from ..sasl import (
+    Challenge,
+    Failure,
+    NeedSecret,
+    ScramCredentials,
+    ServerStep,
+    Success,
+    VerifyPassword,
+    derive_scram_credentials,
+    server_mechanism,
+)
+from ._effects import Close, Handshake, Write
+from ._tls import TLSInfo
+
+__all__ = [
+    "HOOKS",
+    "SHUT_DOWN",
+    "TIMED_OUT",
+    "CallHook",
+    "HookFailed",
+    "Interrupted",
+    "NewId",
+    "Now",
+    "Peer",
+    "Receive",
+    "ServerEffect",
+    "ServerEnvelope",
+    "ServerOptions",
+    "ServerProcedure",
+    "SessionInfo",
+    "TLSInfo",
+    "format_date",
+    "hooks_of",
+    "received_header",
+    "serve_connection",
+]
+
+T = TypeVar("T")
+
+#: Every hook a handler may define; all are optional.
+HOOKS: Final = (
+    "on_connect",
+    "on_ehlo",
+    "on_mail",
+    "on_rcpt",
+    "on_data_chunk",
+    "on_message",
+    "authenticate",
+    "lookup_secret",
+    "on_vrfy",
+    "on_expn",
+)
+
+#: Seconds a client may stay silent (RFC 5321 4.5.3.2.7: at least 5 minutes).
+IDLE_TIMEOUT: Final = 300.0
+#: The largest message accepted when no ServerConfig says otherwise.
+DEFAULT_MESSAGE_SIZE: Final = 32 * 1024 * 1024
+#: PBKDF2 rounds for SCRAM credentials derived from a password lookup (RFC 7677 4: 4096 at least).
+SCRAM_ITERATIONS: Final = 4096
+
+
+# --- effects ---------------------------------------------------------------
+
+
+class Interrupted(enum.Enum):
+    """Why a ``Receive`` ended without bytes."""
+
+    TIMED_OUT = enum.auto()  # nothing came within the timeout
+    SHUT_DOWN = enum.auto()  # the server is shutting down (interruptible reads only)
+
+
+TIMED_OUT: Final = Interrupted.TIMED_OUT
+SHUT_DOWN: Final = Interrupted.SHUT_DOWN
+
+
+@dataclass(frozen=True, slots=True)
+class Receive:
+    """Receive some bytes from the client, waiting at most ``timeout`` seconds.
+
+    Answer: the bytes (``b""`` when the client closed), ``TIMED_OUT`` when the
+    time ran out, or ``SHUT_DOWN`` when the server shuts down. A transport
+    answers ``SHUT_DOWN`` only when ``interruptible`` is true: no message is
+    in flight, so nothing is lost by stopping here.
+    """
+
+    timeout: float
+    interruptible: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CallHook:
+    """Call ``handler.<name>(*args)``; await the result if it is awaitable.
+
+    Answer: what the hook returned, or ``HookFailed`` when it raised. The
+    procedure asks only for hooks listed in ``ServerOptions.hooks``.
+    """
+
+    name: str
+    args: tuple[object, ...] = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class HookFailed:
+    """The answer to ``CallHook`` when the hook raised ``error`` (the transport logs it)."""
+
+    error: BaseException
+
+
+@dataclass(frozen=True, slots=True)
+class Now:
+    """Answer: the current time, a timezone-aware ``datetime``."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewId:
+    """Answer: a fresh random token of letters and digits (message ids, SASL nonces)."""
+
+
+ServerEffect: TypeAlias = Write | Receive | Handshake | Close | CallHook | Now | NewId
+ServerProcedure: TypeAlias = Generator[ServerEffect, object, T]
+
+
+# --- facts about the connection ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """The client's address: ``host`` is the IP address as text, ``name`` its DNS name if known."""
+
+    host: str
+    port: int
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """What ``on_connect`` learns about a new connection."""
+
+    peer: Peer
+    hostname: str
+    session_id: str
+    tls: TLSInfo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerEnvelope:
+    """One message received, as ``on_message`` gets it.
+
+    ``content`` is the message as received (unstuffed, CRLF line ends) with
+    our ``Received:`` header in front; ``received_header`` is that header
+    alone. When the handler streams with ``on_data_chunk``, ``content`` is
+    ``b""``: the chunks went to the hook.
+    """
+
+    sender: str  # "" for the null reverse-path <>
+    recipients: tuple[str, ...]
+    mail_params: Mapping[str, str | None]
+    recipient_params: tuple[Mapping[str, str | None], ...]
+    peer: Peer
+    hello_domain: str | None
+    is_tls: bool
+    tls: TLSInfo | None
+    auth_identity: str | None
+    message_id: str
+    session_id: str
+    received_header: bytes = field(repr=False)
+    content: bytes = field(repr=False)
+
+    @property
+    def original_content(self) -> bytes:
+        """The content as the client sent it, without our ``Received:`` header."""
+        if self.content.startswith(self.received_header):
+            return self.content[len(self.received_header) :]
+        return self.content
+
+
+def hooks_of(handler: object) -> frozenset[str]:
+    """The names in ``HOOKS`` that ``handler`` defines as callables."""
+    return frozenset(name for name in HOOKS if callable(getattr(handler, name, None)))
+
+
+# --- the Received: header (RFC 5321 4.4) ------------------------------------
+
+_DAYS: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS: Final = (
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+)  # fmt: skip
+
+
+def format_date(moment: datetime.datetime) -> str:
+    """``moment`` as an RFC 5322 3.3 date-time: ``Sun, 29 Nov 2026 06:26:45 +0000``.
+
+    Raises ``ValueError`` for a naive datetime (its zone is unknown).
+    """
+    offset = moment.utcoffset()
+    if offset is None:
+        raise ValueError("format_date needs a timezone-aware datetime")
+    minutes = int(offset.total_seconds()) // 60
+    sign = "+" if minutes >= 0 else "-"
+    hours, mins = divmod(abs(minutes), 60)
+    return (
+        f"{_DAYS[moment.weekday()]}, {moment.day:02d} {_MONTHS[moment.month - 1]} "
+        f"{moment.year:04d} {moment.hour:02d}:{moment.minute:02d}:{moment.second:02d} "
+        f"{sign}{hours:02d}{mins:02d}"
+    )
+
+
+def _address_literal(host: str) -> str:
+    return f"[IPv6:{host}]" if ":" in host else f"[{host}]"
+
+
+def _protocol(conn: ServerConnection) -> str:
+    """The ``with`` keyword (RFC 3848; RFC 6531 3.7.3 for UTF8SMTP)."""
+    if conn.config.lmtp:
+        base = "LMTP"
+    elif conn.is_smtputf8:
+        base = "UTF8SMTP"
+    elif conn.is_esmtp:
+        base = "ESMTP"
+    else:
+        return "SMTP"  # RFC 3848 has no S/A suffixes for plain SMTP
+    suffix = ("S" if conn.is_tls else "") + ("A" if conn.is_authenticated else "")
+    return base + suffix
+
+
+def received_header(
+    conn: ServerConnection, peer: Peer, message_id: str, moment: datetime.datetime
+) -> bytes:
+    """The ``Received:`` trace header for the open transaction (RFC 5321 4.4).
+
+    ``from <helo> (<name> [<ip>]) by <hostname> with <protocol> id <id>
+    for <recipient>; <date>``, folded. The ``for`` clause names the recipient
+    only when there is exactly one: listing them all would reveal Bcc
+    recipients to each other (RFC 5321 7.2).
+    """
+    tcp_info = _address_literal(peer.host)
+    if peer.name:
+        tcp_info = f"{peer.name} {tcp_info}"
+    lines = [
+        f"Received: from {conn.hello_domain or 'unknown'} ({tcp_info})",
+        f"\tby {conn.config.hostname} with {_protocol(conn)} id {message_id}",
+    ]
+    recipients = conn.recipients
+    if len(recipients) == 1:
+        lines.append(f"\tfor <{recipients[0]}>; {format_date(moment)}")
+    else:
+        lines[-1] += ";"
+        lines.append(f"\t{format_date(moment)}")
+    return ("\r\n".join(lines) + "\r\n").encode("utf-8")
+
+
+# --- options: resolved once per listener ------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ServerOptions:
+    """Everything a listener needs to start sessions, resolved once.
+
+    Build it with ``create``; ``session`` makes the procedure for one
+    connection.
+    """
+
+    config: ServerConfig
+    limits: Limits
+    hooks: frozenset[str]
+    idle_timeout: float = IDLE_TIMEOUT
+    max_connections: int | None = None
+
+    @classmethod
+    def create(
+        cls,
+        handler: object,
+        *,
+        config: ServerConfig | None = None,
+        limits: Limits | None = None,
+        starttls: bool = False,
+        hostname: str | None = None,
+        idle_timeout: float = IDLE_TIMEOUT,
+        max_connections: int | None = None,
+    ) -> ServerOptions:
+        """Options for ``handler``.
+
+        Without ``config``, the defaults: SIZE of ``DEFAULT_MESSAGE_SIZE``,
+        PIPELINING, 8BITMIME, SMTPUTF8, CHUNKING, ENHANCEDSTATUSCODES; AUTH with
+        the mechanisms the handler can check (PLAIN and LOGIN with
+        ``authenticate``; SCRAM-SHA-256 and CRAM-MD5 too with
+        ``lookup_secret``). ``starttls`` says whether the transport can
+        upgrade (a TLS context was given): it sets ``config.starttls``.
+        Raises ``ValueError`` for a non-positive timeout or connection cap.
+        """
+        if idle_timeout <= 0:
+            raise ValueError(f"idle_timeout must be > 0, not {idle_timeout!r}")
+        if max_connections is not None and max_connections < 1:
+            raise ValueError(f"max_connections must be >= 1 or None, not {max_connections!r}")
+        hooks = hooks_of(handler)
+        if config is None:
+            mechanisms: tuple[str, ...] = ()
+            if "lookup_secret" in hooks:
+                mechanisms += ("SCRAM-SHA-256", "CRAM-MD5")
+            if "lookup_secret" in hooks or "authenticate" in hooks:
+                mechanisms += ("PLAIN", "LOGIN")
+            config = ServerConfig(
+                size=DEFAULT_MESSAGE_SIZE,
+                smtputf8=True,
+                chunking=True,
+                auth_mechanisms=mechanisms,
+            )
+        config = replace(config, starttls=starttls)
+        if hostname is not None:
+            config = replace(config, hostname=hostname)
+        return cls(
+            config=config,
+            limits=limits if limits is not None else Limits(),
+            hooks=hooks,
+            idle_timeout=idle_timeout,
+            max_connections=max_connections,
+        )
+
+    def session(
+        self,
+        peer: Peer,
+        session_id: str,
+        *,
+        tls: TLSInfo | None = None,
+        refuse: str | None = None,
+    ) -> ServerProcedure[int]:
+        """The procedure serving one connection; see ``serve_connection``."""
+        conn = ServerConnection(self.config, self.limits, tls=tls is not None)
+        return serve_connection(
+            conn,
+            self.hooks,
+            peer,
+            session_id=session_id,
+            tls=tls,
+            idle_timeout=self.idle_timeout,
+            refuse=refuse,
+        )
+
+
+# --- the procedure --------------------------------------------------------------
+
+
+def _reply(conn: ServerConnection, code: int, status: str, text: str) -> Reply:
+    """A reply with the RFC 3463 status code in front when we offer ENHANCEDSTATUSCODES."""
+    if conn.config.enhanced_status_codes:
+        return Reply(code, (f"{status} {text}",))
+    return Reply(code, (text,))
+
+
+_HELP_TEXT: Final = "Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP"
+
+
+@dataclass(slots=True)
+class _Message:
+    """The message being received: its id, header, and content or streaming verdict."""
+
+    message_id: str
+    header: bytes
+    content: bytearray = field(default_factory=bytearray)
+    stream_failure: Reply | None = None  # a chunk hook refused or raised
+
+
+class _Session:
+    """The state one ``serve_connection`` call keeps besides the connection."""
+
+    def __init__(
+        self,
+        conn: ServerConnection,
+        hooks: Collection[str],
+        peer: Peer,
+        session_id: str,
+        tls: TLSInfo | None,
+        idle_timeout: float,
+    ) -> None:
+        self.conn = conn
+        self.hooks = hooks
+        self.peer = peer
+        self.session_id = session_id
+        self.tls = tls
+        self.idle_timeout = idle_timeout
+        self.out: list[bytes] = []
+        self.message: _Message | None = None
+        self.accepted = 0
+        self.auth_failures = 0
+        self.closed = False
+
+    # -- small steps ------------------------------------------------------------
+
+    def send(self, reply: Reply) -> None:
+        """Queue ``reply``; it is written before the next wait."""
+        self.out.append(self.conn.send(reply))
+
+    def flush(self) -> ServerProcedure[None]:
+        if self.out:
+            data, self.out = b"".join(self.out), []
+            yield Write(data)
+
+    def close(self) -> ServerProcedure[None]:
+        yield from self.flush()
+        if not self.closed:
+            self.closed = True
+            yield Close()
+
+    def hook(self, name: str, *args: object) -> ServerProcedure[object]:
+        """The result of hook ``name``: None when absent, HookFailed when it raised."""
+        if name not in self.hooks:
+            return None
+        result = yield CallHook(name, args)
+        return result
+
+    def hook_failure(self) -> Reply:
+        # The handler broke: a transient failure, the client may retry later.
+        return _reply(self.conn, 451, "4.3.0", "Requested action aborted: local error")
+
+    def reply_from(self, result: object, default: Reply) -> Reply:
+        """What a hook's answer means: its Reply, the default for None, 451 otherwise."""
+        if result is None:
+            return default
+        if isinstance(result, Reply):
+            return result
+        return self.hook_failure()
+
+    def answer(self, result: object, default: Reply) -> None:
+        """Send the reply a hook's answer calls for; one the phase forbids becomes 451."""
+        reply = self.reply_from(result, default)
+        try:
+            self.send(reply)
+        except LocalProtocolError:
+            # A hook returned a reply this moment cannot take (354 to MAIL, say).
+            self.send(self.hook_failure())
+
+    def fresh_id(self) -> ServerProcedure[str]:
+        token = yield NewId()
+        if not isinstance(token, str):
+            raise TypeError(f"a transport answered NewId with {type(token).__name__}")
+        return token
+
+    def next_event(self) -> ServerProcedure[Event | Interrupted]:
+        """The next event, receiving as needed; TIMED_OUT or SHUT_DOWN if the wait ended."""
+        conn = self.conn
+        event = conn.next_event()
+        while event is NEED_DATA:
+            yield from self.flush()
+            # Shutting down may interrupt only a session with no message in flight.
+            quiet = conn.phase in (ServerPhase.HELLO, ServerPhase.READY, ServerPhase.REFUSED)
+            data = yield Receive(self.idle_timeout, quiet)
+            if isinstance(data, Interrupted):
+                return data
+            if not isinstance(data, bytes):
+                raise TypeError(f"a transport answered Receive with {type(data).__name__}")
+            conn.receive_data(data)
+            event = conn.next_event()
+        return event
+
+
+def serve_connection(
+    conn: ServerConnection,
+    hooks: Collection[str],
+    peer: Peer,
+    *,
+    session_id: str,
+    tls: TLSInfo | None = None,
+    idle_timeout: float = IDLE_TIMEOUT,
+    refuse: str | None = None,
+) -> ServerProcedure[int]:
+    """Serve one connection from greeting to close; return the number of messages accepted.
+
+    ``hooks`` are the handler's hooks (``hooks_of``); ``tls`` describes an
+    implicit TLS layer already in place. ``refuse`` is a reason to turn the
+    client away: the greeting is then ``421 4.3.2 <reason>`` and the
+    connection closes (RFC 5321 3.8: too many connections, shutting down).
+    A client silent for ``idle_timeout`` seconds gets 421 4.4.2 and is dropped
+    (RFC 5321 4.5.3.2.7); so does any session waiting for a command when the
+    server shuts down (421 4.3.2).
+    """
+    session = _Session(conn, hooks, peer, session_id, tls, idle_timeout)
+    if refuse is not None:
+        session.send(Reply(421, (f"{conn.config.hostname} 4.3.2 {refuse}",)))
+        yield from session.close()
+        return 0
+    info = SessionInfo(peer, conn.config.hostname, session_id, tls)
+    result = yield from session.hook("on_connect", info)
+    greeting = session.reply_from(result, conn.greeting_reply())
+    if greeting.code not in (220, 554, 421):
+        greeting = Reply(421, (f"{conn.config.hostname} 4.3.0 Service not available",))
+    session.send(greeting)
+    while conn.phase is not ServerPhase.CLOSED:
+        event = yield from session.next_event()
+        if isinstance(event, Interrupted):
+            if event is TIMED_OUT:
+                text = "4.4.2 Idle timeout, closing connection"
+            else:
+                text = "4.3.2 Service shutting down, closing connection"
+            session.send(Reply(421, (f"{conn.config.hostname} {text}",)))
+            break
+        if isinstance(event, ConnectionClosed):
+            break
+        yield from _handle(session, event)
+    yield from session.close()
+    return session.accepted
+
+
+def _handle(session: _Session, event: Event) -> ServerProcedure[None]:
+    """Answer one event from the connection."""
+    conn = session.conn
+    if isinstance(event, InvalidCommand):
+        while conn.awaiting is not None:  # LMTP: once per recipient
+            session.send(event.reply)
+        if conn.phase not in (ServerPhase.DATA, ServerPhase.BDAT):
+            session.message = None  # no transaction left: drop what was collected
+    elif isinstance(event, MessageData):
+        yield from _content(session, event.data)
+    elif isinstance(event, (EndOfData, EndOfChunk)):
+        yield from _end_of_content(session, event)
+    elif isinstance(event, Command):
+        yield from _command(session, event)
+
+
+def _command(session: _Session, command: Command) -> ServerProcedure[None]:
+    conn = session.conn
+    hostname = conn.config.hostname
+    if isinstance(command, (Ehlo, Lhlo)):
+        result = yield from session.hook("on_ehlo", command.domain)
+        session.answer(result, conn.ehlo_reply())
+    elif isinstance(command, Helo):
+        result = yield from session.hook("on_ehlo", command.domain)
+        session.answer(result, Reply(250, (hostname,)))
+    elif isinstance(command, Mail):
+        result = yield from session.hook("on_mail", command.sender, command.params)
+        session.answer(result, _reply(conn, 250, "2.1.0", "Sender OK"))
+    elif isinstance(command, Rcpt):
+        result = yield from session.hook("on_rcpt", command.recipient, command.params)
+        session.answer(result, _reply(conn, 250, "2.1.5", "Recipient OK"))
+    elif isinstance(command, Data):
+        session.send(Reply(354, ("End data with <CR><LF>.<CR><LF>",)))
+        yield from _start_message(session)
+    elif isinstance(command, Bdat):
+        if session.message is None:  # the first chunk: no reply due yet
+            yield from _start_message(session)
+    elif isinstance(command, Rset):
+        session.message = None
+        session.send(_reply(conn, 250, "2.0.0", "OK"))
+    elif isinstance(command, Noop):
+        session.send(_reply(conn, 250, "2.0.0", "OK"))
+    elif isinstance(command, Quit):
+        session.send(_reply(conn, 221, "2.0.0", f"{hostname} closing connection"))
+    elif isinstance(command, Help):
+        session.send(_reply(conn, 214, "2.0.0", _HELP_TEXT))
+    elif isinstance(command, Vrfy):
+        result = yield from session.hook("on_vrfy", command.argument)
+        # RFC 5321 3.5.3: 252 when we will not say, but will take mail for it.
+        default = _reply(
+            conn, 252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery"
+        )
+        session.answer(result, default)
+    elif isinstance(command, Expn):
+        result = yield from session.hook("on_expn", command.argument)
+        session.answer(result, _reply(conn, 502, "5.5.1", "Command EXPN not implemented"))
+    elif isinstance(command, StartTLS):
+        yield from _starttls(session)
+    elif isinstance(command, Auth):
+        yield from _auth(session, command)
+    elif isinstance(command, (AuthResponse, AuthCancel)):  # pragma: no cover - only inside _auth
+        session.send(_reply(conn, 501, "5.5.2", "No AUTH exchange in progress"))
+    elif isinstance(command, (Turn, Send, Soml, Saml, Etrn)):
+        # Offered only when configured; we have no queue or terminal to run them.
+        session.send(_reply(conn, 502, "5.5.1", f"Command {command.verb} not implemented"))
+    else:  # pragma: no cover - every command class is listed above
+        session.send(_reply(conn, 502, "5.5.1", f"Command {command.verb} not implemented"))
+
+
+# -- STARTTLS ----------------------------------------------------------------------
+
+
+def _starttls(session: _Session) -> ServerProcedure[None]:
+    conn = session.conn
+    session.send(_reply(conn, 220, "2.0.0", "Ready to start TLS"))
+    yield from session.flush()
+    info = yield Handshake(None, session.idle_timeout)
+    session.tls = info if isinstance(info, TLSInfo) else TLSInfo()
+    session.message = None
+    conn.tls_established()  # RFC 3207 4.2: everything said before is forgotten
+
+
+# -- AUTH (RFC 4954) ----------------------------------------------------------------
+
+
+def _auth(session: _Session, command: Auth) -> ServerProcedure[None]:
+    conn = session.conn
+    limits = conn.limits
+    nonce = yield from session.fresh_id()
+    mechanism = server_mechanism(command.mechanism, nonce=nonce, hostname=conn.config.hostname)
+    step: ServerStep = mechanism.start(command.initial_response)
+    challenges = 0
+    while True:
+        if isinstance(step, Challenge):
+            challenges += 1
+            if challenges > limits.sasl_rounds:
+                step = Failure(f"more than Limits.sasl_rounds ({limits.sasl_rounds}) challenges")
+                continue
+            text = base64.b64encode(step.data).decode("ascii")
+            session.send(Reply(334, (text,)))
+            event = yield from session.next_event()
+            if isinstance(event, AuthResponse):
+                step = mechanism.receive(event.data)
+            elif isinstance(event, AuthCancel):
+                session.send(_reply(conn, 501, "5.7.0", "Authentication cancelled"))
+                return
+            elif isinstance(event, InvalidCommand):
+                session.send(event.reply)  # bad base64 or too long: the exchange is over
+                return
+            else:  # closed, timed out or shut down: nothing left to answer
+                if isinstance(event, Interrupted):
+                    session.send(Reply(421, (f"{conn.config.hostname} 4.4.2 Closing",)))
+                return
+        elif isinstance(step, VerifyPassword):
+            ok = yield from _check_password(session, step)
+            if ok is None:
+                session.send(_reply(conn, 454, "4.7.0", "Temporary authentication failure"))
+                return
+            step = mechanism.password_checked(ok)
+        elif isinstance(step, NeedSecret):
+            secret = yield from _lookup_secret(session, step)
+            if isinstance(secret, HookFailed):
+                session.send(_reply(conn, 454, "4.7.0", "Temporary authentication failure"))
+                return
+            step = mechanism.supply_secret(secret)
+        elif isinstance(step, Success):
+            if step.authzid and step.authzid != step.authcid:
+                # Acting as someone else needs a policy we do not have (RFC 4422 3.4.1).
+                step = Failure(f"{step.authcid!r} may not act as {step.authzid!r}")
+                continue
+            conn.authenticated(step.authcid)
+            session.send(_reply(conn, 235, "2.7.0", "Authentication successful"))
+            return
+        else:
+            session.auth_failures += 1
+            if session.auth_failures >= limits.auth_failures:
+                text = "4.7.0 Too many failed authentication attempts, closing"
+                session.send(Reply(421, (f"{conn.config.hostname} {text}",)))
+            elif step.malformed:
+                session.send(_reply(conn, 501, "5.5.2", "Malformed authentication data"))
+            else:
+                session.send(_reply(conn, 535, "5.7.8", "Authentication credentials invalid"))
+            return
+
+
+def _check_password(session: _Session, step: VerifyPassword) -> ServerProcedure[bool | None]:
+    """The handler's verdict on a password: True, False, or None when it failed.
+
+    With only ``lookup_secret``, the password is compared with the secret it
+    gives, in constant time.
+    """
+    if step.authzid and step.authzid != step.username:
+        return False
+    if "authenticate" in session.hooks:
+        result = yield from session.hook("authenticate", step.username, step.password)
+        return None if isinstance(result, HookFailed) else result is True
+    secret = yield from session.hook("lookup_secret", "PLAIN", step.username)
+    if isinstance(secret, HookFailed):
+        return None
+    if not isinstance(secret, str):
+        return False
+    return hmac.compare_digest(secret.encode("utf-8"), step.password.encode("utf-8"))
+
+
+def _lookup_secret(
+    session: _Session, step: NeedSecret
+) -> ServerProcedure[str | ScramCredentials | HookFailed | None]:
+    """The secret CRAM-MD5 or SCRAM needs, from ``lookup_secret(mechanism, username)``.
+
+    A password (str) given for SCRAM is turned into credentials with a fresh salt.
+    """
+    result = yield from session.hook("lookup_secret", step.mechanism, step.username)
+    if isinstance(result, HookFailed):
+        return result
+    scram = step.mechanism.startswith("SCRAM-")
+    if isinstance(result, str) and scram:
+        salt = yield from session.fresh_id()
+        hash_name = "sha256" if step.mechanism == "SCRAM-SHA-256" else "sha1"
+        return derive_scram_credentials(result, salt.encode(), SCRAM_ITERATIONS, hash_name)
+    if isinstance(result, ScramCredentials) and scram:
+        return result
+    if isinstance(result, str) and not scram:
+        return result
+    return None
+
+
+# -- message content ---------------------------------------------------------------
+
+
+def _start_message(session: _Session) -> ServerProcedure[None]:
+    """A message begins (354 sent, or the first BDAT chunk): stamp it."""
+    message_id = yield from session.fresh_id()
+    moment = yield Now()
+    if not isinstance(moment, datetime.datetime):
+        raise TypeError(f"a transport answered Now with {type(moment).__name__}")
+    header = received_header(session.conn, session.peer, message_id, moment)
+    message = _Message(message_id, header)
+    session.message = message
+    if "on_data_chunk" in session.hooks:
+        yield from _stream(session, message, header)
+    else:
+        message.content += header
+
+
+def _stream(session: _Session, message: _Message, data: bytes) -> ServerProcedure[None]:
+    if message.stream_failure is not None:
+        return  # the handler refused already: the rest is read and dropped
+    result = yield from session.hook("on_data_chunk", data)
+    if result is not None:
+        refusal = session.reply_from(result, session.hook_failure())
+        if refusal.is_positive or refusal.is_intermediate:
+            refusal = session.hook_failure()
+        message.stream_failure = refusal
+
+
+def _content(session: _Session, data: bytes) -> ServerProcedure[None]:
+    message = session.message
+    if message is None:  # pragma: no cover - content only flows after 354 or BDAT
+        return
+    if "on_data_chunk" in session.hooks:
+        yield from _stream(session, message, data)
+    else:
+        # Bounded: the connection refuses a message beyond its size limit and
+        # the size limit always exists when ServerOptions made the config.
+        message.content += data
+
+
+def _end_of_content(session: _Session, event: EndOfData | EndOfChunk) -> ServerProcedure[None]:
+    conn = session.conn
+    message = session.message
+    if isinstance(event, EndOfChunk):
+        if message is not None and message.stream_failure is not None:
+            session.message = None
+            session.send(message.stream_failure)  # RFC 3030 2: the transaction failed
+        else:
+            session.send(_reply(conn, 250, "2.0.0", "Chunk received"))
+        return
+    session.message = None
+    recipients = conn.recipients
+    replies = yield from _deliver(session, message)
+    if conn.config.lmtp:
+        # RFC 2033 4.2: one reply per accepted recipient, in RCPT order.
+        for recipient, reply in zip(recipients, replies, strict=True):
+            del recipient
+            session.send(reply)
+    else:
+        session.send(replies[0])
+
+
+def _deliver(session: _Session, message: _Message | None) -> ServerProcedure[list[Reply]]:
+    """Hand the message to ``on_message``: one reply per recipient (all equal for SMTP)."""
+    conn = session.conn
+    recipients = conn.recipients
+    count = len(recipients) if conn.config.lmtp else 1
+    if message is None:  # pragma: no cover - a message always starts before its end
+        return [session.hook_failure()] * count
+    if message.stream_failure is not None:
+        return [message.stream_failure] * count
+    streamed = "on_data_chunk" in session.hooks
+    if "on_message" not in session.hooks and not streamed:
+        # Nothing would keep the message: saying 250 would lose it.
+        reply = _reply(conn, 451, "4.3.0", "No handler stores messages here")
+        return [reply] * count
+    envelope = ServerEnvelope(
+        sender=conn.sender or "",
+        recipients=recipients,
+        mail_params=MappingProxyType(dict(conn.mail_params)),
+        recipient_params=conn.recipient_params,
+        peer=session.peer,
+        hello_domain=conn.hello_domain,
+        is_tls=conn.is_tls,
+        tls=session.tls,
+        auth_identity=conn.identity,
+        message_id=message.message_id,
+        session_id=session.session_id,
+        received_header=message.header,
+        content=b"" if streamed else bytes(message.content),
+    )
+    ok = _reply(conn, 250, "2.0.0", f"OK queued as {message.message_id}")
+    result = yield from session.hook("on_message", envelope)
+    if isinstance(result, Mapping):
+        replies = []
+        for recipient in recipients:
+            value = result.get(recipient)
+            replies.append(session.reply_from(value, ok))
+        if not conn.config.lmtp:
+            refused = [r for r in replies if not r.is_positive]
+            replies = [refused[0] if refused else ok]
+    else:
+        replies = [session.reply_from(result, ok)] * count
+    replies = [r if not r.is_intermediate else session.hook_failure() for r in replies]
+    session.accepted += any(r.is_positive for r in replies)
+    return replies

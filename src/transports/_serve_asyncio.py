@@ -1,0 +1,348 @@
+"""The asyncio server: ``loop.create_server`` and one task per connection.
+
+A small ``asyncio.Protocol`` (``_Stream``) holds what was received, so the
+STARTTLS upgrade can drop every plaintext byte that arrived before it (RFC
+3207 5); asyncio's StreamReader would keep them and hand them out as if they
+came through TLS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from types import TracebackType
+from typing import Final
+
+from smtpcore import Limits, ServerConfig
+from smtpcore.session._effects import Close, Handshake, Write
+from smtpcore.session._server import (
+    IDLE_TIMEOUT,
+    SHUT_DOWN,
+    TIMED_OUT,
+    CallHook,
+    NewId,
+    Now,
+    Peer,
+    Receive,
+    ServerOptions,
+    ServerProcedure,
+)
+
+from ._serving import LOG, call_hook_async, new_id, now, tls_info, unknown_effect
+
+__all__ = ["SMTPServer", "serve", "start_server"]
+
+_HIGH_WATER: Final = 256 * 1024  # octets held before reading pauses
+_BUSY: Final = "Too many connections, try again later"
+_STOPPING: Final = "Service shutting down, try again later"
+
+
+class _Stream(asyncio.Protocol):
+    """The bytes of one connection, received into a bounded buffer."""
+
+    def __init__(self, server: SMTPServer) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.eof = False
+        self.waiter: asyncio.Future[None] | None = None
+        self.writable: asyncio.Future[None] | None = None
+        self.interruptible = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.server._connected(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if len(self.buffer) > _HIGH_WATER and self.transport is not None:
+            self.transport.pause_reading()
+        self.wake()
+
+    def eof_received(self) -> None:
+        self.eof = True
+        self.wake()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        self.wake()
+        if self.writable is not None and not self.writable.done():
+            self.writable.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.writable = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self.writable is not None and not self.writable.done():
+            self.writable.set_result(None)
+        self.writable = None
+
+    def wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def receive(self, timeout: float, interruptible: bool) -> object:
+        stopping = self.server._stopping
+        if not self.buffer and not self.eof:
+            if interruptible and stopping:
+                return SHUT_DOWN
+            self.waiter = asyncio.get_running_loop().create_future()
+            self.interruptible = interruptible
+            try:
+                await asyncio.wait_for(self.waiter, timeout)
+            except asyncio.TimeoutError:
+                return TIMED_OUT
+            finally:
+                self.waiter, self.interruptible = None, False
+            if not self.buffer and not self.eof:
+                return SHUT_DOWN  # woken by the shutdown
+        data = bytes(self.buffer)
+        self.buffer.clear()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+        return data
+
+    async def write(self, data: bytes, timeout: float) -> None:
+        assert self.transport is not None
+        if self.transport.is_closing():
+            raise ConnectionResetError("the client closed the connection")
+        self.transport.write(data)
+        if self.writable is not None:
+            await asyncio.wait_for(asyncio.shield(self.writable), timeout)
+
+
+class SMTPServer:
+    """An SMTP server on asyncio: ``await start()``, ``port``, ``await aclose(grace)``.
+
+    ``aclose`` stops gracefully: sessions waiting for a command get 421,
+    sessions in the middle of a message may finish it within ``grace``
+    seconds, new connections meanwhile get 421. Also an async context
+    manager. Options as in ``transports.sync.SMTPServer``.
+    """
+
+    def __init__(
+        self,
+        handler: object,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        tls_context: ssl.SSLContext | None = None,
+        implicit_tls: bool = False,
+        config: ServerConfig | None = None,
+        limits: Limits | None = None,
+        hostname: str | None = None,
+        idle_timeout: float = IDLE_TIMEOUT,
+        max_connections: int | None = None,
+    ) -> None:
+        if implicit_tls and tls_context is None:
+            raise ValueError("implicit_tls needs a tls_context")
+        self.handler = handler
+        self.host = host
+        self._port = port
+        self.tls_context = tls_context
+        self.implicit_tls = implicit_tls
+        self.options = ServerOptions.create(
+            handler,
+            config=config,
+            limits=limits,
+            starttls=tls_context is not None and not implicit_tls,
+            hostname=hostname,
+            idle_timeout=idle_timeout,
+            max_connections=max_connections,
+        )
+        self._server: asyncio.Server | None = None
+        self._sessions: dict[asyncio.Task[None], _Stream] = {}
+        self._stopping = False
+
+    @property
+    def port(self) -> int:
+        """The port listened on (the one chosen when 0 was asked for)."""
+        return self._port
+
+    async def start(self) -> SMTPServer:
+        """Bind and listen; return self. Raises ``OSError`` when the address cannot be bound."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _Stream(self),
+            self.host,
+            self._port,
+            ssl=self.tls_context if self.implicit_tls else None,
+            ssl_handshake_timeout=self.options.idle_timeout if self.implicit_tls else None,
+        )
+        self._port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    def _connected(self, stream: _Stream) -> None:
+        limit = self.options.max_connections
+        refuse = None
+        if self._stopping:
+            refuse = _STOPPING
+        elif limit is not None and len(self._sessions) >= limit:
+            refuse = _BUSY
+        task = asyncio.get_running_loop().create_task(self._session(stream, refuse))
+        if refuse is None:
+            self._sessions[task] = stream
+            task.add_done_callback(lambda done: self._sessions.pop(done, None))
+
+    async def _session(self, stream: _Stream, refuse: str | None) -> None:
+        transport = stream.transport
+        assert transport is not None
+        address = transport.get_extra_info("peername") or ("", 0)
+        try:
+            tls = tls_info(transport.get_extra_info("ssl_object")) if self.implicit_tls else None
+            procedure = self.options.session(
+                Peer(address[0], address[1]), new_id(), tls=tls, refuse=refuse
+            )
+            await self._drive(procedure, stream)
+        except (OSError, ssl.SSLError, asyncio.TimeoutError) as error:
+            LOG.debug("session with %s ended: %r", address, error)
+        except Exception:
+            LOG.exception("session with %s failed", address)
+        finally:
+            if stream.transport is not None:
+                stream.transport.close()
+
+    async def _drive(self, procedure: ServerProcedure[int], stream: _Stream) -> int:
+        """Run a server procedure to its end over one connection."""
+        answer: object = None
+        timeout = self.options.idle_timeout
+        try:
+            while True:
+                try:
+                    effect = procedure.send(answer)
+                except StopIteration as done:
+                    result: int = done.value
+                    return result
+                answer = None
+                match effect:
+                    case Write(data):
+                        await stream.write(data, timeout)
+                    case Receive(wait, interruptible):
+                        answer = await stream.receive(wait, interruptible)
+                    case Handshake(_, wait):
+                        answer = await self._handshake(stream, wait)
+                    case Close():
+                        assert stream.transport is not None
+                        stream.transport.close()
+                    case CallHook():
+                        answer = await call_hook_async(self.handler, effect)
+                    case Now():
+                        answer = now()
+                    case NewId():
+                        answer = new_id()
+                    case _:
+                        unknown_effect(effect)
+        finally:
+            procedure.close()
+
+    async def _handshake(self, stream: _Stream, timeout: float) -> object:
+        assert self.tls_context is not None and stream.transport is not None
+        # RFC 3207 5: plaintext sent behind STARTTLS is dropped. start_tls pauses
+        # the plain transport before its first await, so no later byte gets in.
+        stream.buffer.clear()
+        loop = asyncio.get_running_loop()
+        upgraded = await loop.start_tls(
+            stream.transport,
+            stream,
+            self.tls_context,
+            server_side=True,
+            ssl_handshake_timeout=timeout,
+        )
+        if upgraded is None:
+            raise ConnectionResetError("the client closed during the TLS handshake")
+        # Keep the buffer: the client may have sent EHLO through TLS already.
+        stream.transport = upgraded
+        return tls_info(upgraded.get_extra_info("ssl_object"))
+
+    async def aclose(self, grace: float = 5.0) -> None:
+        """Stop: idle sessions get 421 now, busy ones get ``grace`` seconds to finish."""
+        if self._server is None or self._stopping:
+            return
+        self._stopping = True
+        for stream in list(self._sessions.values()):
+            if stream.interruptible:
+                stream.wake()
+        if self._sessions:
+            await asyncio.wait(list(self._sessions), timeout=grace)
+        for task, stream in list(self._sessions.items()):
+            if stream.transport is not None:
+                stream.transport.abort()
+            task.cancel()
+        if self._sessions:
+            await asyncio.wait(list(self._sessions), timeout=1.0)
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def __aenter__(self) -> SMTPServer:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+async def start_server(
+    handler: object,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    tls_context: ssl.SSLContext | None = None,
+    implicit_tls: bool = False,
+    config: ServerConfig | None = None,
+    limits: Limits | None = None,
+    hostname: str | None = None,
+    idle_timeout: float = IDLE_TIMEOUT,
+    max_connections: int | None = None,
+) -> SMTPServer:
+    """A started ``SMTPServer``; ``await server.aclose()`` stops it."""
+    server = SMTPServer(
+        handler,
+        host,
+        port,
+        tls_context=tls_context,
+        implicit_tls=implicit_tls,
+        config=config,
+        limits=limits,
+        hostname=hostname,
+        idle_timeout=idle_timeout,
+        max_connections=max_connections,
+    )
+    return await server.start()
+
+
+async def serve(
+    handler: object,
+    host: str = "127.0.0.1",
+    port: int = 25,
+    *,
+    tls_context: ssl.SSLContext | None = None,
+    implicit_tls: bool = False,
+    config: ServerConfig | None = None,
+    limits: Limits | None = None,
+    hostname: str | None = None,
+    idle_timeout: float = IDLE_TIMEOUT,
+    max_connections: int | None = None,
+    grace: float = 5.0,
+) -> None:
+    """Serve ``handler`` until cancelled; on cancellation, close gracefully within ``grace``."""
+    server = await start_server(
+        handler,
+        host,
+        port,
+        tls_context=tls_context,
+        implicit_tls=implicit_tls,
+        config=config,
+        limits=limits,
+        hostname=hostname,
+        idle_timeout=idle_timeout,
+        max_connections=max_connections,
+    )
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await asyncio.shield(server.aclose(grace))

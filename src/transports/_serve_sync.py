@@ -1,0 +1,279 @@
+"""The blocking server: a listener thread and one thread per connection.
+
+Each connection runs ``ServerOptions.session`` (the pure procedure) through
+``_drive``, the interpreter loop. Reads wait in short slices when the
+procedure allows an interruption, so a shutdown reaches idle sessions within
+``_SLICE`` seconds; a session in the middle of a message is left to finish it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Final
+
+from smtpcore import Limits, ServerConfig
+from smtpcore.session._effects import Close, Handshake, Write
+from smtpcore.session._server import (
+    IDLE_TIMEOUT,
+    SHUT_DOWN,
+    TIMED_OUT,
+    CallHook,
+    NewId,
+    Now,
+    Peer,
+    Receive,
+    ServerOptions,
+    ServerProcedure,
+    TLSInfo,
+)
+
+from ._serving import LOG, call_hook, new_id, now, tls_info, unknown_effect
+
+__all__ = ["SMTPServer", "serve"]
+
+_SLICE: Final = 0.1  # seconds between looks at the shutdown flag while idle
+_BUSY: Final = "Too many connections, try again later"
+_STOPPING: Final = "Service shutting down, try again later"
+
+
+class SMTPServer:
+    """An SMTP server on blocking sockets: a thread per connection.
+
+    ``start()`` binds and listens (port 0 picks a free port: read ``port``);
+    ``close(grace)`` stops: sessions waiting for a command get 421, sessions
+    in the middle of a message may finish it within ``grace`` seconds, new
+    connections meanwhile get 421; what remains is then cut. Use it as a
+    context manager to start and close. ``tls_context`` (server side)
+    enables STARTTLS, or implicit TLS with ``implicit_tls=True``.
+    Raises ``OSError`` when the address cannot be bound.
+    """
+
+    def __init__(
+        self,
+        handler: object,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        tls_context: ssl.SSLContext | None = None,
+        implicit_tls: bool = False,
+        config: ServerConfig | None = None,
+        limits: Limits | None = None,
+        hostname: str | None = None,
+        idle_timeout: float = IDLE_TIMEOUT,
+        max_connections: int | None = None,
+    ) -> None:
+        if implicit_tls and tls_context is None:
+            raise ValueError("implicit_tls needs a tls_context")
+        self.handler = handler
+        self.host = host
+        self._port = port
+        self.tls_context = tls_context
+        self.implicit_tls = implicit_tls
+        self.options = ServerOptions.create(
+            handler,
+            config=config,
+            limits=limits,
+            starttls=tls_context is not None and not implicit_tls,
+            hostname=hostname,
+            idle_timeout=idle_timeout,
+            max_connections=max_connections,
+        )
+        self._listener: socket.socket | None = None
+        self._acceptor: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._sessions: dict[threading.Thread, socket.socket] = {}
+        self._stopping = threading.Event()
+        self._closed = threading.Event()
+
+    @property
+    def port(self) -> int:
+        """The port listened on (the one chosen when 0 was asked for)."""
+        return self._port
+
+    def start(self) -> SMTPServer:
+        """Bind, listen and accept in a background thread; return self."""
+        listener = socket.create_server((self.host, self._port), backlog=128)
+        listener.settimeout(_SLICE)
+        self._listener = listener
+        self._port = listener.getsockname()[1]
+        self._acceptor = threading.Thread(target=self._accept, name="smtp-accept", daemon=True)
+        self._acceptor.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Block until ``close`` is called from another thread."""
+        self._closed.wait()
+
+    def _accept(self) -> None:
+        assert self._listener is not None
+        while not self._closed.is_set():
+            try:
+                sock, address = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return  # the listener was closed
+            refuse = None
+            with self._lock:
+                limit = self.options.max_connections
+                if self._stopping.is_set():
+                    refuse = _STOPPING
+                elif limit is not None and len(self._sessions) >= limit:
+                    refuse = _BUSY
+                thread = threading.Thread(
+                    target=self._session, args=(sock, address, refuse), daemon=True
+                )
+                if refuse is None:
+                    self._sessions[thread] = sock
+            thread.start()
+
+    def _session(self, sock: socket.socket, address: tuple[str, int], refuse: str | None) -> None:
+        me = threading.current_thread()
+        try:
+            peer = Peer(address[0], address[1])
+            tls: TLSInfo | None = None
+            sock.settimeout(self.options.idle_timeout)
+            if self.implicit_tls and refuse is None:
+                assert self.tls_context is not None
+                sock = self.tls_context.wrap_socket(sock, server_side=True)
+                with self._lock:
+                    self._sessions[me] = sock
+                tls = tls_info(sock)
+            procedure = self.options.session(peer, new_id(), tls=tls, refuse=refuse)
+            self._drive(procedure, sock)
+        except (OSError, ssl.SSLError) as error:
+            LOG.debug("session with %s ended: %s", address, error)
+        except Exception:
+            LOG.exception("session with %s failed", address)
+        finally:
+            with self._lock:
+                sock = self._sessions.pop(me, sock)
+            sock.close()
+
+    def _drive(self, procedure: ServerProcedure[int], sock: socket.socket) -> int:
+        """Run a server procedure to its end over a blocking socket."""
+        answer: object = None
+        try:
+            while True:
+                try:
+                    effect = procedure.send(answer)
+                except StopIteration as done:
+                    result: int = done.value
+                    return result
+                answer = None
+                match effect:
+                    case Write(data):
+                        sock.settimeout(self.options.idle_timeout)
+                        sock.sendall(data)
+                    case Receive(timeout, interruptible):
+                        answer = self._receive(sock, timeout, interruptible)
+                    case Handshake(_, timeout):
+                        assert self.tls_context is not None
+                        sock.settimeout(timeout)
+                        sock = self.tls_context.wrap_socket(sock, server_side=True)
+                        with self._lock:
+                            self._sessions[threading.current_thread()] = sock
+                        answer = tls_info(sock)
+                    case Close():
+                        sock.close()
+                    case CallHook():
+                        answer = call_hook(self.handler, effect)
+                    case Now():
+                        answer = now()
+                    case NewId():
+                        answer = new_id()
+                    case _:
+                        unknown_effect(effect)
+        finally:
+            procedure.close()
+
+    def _receive(self, sock: socket.socket, timeout: float, interruptible: bool) -> object:
+        deadline = time.monotonic() + timeout
+        while True:
+            if interruptible and self._stopping.is_set():
+                return SHUT_DOWN
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return TIMED_OUT
+            sock.settimeout(min(left, _SLICE) if interruptible else left)
+            try:
+                return sock.recv(65536)
+            except TimeoutError:
+                continue
+
+    def close(self, grace: float = 5.0) -> None:
+        """Stop: idle sessions get 421 now, busy ones get ``grace`` seconds to finish."""
+        if self._listener is None or self._closed.is_set():
+            return
+        self._stopping.set()
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._sessions:
+                    break
+            time.sleep(0.02)
+        self._closed.set()
+        self._listener.close()
+        with self._lock:
+            left = dict(self._sessions)
+        for thread, sock in left.items():
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            thread.join(1.0)
+        if self._acceptor is not None:
+            self._acceptor.join(1.0)
+
+    def __enter__(self) -> SMTPServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def serve(
+    handler: object,
+    host: str = "127.0.0.1",
+    port: int = 25,
+    *,
+    tls_context: ssl.SSLContext | None = None,
+    implicit_tls: bool = False,
+    config: ServerConfig | None = None,
+    limits: Limits | None = None,
+    hostname: str | None = None,
+    idle_timeout: float = IDLE_TIMEOUT,
+    max_connections: int | None = None,
+    ready: Callable[[SMTPServer], object] | None = None,
+) -> None:
+    """Serve ``handler`` until interrupted (Ctrl-C closes gracefully).
+
+    The options are those of ``SMTPServer``; ``ready(server)`` is called once
+    listening (``server.port`` is the port chosen for port 0).
+    """
+    server = SMTPServer(
+        handler,
+        host,
+        port,
+        tls_context=tls_context,
+        implicit_tls=implicit_tls,
+        config=config,
+        limits=limits,
+        hostname=hostname,
+        idle_timeout=idle_timeout,
+        max_connections=max_connections,
+    )
+    with server:
+        if ready is not None:
+            ready(server)
+        with contextlib.suppress(KeyboardInterrupt):
+            server.serve_forever()

@@ -1,0 +1,73 @@
+"""What the four servers share that is I/O or user code, so it cannot live in the core.
+
+Running a handler's hook (sync or async), answering ``Now`` and ``NewId``,
+describing a TLS layer, and the one logger. Everything a session decides is
+in ``smtpcore.session._server``; the servers only interpret its effects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import inspect
+import logging
+import secrets
+from typing import Final, NoReturn
+
+from smtpcore.session._server import CallHook, HookFailed, TLSInfo
+
+from ._tls import TLSLayer
+from ._tls import tls_info as layer_info
+
+__all__ = ["LOG", "call_hook", "call_hook_async", "new_id", "now", "tls_info", "unknown_effect"]
+
+LOG: Final = logging.getLogger("smtpcore.server")
+
+
+def now() -> datetime.datetime:
+    """The answer to ``Now``: local time with its offset, as Received headers show it."""
+    return datetime.datetime.now().astimezone()
+
+
+def new_id() -> str:
+    """The answer to ``NewId``: 16 random hex digits (printable, no comma, for SCRAM too)."""
+    return secrets.token_hex(8).upper()
+
+
+def unknown_effect(effect: NoReturn) -> NoReturn:
+    """Close a ``match`` over effects: mypy proves it unreachable (assert_never, 3.10-safe)."""
+    raise TypeError(f"a server cannot perform {effect!r}")
+
+
+def tls_info(layer: TLSLayer | None) -> TLSInfo:
+    """What an established TLS layer says about itself (empty facts when there is none)."""
+    return layer_info(layer) or TLSInfo()
+
+
+def _failed(effect: CallHook, error: BaseException) -> HookFailed:
+    LOG.error("handler hook %s raised", effect.name, exc_info=error)
+    return HookFailed(error)
+
+
+def call_hook(handler: object, effect: CallHook) -> object:
+    """Run a hook from a thread: a coroutine it returns runs in a fresh event loop."""
+    try:
+        result = getattr(handler, effect.name)(*effect.args)
+        if inspect.iscoroutine(result):
+            result = asyncio.run(result)
+        elif inspect.isawaitable(result):
+            raise TypeError(f"hook {effect.name} returned an awaitable the sync server cannot run")
+    except Exception as error:
+        return _failed(effect, error)
+    return result
+
+
+async def call_hook_async(handler: object, effect: CallHook) -> object:
+    """Run a hook in an async server: its result is awaited when it is awaitable."""
+    try:
+        result = getattr(handler, effect.name)(*effect.args)
+        if inspect.isawaitable(result):
+            result = await result
+    except Exception as error:
+        return _failed(effect, error)
+    return result

@@ -1,0 +1,33 @@
+"""The four servers take the same options, so switching transports is one import."""
+
+from __future__ import annotations
+
+import inspect
+
+from transports import _serve_anyio, _serve_asyncio, _serve_sync, _serve_trio
+
+COMMON = [
+    "handler",
+    "host",
+    "port",
+    "tls_context",
+    "implicit_tls",
+    "config",
+    "limits",
+    "hostname",
+    "idle_timeout",
+    "max_connections",
+]
+
+
+def test_every_serve_takes_the_common_options_in_order() -> None:
+    for module in (_serve_sync, _serve_asyncio, _serve_trio, _serve_anyio):
+        names = list(inspect.signature(module.serve).parameters)
+        assert names[: len(COMMON)] == COMMON, module.__name__
+
+
+def test_server_classes_take_the_same_options() -> None:
+    sync = inspect.signature(_serve_sync.SMTPServer)
+    asyncio = inspect.signature(_serve_asyncio.SMTPServer)
+    assert list(sync.parameters) == list(asyncio.parameters) == COMMON
+    assert list(inspect.signature(_serve_asyncio.start_server).parameters) == COMMON
