@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest docs clean
+.PHONY: demo test lint typecheck pytest docs peers interop fuzz fuzz-smoke bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,8 @@ demo: $(STAMP)
 	$(BIN)/smtpcore demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests tools
-	$(BIN)/ruff format --check src tests tools
+	$(BIN)/ruff check src tests tools fuzz benchmarks
+	$(BIN)/ruff format --check src tests tools fuzz benchmarks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -29,6 +29,25 @@ docs: $(STAMP)
 	$(BIN)/mkdocs build --strict --quiet
 
 test: lint typecheck docs pytest
+
+# Real peers (Postfix, Exim, OpenSMTPD, Dovecot, swaks, msmtp...) on loopback; needs root.
+peers:
+	bash scripts/peers.sh
+
+# The interop tests alone, and docs/interop.md written from their results.
+interop: $(STAMP)
+	$(BIN)/python tools/interop_matrix.py
+
+fuzz: $(STAMP)
+	$(BIN)/python -m pip install --quiet atheris
+	$(BIN)/python -m fuzz.run
+
+fuzz-smoke: $(STAMP)
+	$(BIN)/python -m pip install --quiet atheris
+	$(BIN)/python -m fuzz.run --smoke
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
 
 clean:
 	rm -rf $(VENV) site .mypy_cache .pytest_cache .ruff_cache

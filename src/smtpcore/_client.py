@@ -119,6 +119,9 @@ _AFTER_POSITIVE: Final[Mapping[type[Sendable], ClientPhase]] = {
 # may follow each other (RFC 3030 4.2).
 _GROUPABLE: Final = frozenset({Mail, Rcpt, Rset, Send, Soml, Saml, EndOfData, Bdat})
 
+# Sending these forgets the open transaction's facts (see _end_transaction).
+_ENDS_TRANSACTION: Final = frozenset({Mail, Send, Soml, Saml, Rset, Ehlo, Helo, Lhlo})
+
 # The only intermediate replies SMTP defines, and what they answer.
 _INTERMEDIATE: Final[Mapping[type[Sendable], int]] = {
     Data: 354,
@@ -147,11 +150,15 @@ _BODY_KEYWORD: Final[Mapping[str, tuple[str, ...]]] = {
 
 def _after(phase: ClientPhase, command: Sendable) -> ClientPhase:
     """The phase a positive reply to ``command`` leads to from ``phase``."""
-    if isinstance(command, Rset) and phase in (P.HELLO, P.REFUSED):
-        return phase
-    if isinstance(command, Bdat) and command.last:
+    # By exact type, as in _AFTER_POSITIVE: send() accepts only the classes
+    # _ALLOWED names, never a subclass.
+    kind = type(command)
+    if kind is Rset:
+        if phase is P.HELLO or phase is P.REFUSED:
+            return phase
+    elif kind is Bdat and command.last:  # type: ignore[union-attr]
         return P.READY
-    return _AFTER_POSITIVE.get(type(command), phase)
+    return _AFTER_POSITIVE.get(kind, phase)
 
 
 def _verb(command: Sendable) -> str:
@@ -273,7 +280,8 @@ class ClientConnection:
         Raises ``RemoteProtocolError`` for a malformed reply, a reply nothing
         asked for, or a close in the middle of a reply.
         """
-        self._check_error()
+        if self._error is not None:
+            self._check_error()
         if self._phase is P.CLOSED and not self._parser.buffered:
             return ConnectionClosed() if self._closed_by_peer else NEED_DATA
         try:
@@ -296,7 +304,7 @@ class ClientConnection:
             raise self._fail(f"reply {code} after the session was closed")
         if phase is P.GREETING:
             # RFC 5321 3.1: 220 to go on, 554 (then wait for QUIT), or 421.
-            reply = Reply(code, lines)
+            reply = Reply._parsed(code, lines)
             if code == 421:
                 self._phase = self._assumed = P.CLOSED
             elif 200 <= code < 300:
@@ -310,10 +318,10 @@ class ClientConnection:
             if code == 421:
                 # RFC 5321 3.8: a server shutting down may say 421 unasked.
                 self._phase = self._assumed = P.CLOSED
-                return Reply(code, lines)
+                return Reply._parsed(code, lines)
             raise self._fail(f"reply {code} {lines[0]!r} arrived with no command waiting for it")
         command = self._pending[0]
-        reply = Reply(code, lines, command)
+        reply = Reply._parsed(code, lines, command)
         if code == 421:
             # RFC 5321 3.8: the server is closing; every pending command is lost.
             self._pending.clear()
@@ -321,7 +329,9 @@ class ClientConnection:
             return reply
         if 300 <= code < 400 and _INTERMEDIATE.get(type(command)) != code:
             raise self._fail(f"intermediate reply {code} to {_verb(command)}")
-        if isinstance(command, EndOfData) and self._lmtp_left > 1:
+        if self._lmtp_left > 1 and (
+            isinstance(command, EndOfData) or (isinstance(command, Bdat) and command.last)
+        ):
             # RFC 2033 4.2: one reply per accepted recipient; the last ends it.
             self._lmtp_left -= 1
             return reply
@@ -331,33 +341,35 @@ class ClientConnection:
 
     def _advance(self, command: Sendable, reply: Reply) -> None:
         phase = self._phase
-        if reply.is_positive or reply.is_intermediate:
-            if reply.code == 334:
+        code = reply.code
+        kind = type(command)
+        if code < 400:  # positive or intermediate
+            if code == 334:
                 phase = P.AUTH
-            elif isinstance(command, Data) and reply.code == 354:
+            elif code == 354 and kind is Data:
                 phase = P.DATA
                 self._stuffer = DotStuffer()
             else:
                 phase = _after(phase, command)
-            if isinstance(command, (Ehlo, Lhlo)):
-                self._extensions = Extensions.from_reply_lines(reply.lines)
-            elif isinstance(command, Helo):
-                self._extensions = Extensions()
-            elif isinstance(command, Rcpt):
+            if kind is Rcpt:
                 self._accepted += 1
-            elif isinstance(command, (Auth, AuthResponse)) and reply.is_positive:
+            elif kind is Ehlo or kind is Lhlo:
+                self._extensions = Extensions.from_reply_lines(reply.lines)
+            elif kind is Helo:
+                self._extensions = Extensions()
+            elif (kind is Auth or kind is AuthResponse) and code < 300:
                 self._authenticated = True
-            elif isinstance(command, StartTLS) and self._parser.buffered:
+            elif kind is StartTLS and self._parser.buffered:
                 raise self._fail(
                     f"{self._parser.buffered} octets arrived behind the 220 to STARTTLS "
                     "(response injection, RFC 3207 5)"
                 )
-        elif isinstance(command, (EndOfData, Bdat)) or phase is P.AUTH:
+        elif kind is EndOfData or kind is Bdat or phase is P.AUTH:
             # The transaction or the SASL exchange is over, failed; after a
             # refused chunk no more may be sent (RFC 3030 4.2).
             phase = P.READY
         self._phase = phase
-        if not reply.is_positive and not reply.is_intermediate:
+        if code >= 400:
             self._recompute_assumed()
         elif not self._pending:
             self._assumed = phase
@@ -410,14 +422,20 @@ class ClientConnection:
         self._check_command(event)
         wire = event.to_bytes()
         self._check_length(event, wire)
-        if isinstance(event, (Mail, Send, Soml, Saml, Rset, Ehlo, Helo, Lhlo)):
+        # From here on the type is one of _ALLOWED's exact classes.
+        kind = type(event)
+        if kind in _ENDS_TRANSACTION:
             self._end_transaction()
-        if isinstance(event, Mail):
-            self._utf8_transaction = "SMTPUTF8" in event.params
-            self._body = (event.params.get("BODY") or "").upper()
+        if kind is Mail:
+            params = event.params  # type: ignore[attr-defined]
+            self._utf8_transaction = "SMTPUTF8" in params
+            self._body = (params.get("BODY") or "").upper()
         elif isinstance(event, Bdat):
             self._chunk_left = event.size
             if event.last:
+                # RFC 2033 4.2 with RFC 3030: the LAST chunk, like the end of
+                # DATA, gets one reply per accepted recipient.
+                self._lmtp_left = max(self._accepted, 1) if self.lmtp else 0
                 self._end_transaction()
         self._pending.append(event)
         self._assumed = _after(self._assumed, event)
@@ -455,19 +473,43 @@ class ClientConnection:
                 )
         phase = self._assumed
         allowed = _ALLOWED.get(phase, frozenset())
-        if type(command) not in allowed:
+        kind = type(command)
+        if kind not in allowed:
             raise LocalProtocolError(f"{_verb(command)} is not allowed in phase {phase.name}")
-        if isinstance(command, (AuthResponse, AuthCancel)) and self._pending:
+        if self._pending and (kind is AuthResponse or kind is AuthCancel):
             raise LocalProtocolError("an AUTH response must wait for the 334 challenge")
         self._check_extensions(command)
 
     def _check_extensions(self, command: Command) -> None:
+        # Exact types: _check_command let through only the classes of _ALLOWED.
+        # The commands of every transaction come first.
         ext = self._extensions
-        if isinstance(command, (Ehlo, Helo)) and self.lmtp:
-            raise LocalProtocolError(f"{command.verb} in LMTP mode: use LHLO (RFC 2033 4.1)")
-        if isinstance(command, Lhlo) and not self.lmtp:
-            raise LocalProtocolError("LHLO is LMTP's; this connection speaks SMTP")
-        if isinstance(command, StartTLS):
+        kind = type(command)
+        if kind is Mail:
+            assert isinstance(command, Mail)
+            self._check_params(command.params, utf8="SMTPUTF8" in command.params)
+            if not command.sender.isascii() and "SMTPUTF8" not in command.params:
+                raise LocalProtocolError(
+                    f"non-ASCII sender {command.sender!r} needs the SMTPUTF8 parameter (RFC 6531)"
+                )
+        elif kind is Rcpt:
+            assert isinstance(command, Rcpt)
+            if command.params:
+                self._check_params(command.params, utf8=self._utf8_transaction)
+            if not command.recipient.isascii() and not self._utf8_transaction:
+                raise LocalProtocolError(
+                    f"non-ASCII recipient {command.recipient!r} needs MAIL ... SMTPUTF8 (RFC 6531)"
+                )
+        elif kind is Data:
+            if self._body == "BINARYMIME":
+                raise LocalProtocolError("BODY=BINARYMIME needs BDAT, not DATA (RFC 3030 3)")
+        elif kind is Ehlo or kind is Helo:
+            if self.lmtp:
+                raise LocalProtocolError(f"{command.verb} in LMTP mode: use LHLO (RFC 2033 4.1)")
+        elif kind is Lhlo:
+            if not self.lmtp:
+                raise LocalProtocolError("LHLO is LMTP's; this connection speaks SMTP")
+        elif isinstance(command, StartTLS):
             if self._is_tls:
                 raise LocalProtocolError("STARTTLS on a connection that is already TLS")
             if not ext.starttls:
@@ -480,24 +522,13 @@ class ClientConnection:
         elif isinstance(command, Bdat):
             if not ext.chunking:
                 raise LocalProtocolError("server did not offer CHUNKING (BDAT)")
-        elif isinstance(command, Data):
-            if self._body == "BINARYMIME":
-                raise LocalProtocolError("BODY=BINARYMIME needs BDAT, not DATA (RFC 3030 3)")
+            if self.lmtp and command.last and any(isinstance(c, Rcpt) for c in self._pending):
+                # RFC 2033 4.2: LAST gets one reply per accepted recipient, so
+                # the RCPT replies must be in before we know how many come.
+                raise LocalProtocolError("in LMTP, BDAT LAST must wait for the RCPT replies")
         elif isinstance(command, Etrn):
             if not ext.etrn:
                 raise LocalProtocolError("server did not offer ETRN")
-        elif isinstance(command, Mail):
-            self._check_params(command.params, utf8="SMTPUTF8" in command.params)
-            if not command.sender.isascii() and "SMTPUTF8" not in command.params:
-                raise LocalProtocolError(
-                    f"non-ASCII sender {command.sender!r} needs the SMTPUTF8 parameter (RFC 6531)"
-                )
-        elif isinstance(command, Rcpt):
-            self._check_params(command.params, utf8=self._utf8_transaction)
-            if not command.recipient.isascii() and not self._utf8_transaction:
-                raise LocalProtocolError(
-                    f"non-ASCII recipient {command.recipient!r} needs MAIL ... SMTPUTF8 (RFC 6531)"
-                )
         elif isinstance(command, (Send, Soml, Saml)) and not command.sender.isascii():
             raise LocalProtocolError(f"{command.verb} cannot carry a non-ASCII address")
 
@@ -520,9 +551,10 @@ class ClientConnection:
                 raise LocalProtocolError("REQUIRETLS needs a TLS connection (RFC 8689 4.1)")
 
     def _check_length(self, command: Command, wire: bytes) -> None:
-        if isinstance(command, (Mail, Rcpt)):
+        kind = type(command)
+        if kind is Mail or kind is Rcpt:
             limit, name = self.limits.parameter_line, "parameter_line"
-        elif isinstance(command, (Auth, AuthResponse)):
+        elif kind is Auth or kind is AuthResponse:
             limit, name = self.limits.auth_line, "auth_line"
         else:
             limit, name = self.limits.command_line, "command_line"

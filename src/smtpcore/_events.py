@@ -64,12 +64,15 @@ NEED_DATA: Final = _Need.NEED_DATA
 
 _ENHANCED: Final = re.compile(r"([245])\.([0-9]{1,3})\.([0-9]{1,3})(?= |$)")
 _SASL_MECH: Final = re.compile(r"[A-Z0-9\-_]{1,20}")
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
 
 def _refuse_line_breaks(name: str, value: str) -> None:
-    """Raise LocalProtocolError when ``value`` could end or split a line."""
+    """Raise LocalProtocolError when ``value`` could end or split a line, or not be encoded."""
     if "\r" in value or "\n" in value or "\x00" in value:
         raise LocalProtocolError(f"{name} {value!r} contains CR, LF or NUL")
+    if not value.isascii() and _SURROGATE.search(value):
+        raise LocalProtocolError(f"{name} {value!r} contains a lone surrogate (not UTF-8)")
 
 
 def _refuse_controls(name: str, value: str) -> None:
@@ -77,6 +80,9 @@ def _refuse_controls(name: str, value: str) -> None:
     _refuse_line_breaks(name, value)
     if any((ord(ch) < 32 and ch != "\t") or ord(ch) == 127 for ch in value):
         raise LocalProtocolError(f"{name} {value!r} contains a control character")
+
+
+_set: Final = object.__setattr__
 
 
 class Event:
@@ -111,6 +117,22 @@ class Reply(Event):
         for line in lines:
             _refuse_line_breaks("reply text", line)
         object.__setattr__(self, "lines", lines)
+
+    @classmethod
+    def _parsed(
+        cls, code: int, lines: tuple[str, ...], command: Command | EndOfData | None = None
+    ) -> Reply:
+        """A reply from the reply parser, which has already checked what ``__post_init__`` checks.
+
+        The parser accepts only codes of RFC 5321 4.2's grammar and lines
+        without CR, LF or NUL, and always gives at least one line; checking
+        each received reply a second time would only cost time.
+        """
+        reply = object.__new__(cls)
+        _set(reply, "code", code)
+        _set(reply, "lines", lines)
+        _set(reply, "command", command)
+        return reply
 
     @property
     def text(self) -> str:
@@ -183,7 +205,13 @@ class Command(Event):
         return line.encode("utf-8")
 
 
+#: The parameters of a command that has none: one shared read-only mapping.
+_NO_PARAMS: Final[MappingProxyType[str, str | None]] = MappingProxyType({})
+
+
 def _check_params(params: Mapping[str, str | None]) -> MappingProxyType[str, str | None]:
+    if not params and isinstance(params, Mapping):
+        return _NO_PARAMS
     checked: dict[str, str | None] = {}
     for name, value in params.items():
         if not isinstance(name, str) or not (value is None or isinstance(value, str)):
@@ -243,11 +271,23 @@ class Lhlo(_Hello):
     domain: str
 
 
+#: Addresses that passed ``mailbox_error`` lately. The check is a pure function
+#: of the string, and a bulk sender repeats its sender (and often recipients)
+#: in every transaction; bounded, and cleared whole when full.
+_GOOD_MAILBOXES: Final[set[str]] = set()
+_GOOD_MAILBOXES_MAX: Final = 4096
+
+
 def _check_mailbox(what: str, address: str) -> None:
+    if address in _GOOD_MAILBOXES:
+        return
     _refuse_line_breaks(what, address)
     reason = mailbox_error(address)
     if reason is not None:
         raise LocalProtocolError(f"{what}: {reason}")
+    if len(_GOOD_MAILBOXES) >= _GOOD_MAILBOXES_MAX:
+        _GOOD_MAILBOXES.clear()
+    _GOOD_MAILBOXES.add(address)
 
 
 @dataclass(frozen=True, slots=True)

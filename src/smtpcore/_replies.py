@@ -18,7 +18,14 @@ from ._limits import Limits
 
 __all__ = ["ReplyParser"]
 
-_DIGITS: Final = frozenset(b"0123456789")
+#: Every code RFC 5321 4.2's grammar allows (first digit 2-5, second 0-5, third
+#: 0-9), as its three octets -> its value: one lookup checks and converts.
+_CODES: Final = {
+    f"{first}{second}{third}".encode(): first * 100 + second * 10 + third
+    for first in range(2, 6)
+    for second in range(6)
+    for third in range(10)
+}
 
 
 def _excerpt(line: bytes | bytearray) -> str:
@@ -59,44 +66,40 @@ class ReplyParser:
         """Whether part of a reply has been received (a line, or a line's start)."""
         return bool(self._buffer) or bool(self._lines)
 
-    def _take_line(self) -> bytes | None:
-        """The next line without its CRLF, or None while it is incomplete."""
-        buffer = self._buffer
-        end = buffer.find(b"\n", self._scanned)
-        if end < 0:
-            if len(buffer) >= self._max_line:
-                raise RemoteProtocolError(
-                    f"reply line exceeds Limits.reply_line ({self._max_line} octets): "
-                    f"{_excerpt(buffer)}"
-                )
-            self._scanned = len(buffer)
-            return None
-        if end == 0 or buffer[end - 1] != 0x0D:
-            raise RemoteProtocolError(
-                f"reply line ends with a bare LF (RFC 5321 2.3.8): {_excerpt(buffer[: end + 1])}"
-            )
-        if end + 1 > self._max_line:
-            raise RemoteProtocolError(
-                f"reply line of {end + 1} octets exceeds Limits.reply_line ({self._max_line})"
-            )
-        line = bytes(buffer[: end - 1])
-        del buffer[: end + 1]
-        self._scanned = 0
-        return line
-
     def next_reply(self) -> tuple[int, tuple[str, ...]] | None:
         """The next complete reply as ``(code, lines)``, or None while it is incomplete."""
+        # Lines are read at an offset and the buffer is cut once per reply:
+        # a pipelined batch of replies is not shifted once per line.
+        buffer = self._buffer
+        lines = self._lines
+        max_line = self._max_line
+        pos = 0
+        end = buffer.find(b"\n", self._scanned)
         while True:
-            line = self._take_line()
-            if line is None:
+            if end < 0:
+                if len(buffer) - pos >= max_line:
+                    raise RemoteProtocolError(
+                        f"reply line exceeds Limits.reply_line ({max_line} octets): "
+                        f"{_excerpt(buffer[pos:])}"
+                    )
+                if pos:
+                    del buffer[:pos]
+                self._scanned = len(buffer)
                 return None
+            if end == pos or buffer[end - 1] != 0x0D:
+                raise RemoteProtocolError(
+                    "reply line ends with a bare LF (RFC 5321 2.3.8): "
+                    f"{_excerpt(buffer[pos : end + 1])}"
+                )
+            if end + 1 - pos > max_line:
+                raise RemoteProtocolError(
+                    f"reply line of {end + 1 - pos} octets exceeds Limits.reply_line ({max_line})"
+                )
+            line = bytes(buffer[pos : end - 1])
+            pos = end + 1
             code = line[:3]
-            if (
-                len(code) < 3
-                or not _DIGITS.issuperset(code)
-                or not 0x32 <= code[0] <= 0x35
-                or code[1] > 0x35
-            ):
+            value = _CODES.get(code)
+            if value is None:
                 raise RemoteProtocolError(
                     f"reply does not start with a code of three digits 2-5, 0-5, 0-9 "
                     f"(RFC 5321 4.2): {_excerpt(line)}"
@@ -118,15 +121,22 @@ class ReplyParser:
                     )
             if b"\x00" in line or b"\r" in line:
                 raise RemoteProtocolError(f"reply line contains NUL or a bare CR: {_excerpt(line)}")
-            self._lines.append(line[4:].decode("utf-8", "replace"))
+            text = line[4:].decode("utf-8", "replace")
             if more:
-                if len(self._lines) >= self._max_lines:
+                lines.append(text)
+                if len(lines) >= self._max_lines:
                     raise RemoteProtocolError(
                         f"reply of more than {self._max_lines} lines exceeds Limits.reply_lines"
                     )
                 self._code = code
+                end = buffer.find(b"\n", pos)
                 continue
-            lines = tuple(self._lines)
-            self._lines.clear()
+            del buffer[:pos]
+            self._scanned = 0
+            if not lines:
+                return value, (text,)
+            lines.append(text)
+            result = tuple(lines)
+            lines.clear()
             self._code = None
-            return int(code), lines
+            return value, result

@@ -22,17 +22,16 @@ __all__ = [
     "xtext_error",
 ]
 
-# RFC 5322 atext; RFC 6531 3.3 adds every UTF-8 non-ASCII character.
-_ATOM: Final = r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\u0080-\U0010ffff]+"
+# Every non-ASCII character, which RFC 6531 3.3 allows in addresses; lone
+# surrogates are not characters (they cannot be encoded) and stay out.
+_UTF8: Final = r"\u0080-\ud7ff\ue000-\U0010ffff"
+# RFC 5322 atext, with UTF-8.
+_ATOM: Final = rf"[A-Za-z0-9!#$%&'*+\-/=?^_`{{|}}~{_UTF8}]+"
 _DOT_STRING: Final = re.compile(rf"{_ATOM}(?:\.{_ATOM})*")
 # qtextSMTP and quoted-pairSMTP (RFC 5321 4.1.2), UTF-8 allowed by RFC 6531.
-_QUOTED_STRING: Final = re.compile(
-    r'"(?:[\x20\x21\x23-\x5b\x5d-\x7e\u0080-\U0010ffff]|\\[\x20-\x7e])*"'
-)
+_QUOTED_STRING: Final = re.compile(rf'"(?:[\x20\x21\x23-\x5b\x5d-\x7e{_UTF8}]|\\[\x20-\x7e])*"')
 # sub-domain = Let-dig [Ldh-str]; RFC 6531 allows U-labels.
-_LABEL: Final = (
-    r"[A-Za-z0-9\u0080-\U0010ffff](?:[A-Za-z0-9\-\u0080-\U0010ffff]*[A-Za-z0-9\u0080-\U0010ffff])?"
-)
+_LABEL: Final = rf"[A-Za-z0-9{_UTF8}](?:[A-Za-z0-9\-{_UTF8}]*[A-Za-z0-9{_UTF8}])?"
 _DOMAIN: Final = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 _GENERAL_LITERAL: Final = re.compile(r"[A-Za-z0-9\-]*[A-Za-z0-9]:[\x21-\x5a\x5e-\x7e]+")
 _IPV4: Final = re.compile(
@@ -42,7 +41,7 @@ _IPV4_LOOSE: Final = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
 # RFC 5321 4.1.2: esmtp-keyword and esmtp-value.
 _KEYWORD: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-]*")
 _VALUE: Final = re.compile(r"[\x21-\x3c\x3e-\x7e]+")
-_VALUE_UTF8: Final = re.compile(r"[\x21-\x3c\x3e-\x7e\u0080-\U0010ffff]+")
+_VALUE_UTF8: Final = re.compile(rf"[\x21-\x3c\x3e-\x7e{_UTF8}]+")
 # RFC 3461 4: xtext = *( xchar / hexchar ), hexchar = "+" 2(0-9 / A-F).
 _XTEXT: Final = re.compile(r"(?:[\x21-\x2a\x2c-\x3c\x3e-\x7e]|\+[0-9A-F]{2})*")
 _XTEXT_HEX: Final = re.compile(r"\+([0-9A-F]{2})")
@@ -58,6 +57,8 @@ def is_ascii(text: str) -> bool:
 def _address_literal_error(literal: str) -> str | None:
     inner = literal[1:-1]
     if inner.lower().startswith("ipv6:"):
+        if "%" in inner:  # ipaddress takes a zone id of any text; RFC 5321 4.1.3 has none
+            return f"bad IPv6 address literal {literal!r}"
         try:
             ipaddress.IPv6Address(inner[5:])
         except ValueError:
@@ -120,6 +121,7 @@ def xtext_encode(text: str) -> str:
     """Encode ``text`` as RFC 3461 xtext: "+", "=" and anything outside 33-126 become +XX.
 
     Non-ASCII characters are encoded octet by octet from their UTF-8 form.
+    Raises ``ValueError`` (``UnicodeEncodeError``) for a lone surrogate.
     """
     out: list[str] = []
     for byte in text.encode("utf-8"):

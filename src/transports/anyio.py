@@ -51,16 +51,31 @@ class SMTPClient(AsyncClient):
         self._stream = stream
         return str(stream.extra(SocketAttribute.local_address)[0])
 
+    # The two calls of every round trip use a bare CancelScope rather than
+    # _step: the same deadline and errors without two generator-based
+    # context managers around each read and write.
+
     async def _write(self, data: bytes, timeout: float) -> None:
-        with _step(timeout):
-            await self._stream.send(data)
+        with anyio.CancelScope(deadline=anyio.current_time() + timeout) as scope:
+            try:
+                await self._stream.send(data)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+                raise ConnectionLost(f"connection lost: {exc.__cause__ or exc}") from exc
+        if scope.cancelled_caught:
+            raise TimeoutError(f"no progress within {timeout} s")
 
     async def _read(self, timeout: float) -> bytes:
-        with _step(timeout):
+        data = None
+        with anyio.CancelScope(deadline=anyio.current_time() + timeout) as scope:
             try:
-                return await self._stream.receive(65536)
+                data = await self._stream.receive(65536)
             except anyio.EndOfStream:
-                return b""
+                data = b""
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+                raise ConnectionLost(f"connection lost: {exc.__cause__ or exc}") from exc
+        if data is None or scope.cancelled_caught:
+            raise TimeoutError(f"no progress within {timeout} s")
+        return data
 
     async def _start_tls(
         self, context: ssl.SSLContext, hostname: str | None, timeout: float

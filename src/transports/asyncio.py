@@ -11,9 +11,9 @@ import ssl
 import sys
 from collections.abc import Awaitable
 from email.message import Message
-from typing import TypeVar
+from typing import Final, TypeVar
 
-from smtpcore import Limits
+from smtpcore import Limits, RemoteProtocolError
 from smtpcore.session import SendResult, Timeouts, TLSError, TLSMode
 
 from ._async import AsyncClient, Trace
@@ -38,51 +38,167 @@ async def _within(timeout: float, awaitable: Awaitable[T]) -> T:
         raise TimeoutError(str(exc)) from exc
 
 
+#: Octets received and not yet taken before reading pauses (flow control).
+_HIGH_WATER: Final = 256 * 1024
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError("no progress within the timeout"))
+
+
+class _Stream(asyncio.Protocol):
+    """The bytes of one client connection, in one bounded buffer.
+
+    Why not StreamReader/StreamWriter: each read and write there costs a
+    timeout context and a drain even when the bytes are already in hand. Here
+    a read waits (with one timer) only when nothing is buffered, and a write
+    waits only while the transport has paused us. It also lets STARTTLS see
+    plaintext that arrived behind the 220 (RFC 3207 5) instead of handing it
+    out later as if it had come through TLS.
+    """
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.eof = False
+        self.lost: Exception | None = None
+        self.closed = False
+        self.waiter: asyncio.Future[None] | None = None
+        self.writable: asyncio.Future[None] | None = None
+        self.reading_paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if len(self.buffer) > _HIGH_WATER and self.transport is not None:
+            self.transport.pause_reading()
+            self.reading_paused = True
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake()
+        return False  # close the transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = self.closed = True
+        self.lost = exc
+        self._wake()
+        writable = self.writable
+        if writable is not None and not writable.done():
+            writable.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.writable = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        writable, self.writable = self.writable, None
+        if writable is not None and not writable.done():
+            writable.set_result(None)
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait(self, waiter: asyncio.Future[None], timeout: float) -> None:
+        """Wait for ``waiter``; TimeoutError after ``timeout`` s. One timer, no extra task."""
+        timer = asyncio.get_running_loop().call_later(timeout, _expire, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+
+    async def read(self, timeout: float) -> bytes:
+        if not self.buffer and not self.eof:
+            waiter = self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self.wait(waiter, timeout)
+            finally:
+                self.waiter = None
+        if self.buffer:
+            data = bytes(self.buffer)
+            self.buffer.clear()
+            if self.reading_paused and self.transport is not None:
+                self.reading_paused = False
+                self.transport.resume_reading()
+            return data
+        if self.lost is not None:
+            raise self.lost
+        return b""
+
+    async def write(self, data: bytes, timeout: float) -> None:
+        transport = self.transport
+        if self.closed or transport is None or transport.is_closing():
+            raise ConnectionResetError("the connection is closed")
+        transport.write(data)
+        writable = self.writable
+        if writable is not None:
+            await self.wait(asyncio.shield(writable), timeout)
+            if self.closed:
+                raise ConnectionResetError("the connection was lost while writing")
+
+
 class SMTPClient(AsyncClient):
     __doc__ = AsyncClient.__doc__
 
-    _reader: asyncio.StreamReader
-    _writer: asyncio.StreamWriter
+    _stream: _Stream
 
     async def _open(self, host: str, port: int, timeout: float) -> str:
-        connecting = asyncio.open_connection(host, port, local_addr=self._source_address)
-        self._reader, self._writer = await _within(timeout, connecting)
-        return str(self._writer.get_extra_info("sockname")[0])
+        loop = asyncio.get_running_loop()
+        stream = _Stream()
+        connecting = loop.create_connection(
+            lambda: stream, host, port, local_addr=self._source_address
+        )
+        await _within(timeout, connecting)
+        self._stream = stream
+        assert stream.transport is not None
+        return str(stream.transport.get_extra_info("sockname")[0])
 
     async def _write(self, data: bytes, timeout: float) -> None:
-        self._writer.write(data)
-        await _within(timeout, self._writer.drain())
+        await self._stream.write(data, timeout)
 
     async def _read(self, timeout: float) -> bytes:
-        return await _within(timeout, self._reader.read(65536))
+        return await self._stream.read(timeout)
 
     async def _start_tls(
         self, context: ssl.SSLContext, hostname: str | None, timeout: float
     ) -> None:
-        writer = self._writer
+        stream = self._stream
+        if stream.buffer:
+            # RFC 3207 5: nothing the server sent before the handshake may be
+            # taken as if it had come through TLS.
+            raise RemoteProtocolError(
+                f"{len(stream.buffer)} octets arrived after the 220 to STARTTLS and before "
+                "the TLS handshake (response injection, RFC 3207 5)"
+            )
+        assert stream.transport is not None
+        loop = asyncio.get_running_loop()
         try:
-            if sys.version_info >= (3, 11):
-                await _within(timeout, writer.start_tls(context, server_hostname=hostname))
-            else:  # pragma: no cover - Python 3.10: no StreamWriter.start_tls yet
-                loop = asyncio.get_running_loop()
-                protocol = writer.transport.get_protocol()
-                new = await _within(
-                    timeout,
-                    loop.start_tls(writer.transport, protocol, context, server_hostname=hostname),
-                )
-                writer._transport = new  # type: ignore[attr-defined]
-                protocol._transport = new  # type: ignore[attr-defined]
-                protocol._over_ssl = True  # type: ignore[attr-defined]
+            upgrading = loop.start_tls(stream.transport, stream, context, server_hostname=hostname)
+            new = await _within(timeout, upgrading)
         except (ssl.SSLError, ssl.CertificateError) as exc:
             raise TLSError(f"TLS handshake with {hostname} failed: {exc}") from exc
+        if new is None:
+            raise ConnectionResetError("the connection closed during the TLS handshake")
+        stream.transport = new
 
     def _ssl_object(self) -> TLSLayer | None:
-        obj = self._writer.get_extra_info("ssl_object")
+        transport = self._stream.transport
+        obj = transport.get_extra_info("ssl_object") if transport is not None else None
         return obj if isinstance(obj, ssl.SSLObject) else None
 
     async def _close(self) -> None:
         # abort(): at once, even when cancelled; nothing buffered is worth sending.
-        self._writer.transport.abort()
+        transport = self._stream.transport
+        if transport is not None:
+            transport.abort()
 
 
 async def send(

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import select
 import socket
 import ssl
+import time
 from collections.abc import Callable, Iterator, Sequence
 from email.message import Message
 from types import TracebackType
@@ -145,6 +147,7 @@ class SMTPClient:
             raise SMTPTimeout(f"could not connect to {opts.host} within {timeout} s") from exc
         except OSError as exc:
             raise ConnectionLost(f"could not connect to {opts.host}: {exc}") from exc
+        sock.setblocking(False)  # see _send_plain; a handshake sets its own timeout
         self._sock = sock
         self._conn = conn = ClientConnection(
             lmtp=opts.lmtp, tls=opts.tls == "implicit", limits=opts.limits
@@ -298,13 +301,19 @@ class SMTPClient:
             raise ConnectionLost("the connection is closed")
         match effect:
             case Write(data):
-                sock.settimeout(self._options.timeouts.data_block)
-                sock.sendall(data)
+                if type(sock) is socket.socket:
+                    _send_plain(sock, data, self._options.timeouts.data_block)
+                else:
+                    sock.settimeout(self._options.timeouts.data_block)
+                    sock.sendall(data)
                 if self._trace is not None:
                     self._trace(">", data)
             case Read(timeout):
-                sock.settimeout(timeout)
-                data = sock.recv(65536)
+                if type(sock) is socket.socket:
+                    data = _recv_plain(sock, timeout)
+                else:
+                    sock.settimeout(timeout)
+                    data = sock.recv(65536)
                 if self._trace is not None and data:
                     self._trace("<", data)
                 return data
@@ -324,6 +333,50 @@ class SMTPClient:
             case _:
                 raise TypeError(f"unknown effect {effect!r}")
         return None
+
+
+# A clear socket is kept non-blocking and waited on with poll() only when it
+# would block: settimeout() before each call would cost an ioctl, and a socket
+# with a timeout polls before every send and recv. A TLS socket keeps
+# settimeout(), since its reads and writes may need the other direction.
+
+
+def _wait(sock: socket.socket, events: int, timeout: float) -> None:
+    """Wait until ``sock`` is ready for ``events``; TimeoutError after ``timeout`` s."""
+    poller = select.poll()
+    poller.register(sock, events)
+    if not poller.poll(max(timeout, 0.0) * 1000):
+        raise TimeoutError(f"no progress within {timeout} s")
+
+
+def _send_plain(sock: socket.socket, data: bytes, timeout: float) -> None:
+    """All of ``data`` within ``timeout`` seconds in total (as sendall with a timeout)."""
+    view = memoryview(data)
+    deadline = None
+    while True:
+        try:
+            sent = sock.send(view)
+        except BlockingIOError:
+            sent = 0
+        if sent == len(view):
+            return
+        view = view[sent:]
+        if deadline is None:
+            deadline = time.monotonic() + timeout
+        _wait(sock, select.POLLOUT, deadline - time.monotonic())
+
+
+def _recv_plain(sock: socket.socket, timeout: float) -> bytes:
+    """Some bytes (b"" when the server closed) within ``timeout`` seconds."""
+    deadline = None
+    while True:
+        try:
+            return sock.recv(65536)
+        except BlockingIOError:
+            pass
+        if deadline is None:
+            deadline = time.monotonic() + timeout
+        _wait(sock, select.POLLIN, deadline - time.monotonic())
 
 
 def _translate(exc: Exception, effect: object, conn: ClientConnection) -> Exception:

@@ -51,13 +51,29 @@ class SMTPClient(AsyncClient):
         self._stream = stream
         return str(stream.socket.getsockname()[0])
 
+    # The two calls of every round trip use a bare CancelScope rather than
+    # _step: the same deadline and errors without two generator-based
+    # context managers around each read and write.
+
     async def _write(self, data: bytes, timeout: float) -> None:
-        with _step(timeout):
-            await self._stream.send_all(data)
+        with trio.CancelScope(deadline=trio.current_time() + timeout) as scope:
+            try:
+                await self._stream.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                raise ConnectionLost(f"connection lost: {exc.__cause__ or exc}") from exc
+        if scope.cancelled_caught:
+            raise TimeoutError(f"no progress within {timeout} s")
 
     async def _read(self, timeout: float) -> bytes:
-        with _step(timeout):
-            return bytes(await self._stream.receive_some(65536))
+        data = None
+        with trio.CancelScope(deadline=trio.current_time() + timeout) as scope:
+            try:
+                data = bytes(await self._stream.receive_some(65536))
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                raise ConnectionLost(f"connection lost: {exc.__cause__ or exc}") from exc
+        if data is None or scope.cancelled_caught:
+            raise TimeoutError(f"no progress within {timeout} s")
+        return data
 
     async def _start_tls(
         self, context: ssl.SSLContext, hostname: str | None, timeout: float

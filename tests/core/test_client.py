@@ -611,3 +611,36 @@ def test_whole_session_replies_at_any_cut() -> None:
     assert len(events) == 1
     assert isinstance(events[0], Reply)
     assert events[0].lines[-1] == "AUTH PLAIN LOGIN"
+
+
+def test_lmtp_last_bdat_chunk_gets_one_reply_per_recipient() -> None:
+    conn = ready(b"250-lmtp.example\r\n250-PIPELINING\r\n250 CHUNKING\r\n", lmtp=True)
+    conn.send(Mail("a@example.org"))
+    conn.send(Rcpt("u1@example.test"))
+    conn.send(Rcpt("u2@example.test"))
+    conn.receive_data(b"250 ok\r\n250 ok\r\n250 ok\r\n")
+    for _ in range(3):
+        conn.next_event()
+    conn.send(Bdat(2))
+    conn.send(MessageData(b"ab"))
+    conn.send(Bdat(1, last=True))  # pipelined behind the first chunk (RFC 3030 4.2)
+    conn.send(MessageData(b"c"))
+    conn.receive_data(b"250 2 octets\r\n250 <u1> saved\r\n452 <u2> full\r\n")
+    first = conn.next_event()
+    assert isinstance(first, Reply)
+    assert first.command == Bdat(2)
+    assert conn.phase is ClientPhase.BDAT
+    finals = [conn.next_event(), conn.next_event()]
+    assert [r.code for r in finals if isinstance(r, Reply)] == [250, 452]
+    assert all(isinstance(r, Reply) and r.command == Bdat(1, last=True) for r in finals)
+    assert conn.phase is ClientPhase.READY
+    assert conn.pending == ()
+
+
+def test_lmtp_last_bdat_waits_for_the_rcpt_replies() -> None:
+    conn = ready(b"250-lmtp.example\r\n250-PIPELINING\r\n250 CHUNKING\r\n", lmtp=True)
+    conn.send(Mail("a@example.org"))
+    conn.send(Rcpt("u1@example.test"))
+    with pytest.raises(LocalProtocolError, match="RCPT replies"):
+        conn.send(Bdat(1, last=True))
+    assert conn.send(Bdat(1)) == b"BDAT 1\r\n"  # a chunk that is not the last may go

@@ -296,7 +296,7 @@ def _plan(conn: ClientConnection, options: ClientOptions, env: Envelope) -> _Pla
             "(RFC 6152); send an EmailMessage to have it converted, or encode it"
         )
     if body == "BINARYMIME" and not (
-        ext.binarymime and ext.chunking and options.chunking is not False and not options.lmtp
+        ext.binarymime and ext.chunking and options.chunking is not False
     ):
         raise NotSupported("BINARYMIME content needs BINARYMIME and CHUNKING (RFC 3030)")
     if env.size is not None and ext.size and env.size > ext.size:
@@ -308,8 +308,7 @@ def _plan(conn: ClientConnection, options: ClientOptions, env: Envelope) -> _Pla
         raise NotSupported(f"message of {env.size} octets exceeds Limits.message_size ({own})")
     if env.requiretls and not (ext.requiretls and conn.is_tls):
         raise NotSupported("REQUIRETLS (RFC 8689) needs TLS and a server that offers it")
-    # LMTP's per-recipient replies are defined for the end of DATA only here.
-    bdat = body == "BINARYMIME" or (options.chunking is True and ext.chunking and not options.lmtp)
+    bdat = body == "BINARYMIME" or (options.chunking is True and ext.chunking)
 
     dsn = env.dsn if ext.dsn else None
     if env.verb != "MAIL":
@@ -391,7 +390,7 @@ def deliver(conn: ClientConnection, options: ClientOptions, env: Envelope) -> Pr
         raise RecipientsRefused(refused)
 
     if plan.bdat:
-        finals = yield from _send_bdat(conn, env, timeouts)
+        finals = yield from _send_bdat(conn, env, timeouts, len(accepted) if options.lmtp else 1)
     else:
         if data_reply is None:
             data_reply = yield from _command(conn, Data(), timeouts.data_initiation)
@@ -445,20 +444,21 @@ def _send_data(
     yield Write(bytes(batch))
 
 
-def _send_bdat(conn: ClientConnection, env: Envelope, timeouts: Timeouts) -> Procedure[list[Reply]]:
-    """The content as BDAT chunks (RFC 3030 2); returns the final reply in a list.
+def _send_bdat(
+    conn: ClientConnection, env: Envelope, timeouts: Timeouts, finals: int
+) -> Procedure[list[Reply]]:
+    """The content as BDAT chunks (RFC 3030 2); returns the ``finals`` final replies.
 
     Content in hand goes as one ``BDAT n LAST``. Streamed content goes in
     chunks of about ``WRITE_BATCH`` octets, each awaiting its reply; the last
     one carries LAST (``BDAT 0 LAST`` when the source ended on a boundary).
+    LMTP answers the LAST chunk once per accepted recipient (RFC 2033 4.2):
+    those replies are returned, refusals included, for the caller to judge.
     """
     if env.content is not None:
         command = Bdat(len(env.content), last=True)
         yield Write(_chunk(conn, command, env.content))
-        reply = yield from _reply(conn, timeouts.data_termination)
-        if not reply.is_positive:
-            raise reply_error(reply)
-        return [reply]
+        return (yield from _final_replies(conn, timeouts, finals, command))
     batch = bytearray()
     while True:
         piece = yield NextChunk(timeouts.data_block)
@@ -472,15 +472,25 @@ def _send_bdat(conn: ClientConnection, env: Envelope, timeouts: Timeouts) -> Pro
         command = Bdat(len(batch), last=last)
         yield Write(_chunk(conn, command, bytes(batch)))
         batch.clear()
-        timeout = timeouts.data_termination if last else timeouts.data_block
-        reply = yield from _reply(conn, timeout)
-        if not reply.is_positive:
-            if not last:
-                # RFC 3030 4.2: no more chunks after a refused one; reset.
-                yield from _reset(conn, timeouts.ehlo)
-            raise reply_error(reply, command_text(command))
         if last:
-            return [reply]
+            return (yield from _final_replies(conn, timeouts, finals, command))
+        reply = yield from _reply(conn, timeouts.data_block)
+        if not reply.is_positive:
+            # RFC 3030 4.2: no more chunks after a refused one; reset.
+            yield from _reset(conn, timeouts.ehlo)
+            raise reply_error(reply, command_text(command))
+
+
+def _final_replies(
+    conn: ClientConnection, timeouts: Timeouts, count: int, command: Bdat
+) -> Procedure[list[Reply]]:
+    """The replies to the LAST chunk: one (SMTP, must be positive) or one per recipient (LMTP)."""
+    replies = []
+    for _ in range(count):
+        replies.append((yield from _reply(conn, timeouts.data_termination)))
+    if not conn.lmtp and not replies[0].is_positive:
+        raise reply_error(replies[0], command_text(command))
+    return replies
 
 
 def _chunk(conn: ClientConnection, command: Bdat, data: bytes) -> bytes:
