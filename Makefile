@@ -16,8 +16,8 @@ demo: $(STAMP)
 	$(BIN)/smtpcore demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests tools fuzz benchmarks
-	$(BIN)/ruff format --check src tests tools fuzz benchmarks
+	$(BIN)/ruff check src tests tools fuzz $(wildcard benchmarks)
+	$(BIN)/ruff format --check src tests tools fuzz $(wildcard benchmarks)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
