@@ -163,10 +163,11 @@ def test_plain(request: pytest.FixtureRequest, name: str, kind: str) -> None:
         assert_intact(find_one(peer, marker), content)
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("name", ["postfix", "exim"])
-def test_ipv6(request: pytest.FixtureRequest, name: str) -> None:
+def test_ipv6(request: pytest.FixtureRequest, name: str, kind: str) -> None:
     peer = peer_by_name(request, name)
-    result, _, content, marker = deliver(peer, host="::1")
+    result, _, content, marker = deliver(peer, kind, host="::1")
     assert result.reply.code == 250
     assert_intact(find_one(peer, marker), content)
 
@@ -174,23 +175,27 @@ def test_ipv6(request: pytest.FixtureRequest, name: str) -> None:
 # -- TLS and AUTH --------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("name", TLS_PEERS)
-def test_starttls(request: pytest.FixtureRequest, name: str) -> None:
+def test_starttls(request: pytest.FixtureRequest, name: str, kind: str) -> None:
     peer = peer_by_name(request, name)
-    result, trace, content, marker = deliver(peer, tls="starttls", ssl_context=peer.tls_context())
+    result, trace, content, marker = deliver(
+        peer, kind, tls="starttls", ssl_context=peer.tls_context()
+    )
     assert result.reply.code == 250
     assert trace.lines(b"STARTTLS") == [b"STARTTLS"]
     assert len(trace.lines(b"EHLO ") + trace.lines(b"LHLO ")) == 2  # again after TLS
     assert_intact(find_one(peer, marker), content)
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("name", TLS_PEERS)
-def test_starttls_untrusted_refused(request: pytest.FixtureRequest, name: str) -> None:
+def test_starttls_untrusted_refused(request: pytest.FixtureRequest, name: str, kind: str) -> None:
     import ssl
 
     peer = peer_by_name(request, name)
     with pytest.raises(TLSError):
-        deliver(peer, tls="starttls", ssl_context=ssl.create_default_context())
+        deliver(peer, kind, tls="starttls", ssl_context=ssl.create_default_context())
 
 
 def only(mechanism: str) -> Any:
@@ -200,17 +205,22 @@ def only(mechanism: str) -> Any:
     return choose
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
 @pytest.mark.parametrize("name", AUTH_PEERS)
 def test_auth(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, name: str, mechanism: str
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    mechanism: str,
+    kind: str,
 ) -> None:
     # The client has no option to pick a mechanism (it takes the strongest offered):
     # narrow what it sees so that each offered mechanism is exercised.
     monkeypatch.setattr(session_client, "choose_client_mechanism", only(mechanism))
     peer = peer_by_name(request, name)
     result, trace, content, marker = deliver(
-        peer, tls="starttls", ssl_context=peer.tls_context(), username=USER, password=PASSWORD
+        peer, kind, tls="starttls", ssl_context=peer.tls_context(), username=USER, password=PASSWORD
     )
     assert trace.lines(b"AUTH ")[0].startswith(f"AUTH {mechanism}".encode())
     assert any(r.startswith(b"235") for r in trace.reads)
@@ -218,11 +228,12 @@ def test_auth(
     assert_intact(find_one(peer, marker), content)
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("name", AUTH_PEERS)
-def test_auth_wrong_password(request: pytest.FixtureRequest, name: str) -> None:
+def test_auth_wrong_password(request: pytest.FixtureRequest, name: str, kind: str) -> None:
     peer = peer_by_name(request, name)
     with pytest.raises(AuthenticationError) as caught:
-        deliver(peer, tls="starttls", ssl_context=peer.tls_context(), username=USER,
+        deliver(peer, kind, tls="starttls", ssl_context=peer.tls_context(), username=USER,
                 password="wrong")  # fmt: skip
     assert caught.value.reply.code == 535
 
@@ -230,12 +241,13 @@ def test_auth_wrong_password(request: pytest.FixtureRequest, name: str) -> None:
 # -- CHUNKING, SMTPUTF8, 8BITMIME, DSN, SIZE ------------------------------------------------
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("name", [*SMTP_PEERS, "dovecot-lmtp"])
-def test_chunking(request: pytest.FixtureRequest, name: str) -> None:
+def test_chunking(request: pytest.FixtureRequest, name: str, kind: str) -> None:
     peer = peer_by_name(request, name)
     if name == "smtp-sink":
         pytest.skip("smtp-sink offers no CHUNKING and never answers BDAT (PEERS.md 6)")
-    result, trace, content, marker = deliver(peer, chunking=True)
+    result, trace, content, marker = deliver(peer, kind, chunking=True)
     offered = b"CHUNKING" in b"".join(trace.reads)
     assert bool(trace.lines(b"BDAT ")) == offered
     assert bool(trace.lines(b"DATA")) != offered
@@ -247,15 +259,16 @@ UTF8_SENDER: Final = "älice@example.org"
 UTF8_RCPT: Final = "bøb@example.test"
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("name", ALL_PEERS)
-def test_smtputf8(request: pytest.FixtureRequest, name: str) -> None:
+def test_smtputf8(request: pytest.FixtureRequest, name: str, kind: str) -> None:
     peer = peer_by_name(request, name)
     marker = new_marker()
     content = message(marker, extra=f"X-Sender: {UTF8_SENDER}\r\n".encode())
     trace = Trace()
 
     async def body() -> Any:
-        async with smtp(peer, trace=trace) as client:
+        async with smtp(peer, kind, trace=trace) as client:
             offered = "SMTPUTF8" in client.extensions
             if not offered:
                 with pytest.raises(NotSupported):
@@ -263,7 +276,7 @@ def test_smtputf8(request: pytest.FixtureRequest, name: str) -> None:
                 return None
             return await client.sendmail(UTF8_SENDER, [UTF8_RCPT], content)
 
-    result = run("sync", body)
+    result = run(kind, body)
     if result is None:
         assert not trace.lines(b"MAIL "), "MAIL went out although SMTPUTF8 is not offered"
         return
@@ -279,8 +292,9 @@ def test_smtputf8(request: pytest.FixtureRequest, name: str) -> None:
         assert_intact(stored, content)
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("name", ALL_PEERS)
-def test_8bitmime(request: pytest.FixtureRequest, name: str) -> None:
+def test_8bitmime(request: pytest.FixtureRequest, name: str, kind: str) -> None:
     """send_message with an 8-bit body: BODY=8BITMIME where offered, else a 7-bit conversion."""
     from email.message import EmailMessage
 
@@ -294,10 +308,10 @@ def test_8bitmime(request: pytest.FixtureRequest, name: str) -> None:
     trace = Trace()
 
     async def body() -> Any:
-        async with smtp(peer, trace=trace) as client:
+        async with smtp(peer, kind, trace=trace) as client:
             return await client.send_message(msg), "8BITMIME" in client.extensions
 
-    result, offered = run("sync", body)
+    result, offered = run(kind, body)
     assert result.reply.code == 250
     [mail] = trace.lines(b"MAIL ")
     data = trace.sent[trace.sent.index(b"Message-ID: <" + marker.encode()) :]
@@ -315,21 +329,22 @@ def test_8bitmime(request: pytest.FixtureRequest, name: str) -> None:
 DSN_OPTIONS: Final = DSN(ret="HDRS", envid="id+1 x", notify=("FAILURE", "DELAY"), orcpt=True)
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("name", ALL_PEERS)
-def test_dsn(request: pytest.FixtureRequest, name: str) -> None:
+def test_dsn(request: pytest.FixtureRequest, name: str, kind: str) -> None:
     peer = peer_by_name(request, name)
     marker = new_marker()
     content = message(marker)
     trace = Trace()
 
     async def body() -> Any:
-        async with smtp(peer, trace=trace) as client:
+        async with smtp(peer, kind, trace=trace) as client:
             result = await client.sendmail(
                 "a@example.org", ["b@example.test"], content, dsn=DSN_OPTIONS
             )
             return result, "DSN" in client.extensions
 
-    result, offered = run("sync", body)
+    result, offered = run(kind, body)
     assert result.reply.code == 250
     [mail] = trace.lines(b"MAIL ")
     [rcpt] = trace.lines(b"RCPT ")
@@ -343,20 +358,21 @@ def test_dsn(request: pytest.FixtureRequest, name: str) -> None:
         assert_intact(find_one(peer, marker), content)
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("name", ["postfix", "exim", "opensmtpd", "aiosmtpd"])
-def test_size_refused_before_data(request: pytest.FixtureRequest, name: str) -> None:
+def test_size_refused_before_data(request: pytest.FixtureRequest, name: str, kind: str) -> None:
     peer = peer_by_name(request, name)
     big = message(new_marker(), body=(b"y" * 998 + b"\r\n") * (SIZE_LIMIT // 1000 + 10))
     trace = Trace()
 
     async def body() -> Any:
-        async with smtp(peer, trace=trace) as client:
+        async with smtp(peer, kind, trace=trace) as client:
             assert client.extensions.size == SIZE_LIMIT
             with pytest.raises(NotSupported):
                 await client.sendmail("a@example.org", ["b@example.test"], big)
             return await client.noop()
 
-    reply = run("sync", body)
+    reply = run(kind, body)
     assert reply.code == 250  # the connection still serves
     assert not trace.lines(b"MAIL "), "MAIL sent for a message over the server's SIZE"
     assert len(trace.sent) < 10_000
@@ -365,10 +381,11 @@ def test_size_refused_before_data(request: pytest.FixtureRequest, name: str) -> 
 # -- recipients --------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("name", ["postfix", "exim", "opensmtpd", "aiosmtpd"])
-def test_one_recipient_refused(request: pytest.FixtureRequest, name: str) -> None:
+def test_one_recipient_refused(request: pytest.FixtureRequest, name: str, kind: str) -> None:
     peer = peer_by_name(request, name)
-    result, _, content, marker = deliver(peer, recipients=("b", "refused", "c"))
+    result, _, content, marker = deliver(peer, kind, recipients=("b", "refused", "c"))
     assert list(result.accepted) == ["b@example.test", "c@example.test"]
     assert list(result.refused) == ["refused@example.test"]
     assert result.refused["refused@example.test"].code in (550, 553, 554)
@@ -379,10 +396,11 @@ def test_one_recipient_refused(request: pytest.FixtureRequest, name: str) -> Non
         assert_intact(stored, content)
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("name", ["dovecot-lmtp"])
-def test_lmtp_per_recipient_replies(request: pytest.FixtureRequest, name: str) -> None:
+def test_lmtp_per_recipient_replies(request: pytest.FixtureRequest, name: str, kind: str) -> None:
     peer = peer_by_name(request, name)
-    result, trace, content, marker = deliver(peer, recipients=("u1", "broken", "u2"))
+    result, trace, content, marker = deliver(peer, kind, recipients=("u1", "broken", "u2"))
     assert trace.lines(b"LHLO ")
     assert list(result.accepted) == ["u1@example.test", "broken@example.test", "u2@example.test"]
     codes = {rcpt: reply.code for rcpt, reply in result.data_replies.items()}
@@ -405,12 +423,13 @@ COMMAND_CODES: Final = {
 }
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("name", ALL_PEERS)
-def test_commands(request: pytest.FixtureRequest, name: str) -> None:
+def test_commands(request: pytest.FixtureRequest, name: str, kind: str) -> None:
     peer = peer_by_name(request, name)
 
     async def body() -> Any:
-        async with smtp(peer) as client:
+        async with smtp(peer, kind) as client:
             replies = [
                 await client.noop(),
                 await client.rset(),
@@ -420,24 +439,25 @@ def test_commands(request: pytest.FixtureRequest, name: str) -> None:
             ]
             return [r.code for r in replies], (await client.noop()).code
 
-    codes, after = run("sync", body)
+    codes, after = run(kind, body)
     assert tuple(codes) == COMMAND_CODES[name]
     assert after == 250
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("name", ["opensmtpd"])
-def test_many_messages_one_connection(request: pytest.FixtureRequest, name: str) -> None:
+def test_many_messages_one_connection(request: pytest.FixtureRequest, name: str, kind: str) -> None:
     """Ten transactions on one connection to OpenSMTPD (strict about command order)."""
     peer = peer_by_name(request, name)
     markers = [new_marker() for _ in range(10)]
 
     async def body() -> list[int]:
-        async with smtp(peer) as client:
+        async with smtp(peer, kind) as client:
             return [
                 (await client.sendmail("a@example.org", "b@example.test", message(m))).reply.code
                 for m in markers
             ]
 
-    assert run("sync", body) == [250] * 10
+    assert run(kind, body) == [250] * 10
     for m in markers:
         assert_intact(find_one(peer, m), message(m))
