@@ -185,7 +185,7 @@ def render(outcomes: list[Outcome], found: dict[str, str]) -> str:
         "",
         "## Our clients against each server",
         "",
-        "Plain delivery over each client kind (the variant); the other features over the",
+        "Every feature over each client kind (the variant in brackets): sync, asyncio, trio,",
         "blocking client.",
         "",
     ]
