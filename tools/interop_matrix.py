@@ -186,7 +186,7 @@ def render(outcomes: list[Outcome], found: dict[str, str]) -> str:
         "## Our clients against each server",
         "",
         "Every feature over each client kind (the variant in brackets): sync, asyncio, trio,",
-        "blocking client.",
+        "and anyio on both of its backends.",
         "",
     ]
     peers = [p for p in PEERS if any(p in o.params for o in client)]
