@@ -8,7 +8,7 @@ The same shape as the trio server: the port comes back through
 from __future__ import annotations
 
 import ssl
-from typing import Final, cast
+from typing import cast
 
 import anyio
 import anyio.abc
@@ -35,8 +35,6 @@ from ._tls import TLSLayer
 
 __all__ = ["serve"]
 
-_BUSY: Final = "Too many connections, try again later"
-_STOPPING: Final = "Service shutting down, try again later"
 _Stream = anyio.abc.SocketStream | TLSStream
 
 
@@ -65,13 +63,8 @@ class _Server:
             scope.cancel()
 
     async def session(self, stream: anyio.abc.SocketStream) -> None:
-        limit = self.options.max_connections
-        refuse = None
-        if self.stopping:
-            refuse = _STOPPING
-        elif limit is not None and self.sessions >= limit:
-            refuse = _BUSY
-        else:
+        refuse = self.options.refusal(self.sessions, stopping=self.stopping)
+        if refuse is None:
             self.sessions += 1
         address = stream.extra(anyio.abc.SocketAttribute.remote_address)
         host, port = (address[0], address[1]) if isinstance(address, tuple) else (str(address), 0)

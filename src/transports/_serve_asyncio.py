@@ -33,8 +33,6 @@ from ._serving import LOG, call_hook_async, new_id, now, tls_info, unknown_effec
 __all__ = ["SMTPServer", "serve", "start_server"]
 
 _HIGH_WATER: Final = 256 * 1024  # octets held before reading pauses
-_BUSY: Final = "Too many connections, try again later"
-_STOPPING: Final = "Service shutting down, try again later"
 
 
 class _Stream(asyncio.Protocol):
@@ -174,12 +172,7 @@ class SMTPServer:
         return self
 
     def _connected(self, stream: _Stream) -> None:
-        limit = self.options.max_connections
-        refuse = None
-        if self._stopping:
-            refuse = _STOPPING
-        elif limit is not None and len(self._sessions) >= limit:
-            refuse = _BUSY
+        refuse = self.options.refusal(len(self._sessions), stopping=self._stopping)
         task = asyncio.get_running_loop().create_task(self._session(stream, refuse))
         if refuse is None:
             self._sessions[task] = stream

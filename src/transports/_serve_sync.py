@@ -38,8 +38,6 @@ from ._serving import LOG, call_hook, new_id, now, tls_info, unknown_effect
 __all__ = ["SMTPServer", "serve"]
 
 _SLICE: Final = 0.1  # seconds between looks at the shutdown flag while idle
-_BUSY: Final = "Too many connections, try again later"
-_STOPPING: Final = "Service shutting down, try again later"
 
 
 class SMTPServer:
@@ -119,13 +117,8 @@ class SMTPServer:
                 continue
             except OSError:
                 return  # the listener was closed
-            refuse = None
             with self._lock:
-                limit = self.options.max_connections
-                if self._stopping.is_set():
-                    refuse = _STOPPING
-                elif limit is not None and len(self._sessions) >= limit:
-                    refuse = _BUSY
+                refuse = self.options.refusal(len(self._sessions), stopping=self._stopping.is_set())
                 thread = threading.Thread(
                     target=self._session, args=(sock, address, refuse), daemon=True
                 )

@@ -9,7 +9,7 @@ new connections meanwhile get 421.
 from __future__ import annotations
 
 import ssl
-from typing import Final, cast
+from typing import cast
 
 import trio
 
@@ -34,8 +34,6 @@ from ._tls import TLSLayer
 
 __all__ = ["serve"]
 
-_BUSY: Final = "Too many connections, try again later"
-_STOPPING: Final = "Service shutting down, try again later"
 _Stream = trio.SocketStream | trio.SSLStream[trio.SocketStream]
 
 
@@ -60,13 +58,8 @@ class _Server:
             scope.cancel()
 
     async def session(self, stream: trio.SocketStream) -> None:
-        limit = self.options.max_connections
-        refuse = None
-        if self.stopping:
-            refuse = _STOPPING
-        elif limit is not None and self.sessions >= limit:
-            refuse = _BUSY
-        else:
+        refuse = self.options.refusal(self.sessions, stopping=self.stopping)
+        if refuse is None:
             self.sessions += 1
         address = stream.socket.getpeername()
         current: _Stream = stream

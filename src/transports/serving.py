@@ -83,11 +83,12 @@ def serve_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         _run(args.transport, handler, args.host, args.port, ready,
              tls_context=context, config=config, hostname=args.hostname)  # fmt: skip
     except KeyboardInterrupt:
-        pass  # the servers close gracefully on the way out
-    except BaseExceptionGroup as group:  # trio and anyio wrap it in a group
+        print("smtpcore: interrupted; the server closed gracefully", file=err)
+    except BaseExceptionGroup as group:  # trio and anyio wrap the interruption in a group
         _, rest = group.split(KeyboardInterrupt)
         if rest is not None:
             raise
+        print("smtpcore: interrupted; the server closed gracefully", file=err)
     print("smtpcore: stopped", file=out)
     return 0
 

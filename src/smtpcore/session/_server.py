@@ -388,6 +388,18 @@ class ServerOptions:
             max_connections=max_connections,
         )
 
+    def refusal(self, active: int, *, stopping: bool) -> str | None:
+        """Why a new connection gets 421 instead of a session, or None to serve it.
+
+        ``active`` is the number of sessions being served; ``stopping`` says a
+        graceful shutdown has begun.
+        """
+        if stopping:
+            return "Service shutting down, try again later"
+        if self.max_connections is not None and active >= self.max_connections:
+            return "Too many connections, try again later"
+        return None
+
     def session(
         self,
         peer: Peer,
