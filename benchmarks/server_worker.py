@@ -1,0 +1,124 @@
+"""One server in its own process, with a handler that discards every message.
+
+    python benchmarks/server_worker.py KIND PORT
+
+KIND is one of ``SERVERS``. Prints ``ready`` once it listens; stops on
+SIGTERM. The smtpcore servers stream the content to ``on_data_chunk``, which
+drops it, so nothing of a message is held; aiosmtpd has no streaming hook
+and holds each message whole before its ``handle_DATA``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from typing import Any
+
+from _common import HOST
+
+SERVERS = ("smtpcore-sync", "smtpcore-asyncio", "smtpcore-trio", "smtpcore-anyio", "aiosmtpd")
+
+#: Large enough for the 500 MB message; every other default (limits, checks) stays.
+MAX_SIZE = 1 << 30
+
+
+class Discard:
+    """Takes every message and keeps nothing of it."""
+
+    def on_data_chunk(self, data: bytes) -> None:
+        del data
+
+    def on_message(self, envelope: object) -> None:
+        del envelope
+
+
+def _config() -> Any:
+    from smtpcore import ServerConfig
+
+    return ServerConfig(size=MAX_SIZE, smtputf8=True, chunking=True)
+
+
+def _ready() -> None:
+    print("ready", flush=True)
+
+
+def serve(kind: str, port: int) -> None:
+    if kind == "smtpcore-sync":
+        import threading
+
+        from transports.sync import SMTPServer
+
+        server = SMTPServer(Discard(), HOST, port, config=_config()).start()
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        _ready()
+        while not stop.wait(0.5):
+            pass
+        server.close(grace=0.5)
+    elif kind == "smtpcore-asyncio":
+        import asyncio
+
+        from transports.asyncio import start_server
+
+        async def main() -> None:
+            server = await start_server(Discard(), HOST, port, config=_config())
+            stop = asyncio.Event()
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+            _ready()
+            await stop.wait()
+            await server.aclose(0.5)
+
+        asyncio.run(main())
+    elif kind in ("smtpcore-trio", "smtpcore-anyio"):
+        import functools
+
+        import anyio
+
+        from transports import anyio as anyio_transport
+        from transports import trio as trio_transport
+
+        serve_here: Any = trio_transport.serve if kind == "smtpcore-trio" else anyio_transport.serve
+
+        async def main_anyio() -> None:
+            with anyio.open_signal_receiver(signal.SIGTERM) as signals:
+                async with anyio.create_task_group() as group:
+                    await group.start(
+                        functools.partial(serve_here, Discard(), HOST, port, config=_config())
+                    )
+                    _ready()
+                    async for _ in signals:
+                        group.cancel_scope.cancel()
+                        break
+
+        anyio.run(main_anyio, backend="trio" if kind == "smtpcore-trio" else "asyncio")
+    else:
+        import threading
+
+        from aiosmtpd.controller import Controller
+
+        class Sink:
+            async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+                return "250 OK"
+
+        controller = Controller(Sink(), hostname=HOST, port=port, data_size_limit=MAX_SIZE)
+        controller.start()
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        _ready()
+        while not stop.wait(0.5):
+            pass
+        controller.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("kind", choices=SERVERS)
+    parser.add_argument("port", type=int)
+    args = parser.parse_args()
+    serve(args.kind, args.port)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
