@@ -31,9 +31,13 @@ class DotStuffer:
             self._pending_cr = True
         if not data:
             return b""
-        if b"\r" in data:
-            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        data = data.replace(b"\n", b"\r\n").replace(b"\r\n.", b"\r\n..")
+        # Counting scans without copying: content already in CRLF form (the
+        # usual case) skips the normalisation's three copies.
+        pairs = data.count(b"\r\n")
+        if data.count(b"\r") != pairs or data.count(b"\n") != pairs:
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
+        if b"\n." in data:  # every LF is now part of a CRLF
+            data = data.replace(b"\r\n.", b"\r\n..")
         if self._at_line_start and data[0] == 0x2E:
             data = b"." + data
         self._at_line_start = data[-1] == 0x0A

@@ -311,11 +311,15 @@ class AsyncClient(abc.ABC):
                 try:
                     answer = await self._perform(effect, source)
                 except BaseException as exc:
+                    # Worded before send_failed(), which forgets what was awaited.
+                    error = None
+                    if isinstance(exc, Exception) and not isinstance(exc, SMTPError):
+                        error = _translate(exc, effect, conn)
                     conn.send_failed()
                     await self._abort()
-                    if isinstance(exc, SMTPError) or not isinstance(exc, Exception):
+                    if error is None:
                         raise
-                    raise _translate(exc, effect, conn) from exc
+                    raise error from exc
         finally:
             procedure.close()
 

@@ -42,11 +42,6 @@ async def _within(timeout: float, awaitable: Awaitable[T]) -> T:
 _HIGH_WATER: Final = 256 * 1024
 
 
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError("no progress within the timeout"))
-
-
 class _Stream(asyncio.Protocol):
     """The bytes of one client connection, in one bounded buffer.
 
@@ -67,6 +62,9 @@ class _Stream(asyncio.Protocol):
         self.waiter: asyncio.Future[None] | None = None
         self.writable: asyncio.Future[None] | None = None
         self.reading_paused = False
+        self.timer: asyncio.TimerHandle | None = None
+        self.current: asyncio.Future[None] | None = None  # what the timer would end
+        self.deadline: float | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -87,6 +85,9 @@ class _Stream(asyncio.Protocol):
         return False  # close the transport
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         self.eof = self.closed = True
         self.lost = exc
         self._wake()
@@ -108,12 +109,36 @@ class _Stream(asyncio.Protocol):
             waiter.set_result(None)
 
     async def wait(self, waiter: asyncio.Future[None], timeout: float) -> None:
-        """Wait for ``waiter``; TimeoutError after ``timeout`` s. One timer, no extra task."""
-        timer = asyncio.get_running_loop().call_later(timeout, _expire, waiter)
+        """Wait for ``waiter``; TimeoutError after ``timeout`` s.
+
+        One timer per connection, moved only when a wait must end sooner
+        than it would fire: the timeouts are minutes long and most waits end
+        within a millisecond, so a timer per wait would be created and
+        cancelled thousands of times a second for nothing.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        timer = self.timer
+        if timer is None or deadline < timer.when():
+            if timer is not None:
+                timer.cancel()
+            self.timer = loop.call_at(deadline, self._on_timer)
+        self.current, self.deadline = waiter, deadline
         try:
             await waiter
         finally:
-            timer.cancel()
+            self.current = self.deadline = None
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        waiter, deadline = self.current, self.deadline
+        if waiter is None or deadline is None or waiter.done():
+            return  # nothing is waiting: the next wait arms a new timer
+        loop = asyncio.get_running_loop()
+        if loop.time() < deadline:
+            self.timer = loop.call_at(deadline, self._on_timer)  # a later wait's deadline
+        else:
+            waiter.set_exception(TimeoutError("no progress within the timeout"))
 
     async def read(self, timeout: float) -> bytes:
         if not self.buffer and not self.eof:

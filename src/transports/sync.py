@@ -287,11 +287,15 @@ class SMTPClient:
                 try:
                     answer = self._perform(effect, source)
                 except BaseException as exc:
+                    # Worded before send_failed(), which forgets what was awaited.
+                    error = None
+                    if isinstance(exc, Exception) and not isinstance(exc, SMTPError):
+                        error = _translate(exc, effect, conn)
                     conn.send_failed()
                     self._abort()
-                    if isinstance(exc, SMTPError) or not isinstance(exc, Exception):
+                    if error is None:
                         raise
-                    raise _translate(exc, effect, conn) from exc
+                    raise error from exc
         finally:
             procedure.close()
 
@@ -367,16 +371,18 @@ def _send_plain(sock: socket.socket, data: bytes, timeout: float) -> None:
 
 
 def _recv_plain(sock: socket.socket, timeout: float) -> bytes:
-    """Some bytes (b"" when the server closed) within ``timeout`` seconds."""
-    deadline = None
+    """Some bytes (b"" when the server closed) within ``timeout`` seconds.
+
+    poll() comes first: a read follows a write, and the reply is rarely in
+    yet, so trying recv() first would mostly cost one failed call.
+    """
+    deadline = time.monotonic() + timeout
     while True:
+        _wait(sock, select.POLLIN, deadline - time.monotonic())
         try:
             return sock.recv(65536)
         except BlockingIOError:
-            pass
-        if deadline is None:
-            deadline = time.monotonic() + timeout
-        _wait(sock, select.POLLIN, deadline - time.monotonic())
+            continue  # a spurious wake-up
 
 
 def _translate(exc: Exception, effect: object, conn: ClientConnection) -> Exception:

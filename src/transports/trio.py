@@ -8,6 +8,7 @@ and the stream is closed at once.
 
 from __future__ import annotations
 
+import socket
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,20 +43,63 @@ def _step(timeout: float) -> Iterator[None]:
 class SMTPClient(AsyncClient):
     __doc__ = AsyncClient.__doc__
 
-    _stream: trio.SocketStream | trio.SSLStream[trio.SocketStream]
+    # While the connection is clear it is a plain non-blocking socket driven
+    # with trio.lowlevel.wait_readable/wait_writable: a trio SocketStream
+    # passes through the scheduler on every send and receive even when the
+    # bytes go at once, which costs two scheduler rounds per round trip. The
+    # socket becomes a SocketStream, then an SSLStream, at STARTTLS.
+    _raw: socket.socket | None = None
+    _stream: trio.SocketStream | trio.SSLStream[trio.SocketStream] | None = None
 
     async def _open(self, host: str, port: int, timeout: float) -> str:
         local = self._source_address[0] if self._source_address else None
         with _step(timeout):
             stream = await trio.open_tcp_stream(host, port, local_address=local)
-        self._stream = stream
-        return str(stream.socket.getsockname()[0])
-
-    # The two calls of every round trip use a bare CancelScope rather than
-    # _step: the same deadline and errors without two generator-based
-    # context managers around each read and write.
+        raw = socket.socket(fileno=stream.socket.detach())
+        raw.setblocking(False)
+        self._raw, self._stream = raw, None
+        return str(raw.getsockname()[0])
 
     async def _write(self, data: bytes, timeout: float) -> None:
+        raw = self._raw
+        if raw is None:
+            await self._write_stream(data, timeout)
+            return
+        try:
+            sent = raw.send(data)
+        except BlockingIOError:
+            sent = 0
+        if sent == len(data):
+            return
+        view = memoryview(data)[sent:]
+        with trio.CancelScope(deadline=trio.current_time() + timeout) as scope:
+            while view:
+                await trio.lowlevel.wait_writable(raw)
+                try:
+                    view = view[raw.send(view) :]
+                except BlockingIOError:
+                    continue
+        if scope.cancelled_caught:
+            raise TimeoutError(f"no progress within {timeout} s")
+
+    async def _read(self, timeout: float) -> bytes:
+        raw = self._raw
+        if raw is None:
+            return await self._read_stream(timeout)
+        data = None
+        with trio.CancelScope(deadline=trio.current_time() + timeout) as scope:
+            while data is None:
+                await trio.lowlevel.wait_readable(raw)
+                try:
+                    data = raw.recv(65536)
+                except BlockingIOError:
+                    continue  # a spurious wake-up
+        if data is None or scope.cancelled_caught:
+            raise TimeoutError(f"no progress within {timeout} s")
+        return data
+
+    async def _write_stream(self, data: bytes, timeout: float) -> None:
+        assert self._stream is not None
         with trio.CancelScope(deadline=trio.current_time() + timeout) as scope:
             try:
                 await self._stream.send_all(data)
@@ -64,7 +108,8 @@ class SMTPClient(AsyncClient):
         if scope.cancelled_caught:
             raise TimeoutError(f"no progress within {timeout} s")
 
-    async def _read(self, timeout: float) -> bytes:
+    async def _read_stream(self, timeout: float) -> bytes:
+        assert self._stream is not None
         data = None
         with trio.CancelScope(deadline=trio.current_time() + timeout) as scope:
             try:
@@ -78,8 +123,11 @@ class SMTPClient(AsyncClient):
     async def _start_tls(
         self, context: ssl.SSLContext, hostname: str | None, timeout: float
     ) -> None:
-        assert isinstance(self._stream, trio.SocketStream)
-        tls = trio.SSLStream(self._stream, context, server_hostname=hostname)
+        raw, self._raw = self._raw, None
+        assert raw is not None
+        clear = trio.SocketStream(trio.socket.from_stdlib_socket(raw))
+        self._stream = clear
+        tls = trio.SSLStream(clear, context, server_hostname=hostname)
         try:
             with trio.fail_after(timeout):
                 await tls.do_handshake()
@@ -94,7 +142,12 @@ class SMTPClient(AsyncClient):
         return stream if isinstance(stream, trio.SSLStream) else None
 
     async def _close(self) -> None:
-        await trio.aclose_forcefully(self._stream)
+        raw, self._raw = self._raw, None
+        if raw is not None:
+            trio.lowlevel.notify_closing(raw)
+            raw.close()
+        elif self._stream is not None:
+            await trio.aclose_forcefully(self._stream)
 
 
 async def send(
