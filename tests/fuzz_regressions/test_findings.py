@@ -63,3 +63,13 @@ def test_lmtp_client_takes_one_reply_per_recipient_after_bdat_last() -> None:
         smtpcore.Reply(250, ("2.0.0 <b@example.net> Saved",)),
         smtpcore.Reply(250, ("2.0.0 <c@example.net> Saved",)),
     ]
+
+
+def test_unstuff_target_handles_an_empty_message_right_after_the_354() -> None:
+    """Found by the CI smoke run: the target's own reference sliced wire[:-2] when the
+    message was empty (".\\r\\n" first), and called a clean message bare-newlined."""
+    import base64
+
+    from fuzz import fuzz_unstuff
+
+    fuzz_unstuff.test_one_input(base64.b64decode("AAAHLg0K6w=="))
