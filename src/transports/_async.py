@@ -55,11 +55,11 @@ from smtpcore.session import (
     deliver,
     deliver_message,
     hello_name,
+    io_failure,
     is_reusable,
     open_session,
     quit,
     simple_command,
-    waiting_for,
 )
 
 from ._content import split_content
@@ -314,7 +314,7 @@ class AsyncClient(abc.ABC):
                     # Worded before send_failed(), which forgets what was awaited.
                     error = None
                     if isinstance(exc, Exception) and not isinstance(exc, SMTPError):
-                        error = _translate(exc, effect, conn)
+                        error = io_failure(exc, effect, conn)
                     conn.send_failed()
                     await self._abort()
                     if error is None:
@@ -370,14 +370,3 @@ async def _async_pieces(source: AsyncIterable[object]) -> AsyncIterator[bytes]:
             raise TypeError(f"content gave {type(piece).__name__}, not bytes")
         if piece:
             yield bytes(piece)
-
-
-def _translate(exc: Exception, effect: object, conn: ClientConnection) -> Exception:
-    """An I/O failure as the session error it means."""
-    if isinstance(exc, TimeoutError):
-        if isinstance(effect, Read):
-            return SMTPTimeout(f"no reply within {effect.timeout} s {waiting_for(conn)}")
-        return SMTPTimeout(f"timed out during {type(effect).__name__}")
-    if isinstance(exc, OSError):
-        return ConnectionLost(f"connection lost: {exc}")
-    return exc

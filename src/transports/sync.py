@@ -53,11 +53,11 @@ from smtpcore.session import (
     deliver,
     deliver_message,
     hello_name,
+    io_failure,
     is_reusable,
     open_session,
     quit,
     simple_command,
-    waiting_for,
 )
 
 from ._content import split_content
@@ -290,7 +290,7 @@ class SMTPClient:
                     # Worded before send_failed(), which forgets what was awaited.
                     error = None
                     if isinstance(exc, Exception) and not isinstance(exc, SMTPError):
-                        error = _translate(exc, effect, conn)
+                        error = io_failure(exc, effect, conn)
                     conn.send_failed()
                     self._abort()
                     if error is None:
@@ -383,17 +383,6 @@ def _recv_plain(sock: socket.socket, timeout: float) -> bytes:
             return sock.recv(65536)
         except BlockingIOError:
             continue  # a spurious wake-up
-
-
-def _translate(exc: Exception, effect: object, conn: ClientConnection) -> Exception:
-    """An I/O failure as the session error it means."""
-    if isinstance(exc, TimeoutError):
-        if isinstance(effect, Read):
-            return SMTPTimeout(f"no reply within {effect.timeout} s {waiting_for(conn)}")
-        return SMTPTimeout(f"timed out during {type(effect).__name__}")
-    if isinstance(exc, OSError):
-        return ConnectionLost(f"connection lost: {exc}")
-    return exc
 
 
 def send(

@@ -15,7 +15,7 @@ from typing import TypeAlias, TypeVar
 
 from .._client import ClientConnection, ClientPhase
 from .._events import NEED_DATA, ConnectionClosed, Reply
-from ._errors import ConnectionLost, command_text
+from ._errors import ConnectionLost, SMTPTimeout, command_text
 
 __all__ = [
     "Close",
@@ -25,6 +25,7 @@ __all__ = [
     "Procedure",
     "Read",
     "Write",
+    "io_failure",
     "is_reusable",
     "next_reply",
     "read",
@@ -128,3 +129,19 @@ def is_reusable(conn: ClientConnection) -> bool:
         and not conn.pending
         and conn.chunk_left == 0
     )
+
+
+def io_failure(exc: Exception, effect: object, conn: ClientConnection) -> Exception:
+    """What a transport's I/O failure while performing ``effect`` means for the session.
+
+    A timeout becomes ``SMTPTimeout`` naming what was awaited, any other
+    ``OSError`` ``ConnectionLost``; anything else is returned as it is. Call it
+    before ``conn.send_failed()``, which forgets what was awaited.
+    """
+    if isinstance(exc, TimeoutError):
+        if isinstance(effect, Read):
+            return SMTPTimeout(f"no reply within {effect.timeout} s {waiting_for(conn)}")
+        return SMTPTimeout(f"timed out during {type(effect).__name__}")
+    if isinstance(exc, OSError):
+        return ConnectionLost(f"connection lost: {exc}")
+    return exc
