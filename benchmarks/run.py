@@ -55,6 +55,8 @@ from _common import (
 OURS = ("smtpcore-sync", "smtpcore-asyncio", "smtpcore-trio", "smtpcore-anyio")
 OURS_ASYNC = OURS[1:]
 SERVERS = (*OURS, "aiosmtpd")
+#: A reference row, not a competitor: asyncio answering with canned replies, no SMTP.
+FLOOR = "asyncio-floor"
 PY_PACKAGES = {
     "aiosmtpd": "aiosmtpd",
     "aiosmtplib": "aiosmtplib",
@@ -443,7 +445,7 @@ def server_throughput(res: Results, args: argparse.Namespace, msg: Path) -> None
     with contextlib.ExitStack() as stack:
         # All servers run at once (idle but one), so that rounds can interleave.
         started: dict[str, tuple[int, int]] = {}
-        for kind in SERVERS:
+        for kind in (*SERVERS, FLOOR):
             port, _, pid = stack.enter_context(our_server(kind))
             started[kind] = (port, pid)
         port, sink = stack.enter_context(smtp_sink())

@@ -17,7 +17,14 @@ from typing import Any
 
 from _common import HOST
 
-SERVERS = ("smtpcore-sync", "smtpcore-asyncio", "smtpcore-trio", "smtpcore-anyio", "aiosmtpd")
+SERVERS = (
+    "smtpcore-sync",
+    "smtpcore-asyncio",
+    "smtpcore-trio",
+    "smtpcore-anyio",
+    "aiosmtpd",
+    "asyncio-floor",
+)
 
 #: Large enough for the 500 MB message; every other default (limits, checks) stays.
 MAX_SIZE = 1 << 30
@@ -43,8 +50,73 @@ def _ready() -> None:
     print("ready", flush=True)
 
 
+class _Floor:
+    """The asyncio floor: canned replies, no SMTP at all (what the event loop alone costs).
+
+    It answers each line with 250 (354 to DATA) and, in the content, looks
+    only for the CRLF.CRLF that ends it. No server built on asyncio streams
+    or protocols can spend less per message than this.
+    """
+
+    def __init__(self) -> None:
+        self.transport: Any = None
+        self.buffer = b""
+        self.in_data = False
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        transport.write(b"220 floor ESMTP\r\n")
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer + data
+        out = []
+        while True:
+            if self.in_data:
+                end = buffer.find(b"\r\n.\r\n")
+                if end < 0:
+                    break
+                buffer = buffer[end + 5 :]
+                self.in_data = False
+                out.append(b"250 2.0.0 OK\r\n")
+                continue
+            end = buffer.find(b"\r\n")
+            if end < 0:
+                break
+            verb, buffer = buffer[:4].upper(), buffer[end + 2 :]
+            if verb == b"DATA":
+                self.in_data = True
+                buffer = b"\r\n" + buffer  # the marker's leading CRLF may be the first line's
+                out.append(b"354 go ahead\r\n")
+            elif verb == b"QUIT":
+                out.append(b"221 bye\r\n")
+            else:
+                out.append(b"250 OK\r\n")
+        self.buffer = buffer
+        if out:
+            self.transport.write(b"".join(out))
+
+    def eof_received(self) -> None:
+        self.transport.close()
+
+    def connection_lost(self, exc: object) -> None:
+        del exc
+
+
 def serve(kind: str, port: int) -> None:
-    if kind == "smtpcore-sync":
+    if kind == "asyncio-floor":
+        import asyncio
+
+        async def floor() -> None:
+            loop = asyncio.get_running_loop()
+            server = await loop.create_server(_Floor, HOST, port)  # type: ignore[arg-type]
+            stop = asyncio.Event()
+            loop.add_signal_handler(signal.SIGTERM, stop.set)
+            _ready()
+            await stop.wait()
+            server.close()
+
+        asyncio.run(floor())
+    elif kind == "smtpcore-sync":
         import threading
 
         from transports.sync import SMTPServer
