@@ -21,6 +21,13 @@ def test_challenge_with_surplus_or_missing_padding_is_refused(text: str) -> None
         decode_challenge(text)
 
 
+@pytest.mark.parametrize("text", ["VXNl====", "VXNl========", "QQ======", "QUI=====", "===="])
+def test_challenge_with_whole_groups_of_padding_is_refused(text: str) -> None:
+    """Found by fuzz_sasl_client (second 10-minute run): "VXNl====" decoded as b"Use"."""
+    with pytest.raises(RemoteProtocolError, match="not valid base64"):
+        decode_challenge(text)
+
+
 def test_challenge_with_whole_groups_still_decodes() -> None:
     assert decode_challenge("QUJD") == b"ABC"
     assert decode_challenge("QQ==") == b"A"

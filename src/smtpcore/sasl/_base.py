@@ -23,6 +23,7 @@ import abc
 import base64
 import binascii
 import enum
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar, Final, TypeAlias
@@ -43,6 +44,9 @@ __all__ = [
 ]
 
 
+_BASE64: Final = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+
+
 def decode_challenge(text: str) -> bytes:
     """The raw bytes of a 334 reply's text (RFC 4954 4).
 
@@ -52,10 +56,11 @@ def decode_challenge(text: str) -> bytes:
     if not text:
         return b""
     try:
-        # b64decode(validate=True) still takes a surplus "=" after a full
-        # quantum ("QUJD=" is b"ABC"): insist on whole 4-character groups.
-        if len(text) % 4:
-            raise binascii.Error(f"{len(text)} characters is not a multiple of 4")
+        # b64decode(validate=True) still takes surplus padding after a full
+        # quantum ("QUJD=" and "VXNl====" decode): insist on the RFC 4648 4
+        # grammar, padding only to complete the last group.
+        if not _BASE64.fullmatch(text):
+            raise binascii.Error("not RFC 4648 base64 with exact padding")
         return base64.b64decode(text.encode("ascii"), validate=True)
     except (UnicodeEncodeError, binascii.Error) as exc:
         shown = text if len(text) <= 40 else text[:40] + "..."
