@@ -43,6 +43,10 @@ class Limits:
     auth_failures: int = 3
     #: Ours: challenges in one SASL exchange before it is called endless.
     sasl_rounds: int = 10
+    #: Postfix's smtpd_junk_command_limit (default 100): NOOP, RSET, VRFY,
+    #: EXPN, HELP and ETRN beyond this many in one session each count as an
+    #: error toward ``errors``; the count starts again after an accepted message.
+    junk_commands: int = 100
 
     def __post_init__(self) -> None:
         for name in (
@@ -55,6 +59,7 @@ class Limits:
             "errors",
             "auth_failures",
             "sasl_rounds",
+            "junk_commands",
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:

@@ -20,7 +20,13 @@ Security rules enforced here, so every session gets them:
   normalised (SMTP smuggling);
 - a too long line is skipped to its CRLF, never parsed in parts;
 - a refused BDAT chunk is read and dropped, never parsed as commands;
-- recipients, errors and message size are bounded by ``Limits``.
+- recipients, errors and message size are bounded by ``Limits``;
+- NOOP, RSET, VRFY, EXPN, HELP and ETRN beyond ``Limits.junk_commands``
+  count as errors (Postfix's smtpd_junk_command_limit), so a client cannot
+  keep a session alive on free commands.
+
+Time is not ours to read: ``has_partial_command`` and
+``is_receiving_content`` tell the session procedure when a deadline runs.
 """
 
 from __future__ import annotations
@@ -168,6 +174,9 @@ _AFTER_POSITIVE: Final[Mapping[type[Awaited], ServerPhase]] = {
 }
 
 _ANYTIME: Final = frozenset({Noop, Rset, Quit, Vrfy, Expn, Help})
+# Commands that cost the client nothing and move no mail: beyond
+# Limits.junk_commands each is also an error (Postfix smtpd_junk_command_limit).
+_JUNK: Final = frozenset({Noop, Rset, Vrfy, Expn, Help, Etrn})
 _HELLOS: Final = frozenset({Helo, Ehlo, Lhlo})
 # Which commands each phase allows; any other is 503 (RFC 5321 4.1.4, 3.1;
 # RFC 3030 2; RFC 4954 4: no AUTH inside a transaction; RFC 3207 4).
@@ -260,6 +269,7 @@ class ServerConnection:
         self._chunk: ChunkReader | None = None
         self._chunk_end: Awaited | None = None
         self._errors = 0
+        self._junk = 0  # junk commands since the session began or a message was accepted
         self._early_talker = False
         self._peer_closed = False
         self._closing = False  # close once the pending InvalidCommand is answered
@@ -393,6 +403,33 @@ class ServerConnection:
             text = "LMTP"
         return Reply(220, (f"{self.config.hostname} {text}".rstrip(),))
 
+    @property
+    def has_partial_command(self) -> bool:
+        """Whether part of a command line (or SASL response) has arrived, but not its CRLF.
+
+        The session procedure starts its per-command deadline then (Postfix
+        smtpd_per_record_deadline): a line trickled a byte at a time must
+        still be complete within the idle timeout.
+        """
+        if self._data is not None or self._chunk is not None:
+            return False
+        if self._phase in (P.GREETING, P.TLS, P.CLOSED):
+            return False
+        return self._lines.in_line
+
+    @property
+    def is_receiving_content(self) -> bool:
+        """Whether message content (DATA after 354, or a BDAT chunk) is due and not all here.
+
+        False as soon as ``next_event`` has found the end of the content,
+        before the end's own event comes out.
+        """
+        if self._data is not None:
+            return self._data_end is None
+        if self._chunk is not None:
+            return self._chunk.left > 0
+        return False
+
     # -- receiving --------------------------------------------------------
 
     def receive_data(self, data: bytes) -> None:
@@ -447,14 +484,15 @@ class ServerConnection:
         self._lines.clear()
         return ConnectionClosed()
 
+    def _error_limit_reply(self) -> Reply:
+        # Limits.errors, like Postfix's smtpd_hard_error_limit.
+        return self._reply(421, "4.7.0", f"{self.config.hostname} Error limit reached, closing")
+
     def _invalid(self, reason: str, reply: Reply, *, close: bool = False) -> InvalidCommand:
         """An InvalidCommand to answer; beyond Limits.errors it becomes 421 and closes."""
         self._errors += 1
         if self._errors > self.limits.errors and not close:
-            # Limits.errors, like Postfix's smtpd_hard_error_limit.
-            reply = self._reply(
-                421, "4.7.0", f"{self.config.hostname} Error limit reached, closing"
-            )
+            reply = self._error_limit_reply()
             close = True
         self._closing = close
         event = InvalidCommand(reason, reply)
@@ -502,6 +540,22 @@ class ServerConnection:
         refusal = self._check(command)
         if refusal is not None:
             return self._refuse(refusal)
+        if type(command) in _JUNK:
+            self._junk += 1
+            if self._junk > self.limits.junk_commands:
+                # Postfix: past smtpd_junk_command_limit each one is an error.
+                # The command is still answered until the errors run out.
+                self._errors += 1
+                if self._errors > self.limits.errors:
+                    reason = (
+                        f"{command.verb} beyond Limits.junk_commands "
+                        f"({self.limits.junk_commands}) reached Limits.errors "
+                        f"({self.limits.errors})"
+                    )
+                    self._closing = True
+                    event = InvalidCommand(reason, self._error_limit_reply())
+                    self._awaiting = event
+                    return event
         self._awaiting = command
         return command
 
@@ -797,6 +851,8 @@ class ServerConnection:
             raise LocalProtocolError(f"reply {code} to QUIT: it is 221 (RFC 5321 4.1.1.10)")
 
     def _apply(self, awaiting: Awaited, reply: Reply) -> None:
+        if isinstance(awaiting, EndOfData) and reply.is_positive:
+            self._junk = 0  # a message was accepted (Postfix resets its junk count too)
         if isinstance(awaiting, (EndOfData, EndOfChunk)) or (
             isinstance(awaiting, InvalidCommand) and self._replies_left > 1
         ):

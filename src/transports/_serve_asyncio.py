@@ -17,9 +17,11 @@ from smtpcore import Limits, ServerConfig
 from smtpcore.session._effects import Close, Handshake, Write
 from smtpcore.session._server import (
     IDLE_TIMEOUT,
+    MIN_DATA_RATE,
     SHUT_DOWN,
     TIMED_OUT,
     CallHook,
+    Clock,
     NewId,
     Now,
     Peer,
@@ -132,6 +134,8 @@ class SMTPServer:
         hostname: str | None = None,
         idle_timeout: float = IDLE_TIMEOUT,
         max_connections: int | None = None,
+        greeting_delay: float = 0.0,
+        min_data_rate: float = MIN_DATA_RATE,
     ) -> None:
         if implicit_tls and tls_context is None:
             raise ValueError("implicit_tls needs a tls_context")
@@ -148,6 +152,8 @@ class SMTPServer:
             hostname=hostname,
             idle_timeout=idle_timeout,
             max_connections=max_connections,
+            greeting_delay=greeting_delay,
+            min_data_rate=min_data_rate,
         )
         self._server: asyncio.Server | None = None
         self._sessions: dict[asyncio.Task[None], _Stream] = {}
@@ -222,6 +228,8 @@ class SMTPServer:
                         answer = await call_hook_async(self.handler, effect)
                     case Now():
                         answer = now()
+                    case Clock():
+                        answer = asyncio.get_running_loop().time()
                     case NewId():
                         answer = new_id()
                     case _:
@@ -291,6 +299,8 @@ async def start_server(
     hostname: str | None = None,
     idle_timeout: float = IDLE_TIMEOUT,
     max_connections: int | None = None,
+    greeting_delay: float = 0.0,
+    min_data_rate: float = MIN_DATA_RATE,
 ) -> SMTPServer:
     """A started ``SMTPServer``; ``await server.aclose()`` stops it."""
     server = SMTPServer(
@@ -304,6 +314,8 @@ async def start_server(
         hostname=hostname,
         idle_timeout=idle_timeout,
         max_connections=max_connections,
+        greeting_delay=greeting_delay,
+        min_data_rate=min_data_rate,
     )
     return await server.start()
 
@@ -320,6 +332,8 @@ async def serve(
     hostname: str | None = None,
     idle_timeout: float = IDLE_TIMEOUT,
     max_connections: int | None = None,
+    greeting_delay: float = 0.0,
+    min_data_rate: float = MIN_DATA_RATE,
     grace: float = 5.0,
 ) -> None:
     """Serve ``handler`` until cancelled; on cancellation, close gracefully within ``grace``."""
@@ -334,6 +348,8 @@ async def serve(
         hostname=hostname,
         idle_timeout=idle_timeout,
         max_connections=max_connections,
+        greeting_delay=greeting_delay,
+        min_data_rate=min_data_rate,
     )
     try:
         await asyncio.Event().wait()

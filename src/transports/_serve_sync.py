@@ -21,9 +21,11 @@ from smtpcore import Limits, ServerConfig
 from smtpcore.session._effects import Close, Handshake, Write
 from smtpcore.session._server import (
     IDLE_TIMEOUT,
+    MIN_DATA_RATE,
     SHUT_DOWN,
     TIMED_OUT,
     CallHook,
+    Clock,
     NewId,
     Now,
     Peer,
@@ -49,7 +51,13 @@ class SMTPServer:
     connections meanwhile get 421; what remains is then cut. Use it as a
     context manager to start and close. ``tls_context`` (server side)
     enables STARTTLS, or implicit TLS with ``implicit_tls=True``.
-    Raises ``OSError`` when the address cannot be bound.
+
+    ``idle_timeout`` bounds each wait for the client and each command line;
+    message content may take ``idle_timeout`` plus a second per
+    ``min_data_rate`` octets (Postfix smtpd_min_data_rate). A
+    ``greeting_delay`` holds the 220 back; a client that talks first gets 554.
+    Raises ``OSError`` when the address cannot be bound, ``ValueError`` for
+    an option out of range.
     """
 
     def __init__(
@@ -65,6 +73,8 @@ class SMTPServer:
         hostname: str | None = None,
         idle_timeout: float = IDLE_TIMEOUT,
         max_connections: int | None = None,
+        greeting_delay: float = 0.0,
+        min_data_rate: float = MIN_DATA_RATE,
     ) -> None:
         if implicit_tls and tls_context is None:
             raise ValueError("implicit_tls needs a tls_context")
@@ -81,6 +91,8 @@ class SMTPServer:
             hostname=hostname,
             idle_timeout=idle_timeout,
             max_connections=max_connections,
+            greeting_delay=greeting_delay,
+            min_data_rate=min_data_rate,
         )
         self._listener: socket.socket | None = None
         self._acceptor: threading.Thread | None = None
@@ -179,6 +191,8 @@ class SMTPServer:
                         answer = call_hook(self.handler, effect)
                     case Now():
                         answer = now()
+                    case Clock():
+                        answer = time.monotonic()
                     case NewId():
                         answer = new_id()
                     case _:
@@ -246,6 +260,8 @@ def serve(
     hostname: str | None = None,
     idle_timeout: float = IDLE_TIMEOUT,
     max_connections: int | None = None,
+    greeting_delay: float = 0.0,
+    min_data_rate: float = MIN_DATA_RATE,
     ready: Callable[[SMTPServer], object] | None = None,
 ) -> None:
     """Serve ``handler`` until interrupted (Ctrl-C closes gracefully).
@@ -264,6 +280,8 @@ def serve(
         hostname=hostname,
         idle_timeout=idle_timeout,
         max_connections=max_connections,
+        greeting_delay=greeting_delay,
+        min_data_rate=min_data_rate,
     )
     with server:
         if ready is not None:

@@ -17,9 +17,11 @@ from smtpcore import Limits, ServerConfig
 from smtpcore.session._effects import Close, Handshake, Write
 from smtpcore.session._server import (
     IDLE_TIMEOUT,
+    MIN_DATA_RATE,
     SHUT_DOWN,
     TIMED_OUT,
     CallHook,
+    Clock,
     NewId,
     Now,
     Peer,
@@ -133,6 +135,8 @@ class _Server:
                         answer = await call_hook_async(self.handler, effect)
                     case Now():
                         answer = now()
+                    case Clock():
+                        answer = trio.current_time()
                     case NewId():
                         answer = new_id()
                     case _:
@@ -153,6 +157,8 @@ async def serve(
     hostname: str | None = None,
     idle_timeout: float = IDLE_TIMEOUT,
     max_connections: int | None = None,
+    greeting_delay: float = 0.0,
+    min_data_rate: float = MIN_DATA_RATE,
     shutdown: trio.Event | None = None,
     grace: float = 5.0,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
@@ -173,6 +179,8 @@ async def serve(
         hostname=hostname,
         idle_timeout=idle_timeout,
         max_connections=max_connections,
+        greeting_delay=greeting_delay,
+        min_data_rate=min_data_rate,
     )
     server = _Server(handler, options, tls_context)
     server.implicit_tls = implicit_tls

@@ -17,6 +17,7 @@ from smtpcore.session._server import (
     SHUT_DOWN,
     TIMED_OUT,
     CallHook,
+    Clock,
     HookFailed,
     NewId,
     Now,
@@ -69,6 +70,8 @@ class Script:
                 answer = TLSInfo("TLSv1.3", "TLS_AES_256_GCM_SHA384")
             elif isinstance(effect, Now):
                 answer = MOMENT
+            elif isinstance(effect, Clock):
+                answer = 0.0  # time stands still: no deadline ever runs out
             elif isinstance(effect, NewId):
                 answer = next(self.ids)
             elif isinstance(effect, Close):

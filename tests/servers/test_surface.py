@@ -17,6 +17,8 @@ COMMON = [
     "hostname",
     "idle_timeout",
     "max_connections",
+    "greeting_delay",
+    "min_data_rate",
 ]
 
 

@@ -48,9 +48,11 @@ from ._options import (
 )
 from ._server import (
     HOOKS,
+    MIN_DATA_RATE,
     SHUT_DOWN,
     TIMED_OUT,
     CallHook,
+    Clock,
     HookFailed,
     Interrupted,
     NewId,
@@ -72,6 +74,7 @@ from ._tls import TLSInfo
 __all__ = [
     "DSN",
     "HOOKS",
+    "MIN_DATA_RATE",
     "SHUT_DOWN",
     "TIMED_OUT",
     "WRITE_BATCH",
@@ -79,6 +82,7 @@ __all__ = [
     "Body",
     "CallHook",
     "ClientOptions",
+    "Clock",
     "Close",
     "ConnectionLost",
     "Effect",

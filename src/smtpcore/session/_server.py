@@ -2,12 +2,13 @@
 
 How this works: ``serve_connection`` drives a ``ServerConnection`` and
 yields effects. Besides ``Write``, ``Handshake`` and ``Close`` of the client
-side it yields four of its own:
+side it yields five of its own:
 
     Receive(timeout, interruptible)  bytes, or TIMED_OUT / SHUT_DOWN
     CallHook(name, args)             run the handler's hook; answer its result
                                      (awaited if it is awaitable) or HookFailed
     Now()                            the current time, an aware datetime
+    Clock()                          seconds on a monotonic clock, a float
     NewId()                          a fresh random token (ids, SASL nonces)
 
 The procedure holds every decision of a server session: the default reply
@@ -18,6 +19,15 @@ hook it is asked to and reports an exception as ``HookFailed``, which turns
 into a 451 4.3.0 here (the session goes on). Replies are buffered and written
 when the procedure is about to wait, so pipelined commands (RFC 2920) get
 their replies in one write.
+
+Deadlines (Postfix smtpd_per_record_deadline and smtpd_min_data_rate): a
+wait for bytes never lasts longer than ``idle_timeout``, and once a command
+line has begun to arrive, or message content has, the rest has a budget:
+``idle_timeout`` for a command line; ``idle_timeout`` plus one second per
+``min_data_rate`` octets received for content. Only time spent waiting in
+``Receive`` is charged (two ``Clock`` effects around each such wait), never
+the time our own hooks take. A command that arrives whole in one read asks
+for no clock at all.
 
 A transport builds one ``ServerOptions`` per listener (``ServerOptions.create``)
 and, per connection, ``options.session(peer, ...)``: the procedure to drive.
@@ -89,6 +99,7 @@ __all__ = [
     "SHUT_DOWN",
     "TIMED_OUT",
     "CallHook",
+    "Clock",
     "HookFailed",
     "Interrupted",
     "NewId",
@@ -125,6 +136,8 @@ HOOKS: Final = (
 
 #: Seconds a client may stay silent (RFC 5321 4.5.3.2.7: at least 5 minutes).
 IDLE_TIMEOUT: Final = 300.0
+#: Octets per second message content must keep up (Postfix smtpd_min_data_rate: 500).
+MIN_DATA_RATE: Final = 500.0
 #: The largest message accepted when no ServerConfig says otherwise.
 DEFAULT_MESSAGE_SIZE: Final = 32 * 1024 * 1024
 #: PBKDF2 rounds for SCRAM credentials derived from a password lookup (RFC 7677 4: 4096 at least).
@@ -184,11 +197,21 @@ class Now:
 
 
 @dataclass(frozen=True, slots=True)
+class Clock:
+    """Answer: seconds from a monotonic clock, a float (``time.monotonic()``, ``loop.time()``).
+
+    Only differences between two answers count, so any monotonic clock of
+    the transport will do. The procedure asks only while part of a command
+    line or of a message is in, to charge the client for its waits.
+    """
+
+
+@dataclass(frozen=True, slots=True)
 class NewId:
     """Answer: a fresh random token of letters and digits (message ids, SASL nonces)."""
 
 
-ServerEffect: TypeAlias = Write | Receive | Handshake | Close | CallHook | Now | NewId
+ServerEffect: TypeAlias = Write | Receive | Handshake | Close | CallHook | Now | Clock | NewId
 ServerProcedure: TypeAlias = Generator[ServerEffect, object, T]
 
 
@@ -337,6 +360,8 @@ class ServerOptions:
     hooks: frozenset[str]
     idle_timeout: float = IDLE_TIMEOUT
     max_connections: int | None = None
+    greeting_delay: float = 0.0
+    min_data_rate: float = MIN_DATA_RATE
 
     @classmethod
     def create(
@@ -349,6 +374,8 @@ class ServerOptions:
         hostname: str | None = None,
         idle_timeout: float = IDLE_TIMEOUT,
         max_connections: int | None = None,
+        greeting_delay: float = 0.0,
+        min_data_rate: float = MIN_DATA_RATE,
     ) -> ServerOptions:
         """Options for ``handler``.
 
@@ -358,10 +385,20 @@ class ServerOptions:
         ``authenticate``; SCRAM-SHA-256 and CRAM-MD5 too with
         ``lookup_secret``). ``starttls`` says whether the transport can
         upgrade (a TLS context was given): it sets ``config.starttls``.
-        Raises ``ValueError`` for a non-positive timeout or connection cap.
+
+        ``idle_timeout`` bounds every wait and every command line;
+        ``min_data_rate`` (octets per second) stretches it for message
+        content (see ``serve_connection``). ``greeting_delay`` holds the 220
+        back that many seconds; a client that talks meanwhile gets 554.
+        Raises ``ValueError`` for a non-positive timeout, data rate or
+        connection cap, or a negative greeting delay.
         """
-        if idle_timeout <= 0:
+        if not idle_timeout > 0:
             raise ValueError(f"idle_timeout must be > 0, not {idle_timeout!r}")
+        if not min_data_rate > 0:
+            raise ValueError(f"min_data_rate must be > 0 octets per second, not {min_data_rate!r}")
+        if not greeting_delay >= 0:
+            raise ValueError(f"greeting_delay must be >= 0 seconds, not {greeting_delay!r}")
         if max_connections is not None and max_connections < 1:
             raise ValueError(f"max_connections must be >= 1 or None, not {max_connections!r}")
         hooks = hooks_of(handler)
@@ -386,6 +423,8 @@ class ServerOptions:
             hooks=hooks,
             idle_timeout=idle_timeout,
             max_connections=max_connections,
+            greeting_delay=greeting_delay,
+            min_data_rate=min_data_rate,
         )
 
     def refusal(self, active: int, *, stopping: bool) -> str | None:
@@ -418,6 +457,8 @@ class ServerOptions:
             tls=tls,
             idle_timeout=self.idle_timeout,
             refuse=refuse,
+            greeting_delay=self.greeting_delay,
+            min_data_rate=self.min_data_rate,
         )
 
 
@@ -432,6 +473,32 @@ def _reply(conn: ServerConnection, code: int, status: str, text: str) -> Reply:
 
 
 _HELP_TEXT: Final = "Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP"
+
+
+class _Expired(enum.Enum):
+    """Which deadline ran out; the value is the 421 text."""
+
+    COMMAND = "Command timeout"  # a command line did not complete within idle_timeout
+    DATA_RATE = "Data rate too low"  # content slower than min_data_rate allows
+
+
+@dataclass(slots=True)
+class _Budget:
+    """The seconds of waiting left to the command line or content that has begun to arrive."""
+
+    kind: _Expired
+    seconds: float
+
+
+def _farewell(conn: ServerConnection, why: Interrupted | _Expired) -> Reply:
+    """The 421 that ends a session whose wait ended without bytes (RFC 5321 3.8)."""
+    if why is SHUT_DOWN:
+        text = "4.3.2 Service shutting down"
+    elif why is TIMED_OUT:
+        text = "4.4.2 Idle timeout"  # RFC 5321 4.5.3.2.7
+    else:
+        text = f"4.4.2 {why.value}"  # RFC 3463: 4.4.2 "bad connection"
+    return Reply(421, (f"{conn.config.hostname} {text}, closing connection",))
 
 
 @dataclass(slots=True)
@@ -455,6 +522,7 @@ class _Session:
         session_id: str,
         tls: TLSInfo | None,
         idle_timeout: float,
+        min_data_rate: float = MIN_DATA_RATE,
     ) -> None:
         self.conn = conn
         self.hooks = hooks
@@ -462,6 +530,8 @@ class _Session:
         self.session_id = session_id
         self.tls = tls
         self.idle_timeout = idle_timeout
+        self.min_data_rate = min_data_rate
+        self.budget: _Budget | None = None  # set while a command line or content is partly in
         self.out: list[bytes] = []
         self.message: _Message | None = None
         self.accepted = 0
@@ -519,21 +589,64 @@ class _Session:
             raise TypeError(f"a transport answered NewId with {type(token).__name__}")
         return token
 
-    def next_event(self) -> ServerProcedure[Event | Interrupted]:
-        """The next event, receiving as needed; TIMED_OUT or SHUT_DOWN if the wait ended."""
+    def clock(self) -> ServerProcedure[float]:
+        """The transport's monotonic clock, in seconds."""
+        moment = yield Clock()
+        if isinstance(moment, (int, float)):
+            return moment
+        raise TypeError(f"a transport answered Clock with {type(moment).__name__}")
+
+    def next_event(self) -> ServerProcedure[Event | Interrupted | _Expired]:
+        """The next event, receiving as needed.
+
+        TIMED_OUT or SHUT_DOWN when a wait ended without bytes; an
+        ``_Expired`` when a command line or content used up its budget.
+        """
         conn = self.conn
+        idle = self.idle_timeout
         event = conn.next_event()
         while event is NEED_DATA:
             yield from self.flush()
             # Shutting down may interrupt only a session with no message in flight.
             quiet = conn.phase in (ServerPhase.HELLO, ServerPhase.READY, ServerPhase.REFUSED)
-            data = yield Receive(self.idle_timeout, quiet)
+            budget = self.budget
+            if budget is None and conn.has_partial_command:
+                # Part of a line is in (from the last read, or pipelined
+                # behind a command): the rest has idle_timeout of waiting.
+                budget = self.budget = _Budget(_Expired.COMMAND, idle)
+            timeout: float = idle
+            expiry: Interrupted | _Expired = TIMED_OUT
+            before = 0.0
+            if budget is not None:
+                if budget.seconds <= 0:
+                    return budget.kind
+                # A started line that stalls is a command timeout; content
+                # only when its rate, not plain silence, is the tighter bound.
+                if budget.kind is _Expired.COMMAND or budget.seconds < idle:
+                    timeout, expiry = min(budget.seconds, idle), budget.kind
+                before = yield from self.clock()
+            data = yield Receive(timeout, quiet)
             if isinstance(data, Interrupted):
-                return data
+                return expiry if data is TIMED_OUT else data
             if not isinstance(data, bytes):
                 raise TypeError(f"a transport answered Receive with {type(data).__name__}")
+            if budget is not None:
+                after = yield from self.clock()
+                budget.seconds -= after - before
+            content = conn.is_receiving_content
             conn.receive_data(data)
+            if content:
+                # smtpd_min_data_rate: each octet buys 1/rate seconds more.
+                if budget is None or budget.kind is not _Expired.DATA_RATE:
+                    budget = self.budget = _Budget(_Expired.DATA_RATE, idle)
+                budget.seconds += len(data) / self.min_data_rate
             event = conn.next_event()
+            # A line left incomplete by this read gets its budget at the next
+            # wait, above: a read that completes the command costs no more.
+        if self.budget is not None and not (
+            isinstance(event, MessageData) and conn.is_receiving_content
+        ):
+            self.budget = None  # a whole command, or the content's end: the next starts afresh
         return event
 
 
@@ -546,6 +659,8 @@ def serve_connection(
     tls: TLSInfo | None = None,
     idle_timeout: float = IDLE_TIMEOUT,
     refuse: str | None = None,
+    greeting_delay: float = 0.0,
+    min_data_rate: float = MIN_DATA_RATE,
 ) -> ServerProcedure[int]:
     """Serve one connection from greeting to close; return the number of messages accepted.
 
@@ -556,8 +671,21 @@ def serve_connection(
     A client silent for ``idle_timeout`` seconds gets 421 4.4.2 and is dropped
     (RFC 5321 4.5.3.2.7); so does any session waiting for a command when the
     server shuts down (421 4.3.2).
+
+    Slow clients (Postfix smtpd_per_record_deadline, smtpd_min_data_rate):
+    once a command line has begun to arrive, it must be complete after at
+    most ``idle_timeout`` seconds of waiting (else ``421 4.4.2 Command
+    timeout``); once message content has begun to arrive, the waits for it
+    may add up to ``idle_timeout`` plus one second per ``min_data_rate``
+    octets received (else ``421 4.4.2 Data rate too low``). For a BDAT
+    chunk the budget starts with each chunk.
+
+    ``greeting_delay`` (sendmail greet_pause, Postfix postscreen greet wait):
+    the 220 waits that long; a client that sends anything meanwhile did not
+    wait for the greeting (RFC 5321 4.3.1) and gets 554 5.5.0 after it, then
+    the connection closes.
     """
-    session = _Session(conn, hooks, peer, session_id, tls, idle_timeout)
+    session = _Session(conn, hooks, peer, session_id, tls, idle_timeout, min_data_rate)
     if refuse is not None:
         session.send(Reply(421, (f"{conn.config.hostname} 4.3.2 {refuse}",)))
         yield from session.close()
@@ -567,15 +695,26 @@ def serve_connection(
     greeting = session.reply_from(result, conn.greeting_reply())
     if greeting.code not in (220, 554, 421):
         greeting = Reply(421, (f"{conn.config.hostname} 4.3.0 Service not available",))
+    if greeting.code == 220 and greeting_delay > 0:
+        # Bytes before the 220 mark a client that does not wait for it; the
+        # connection holds them and answers 554 5.5.0 after the greeting.
+        early = yield Receive(greeting_delay, True)
+        if early is SHUT_DOWN:
+            session.send(_farewell(conn, SHUT_DOWN))
+            yield from session.close()
+            return 0
+        if isinstance(early, bytes):
+            if not early:  # gone before we spoke: nothing to say
+                yield from session.close()
+                return 0
+            conn.receive_data(early)
+        elif early is not TIMED_OUT:
+            raise TypeError(f"a transport answered Receive with {type(early).__name__}")
     session.send(greeting)
     while conn.phase is not ServerPhase.CLOSED:
         event = yield from session.next_event()
-        if isinstance(event, Interrupted):
-            if event is TIMED_OUT:
-                text = "4.4.2 Idle timeout, closing connection"
-            else:
-                text = "4.3.2 Service shutting down, closing connection"
-            session.send(Reply(421, (f"{conn.config.hostname} {text}",)))
+        if isinstance(event, (Interrupted, _Expired)):
+            session.send(_farewell(conn, event))
             break
         if isinstance(event, ConnectionClosed):
             break
@@ -688,14 +827,20 @@ def _auth(session: _Session, command: Auth) -> ServerProcedure[None]:
             if isinstance(event, AuthResponse):
                 step = mechanism.receive(event.data)
             elif isinstance(event, AuthCancel):
-                session.send(_reply(conn, 501, "5.7.0", "Authentication cancelled"))
+                # RFC 4954 4: "*" ends the exchange with 501. It counts like a
+                # failure, or AUTH LOGIN / "*" could loop for free forever.
+                session.auth_failures += 1
+                if session.auth_failures >= limits.auth_failures:
+                    session.send(_too_many_auth_failures(conn))
+                else:
+                    session.send(_reply(conn, 501, "5.7.0", "Authentication cancelled"))
                 return
             elif isinstance(event, InvalidCommand):
                 session.send(event.reply)  # bad base64 or too long: the exchange is over
                 return
             else:  # closed, timed out or shut down: nothing left to answer
-                if isinstance(event, Interrupted):
-                    session.send(Reply(421, (f"{conn.config.hostname} 4.4.2 Closing",)))
+                if isinstance(event, (Interrupted, _Expired)):
+                    session.send(_farewell(conn, event))
                 return
         elif isinstance(step, VerifyPassword):
             ok = yield from _check_password(session, step)
@@ -720,13 +865,18 @@ def _auth(session: _Session, command: Auth) -> ServerProcedure[None]:
         else:
             session.auth_failures += 1
             if session.auth_failures >= limits.auth_failures:
-                text = "4.7.0 Too many failed authentication attempts, closing"
-                session.send(Reply(421, (f"{conn.config.hostname} {text}",)))
+                session.send(_too_many_auth_failures(conn))
             elif step.malformed:
                 session.send(_reply(conn, 501, "5.5.2", "Malformed authentication data"))
             else:
                 session.send(_reply(conn, 535, "5.7.8", "Authentication credentials invalid"))
             return
+
+
+def _too_many_auth_failures(conn: ServerConnection) -> Reply:
+    # Limits.auth_failures failed or cancelled exchanges: 421 and close (RFC 5321 3.8).
+    text = "4.7.0 Too many failed authentication attempts, closing"
+    return Reply(421, (f"{conn.config.hostname} {text}",))
 
 
 def _check_password(session: _Session, step: VerifyPassword) -> ServerProcedure[bool | None]:
