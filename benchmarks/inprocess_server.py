@@ -19,7 +19,6 @@ import pstats
 import time
 
 from _common import HELO, RECIPIENT, SENDER, message
-
 from smtpcore.session import _server as server_session
 from smtpcore.session._effects import Close, Write
 from smtpcore.session._server import CallHook, NewId, Now, Peer, Receive, ServerOptions
