@@ -22,6 +22,7 @@ from typing import Final
 
 from ._errors import LocalProtocolError
 from ._events import (
+    _GOOD_MAILBOXES,
     Auth,
     AuthCancel,
     AuthResponse,
@@ -158,6 +159,24 @@ def _hello(cls: type[Helo] | type[Ehlo] | type[Lhlo]) -> Callable[[str], Command
     return parse
 
 
+def _closing_bracket(text: str) -> int:
+    """The index of the ``>`` that closes the path in ``text`` (quotes respected), or -1."""
+    i, quoted = 1, False
+    while i < len(text):
+        ch = text[i]
+        if quoted:
+            if ch == "\\":
+                i += 1
+            elif ch == '"':
+                quoted = False
+        elif ch == '"':
+            quoted = True
+        elif ch == ">":
+            return i
+        i += 1
+    return -1
+
+
 def _path(args: str, prefix: str, status: str) -> tuple[str, str] | Refusal:
     """``(address, rest)`` from ``FROM:<path> rest`` (RFC 5321 4.1.2), or a Refusal.
 
@@ -171,22 +190,14 @@ def _path(args: str, prefix: str, status: str) -> tuple[str, str] | Refusal:
         text = text[1:]
     if not text.startswith("<"):
         return _syntax(f"Syntax: expected {prefix}<address>, the address in angle brackets")
-    i, quoted = 1, False
-    while i < len(text):
-        ch = text[i]
-        if quoted:
-            if ch == "\\":
-                i += 1
-            elif ch == '"':
-                quoted = False
-        elif ch == '"':
-            quoted = True
-        elif ch == ">":
-            break
-        i += 1
-    else:
-        return _syntax("Syntax: the address has no closing '>'")
-    if len(text[: i + 1].encode("utf-8")) > MAX_PATH:
+    i = text.find(">")
+    if i < 0 or '"' in text[:i]:
+        # A quoted local part may hold a ">": walk it (RFC 5321 4.1.2 Quoted-string).
+        i = _closing_bracket(text)
+        if i < 0:
+            return _syntax("Syntax: the address has no closing '>'")
+    # UTF-8 takes at most 4 octets per character: short paths need no encoding.
+    if 4 * (i + 1) > MAX_PATH and len(text[: i + 1].encode("utf-8")) > MAX_PATH:
         return Refusal(501, status, f"Path too long (RFC 5321 4.5.3.1.3: {MAX_PATH} octets)")
     inner, rest = text[1:i], text[i + 1 :]
     route = _ROUTE.match(inner)
@@ -224,7 +235,7 @@ def _mail(args: str) -> Command | Refusal:
     if isinstance(parsed, Refusal):
         return parsed
     sender, rest = parsed
-    if sender and (reason := mailbox_error(sender)) is not None:
+    if sender and sender not in _GOOD_MAILBOXES and (reason := mailbox_error(sender)):
         return Refusal(501, "5.1.7", f"Bad sender address syntax: {reason}")
     params = _params(rest)
     if isinstance(params, Refusal):
@@ -241,7 +252,7 @@ def _rcpt(args: str) -> Command | Refusal:
         recipient = "postmaster"  # RFC 5321 4.1.1.3: case-insensitive, no domain
     elif not recipient:
         return Refusal(501, "5.1.3", "Bad recipient address syntax: empty address")
-    elif (reason := mailbox_error(recipient)) is not None:
+    elif recipient not in _GOOD_MAILBOXES and (reason := mailbox_error(recipient)):
         return Refusal(501, "5.1.3", f"Bad recipient address syntax: {reason}")
     params = _params(rest)
     if isinstance(params, Refusal):

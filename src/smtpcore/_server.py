@@ -149,6 +149,10 @@ class ServerPhase(enum.Enum):
     TLS = enum.auto()  # 220 to STARTTLS sent: nothing until the handshake is done
     CLOSED = enum.auto()
 
+    # Members are singletons compared by identity; Enum's own __hash__ hashes
+    # the name in Python code, and phases are looked up for every command.
+    __hash__ = object.__hash__
+
 
 P = ServerPhase
 Awaited = Command | EndOfData | EndOfChunk | InvalidCommand
@@ -177,6 +181,11 @@ _ANYTIME: Final = frozenset({Noop, Rset, Quit, Vrfy, Expn, Help})
 # Commands that cost the client nothing and move no mail: beyond
 # Limits.junk_commands each is also an error (Postfix smtpd_junk_command_limit).
 _JUNK: Final = frozenset({Noop, Rset, Vrfy, Expn, Help, Etrn})
+_NOTHING: Final[frozenset[type[Command]]] = frozenset()
+# The commands ``_not_offered`` has an opinion on.
+_MAY_BE_UNOFFERED: Final = frozenset(
+    {Turn, Expn, Vrfy, Send, Soml, Saml, Bdat, Etrn, StartTLS, Auth}
+)
 _HELLOS: Final = frozenset({Helo, Ehlo, Lhlo})
 # Which commands each phase allows; any other is 503 (RFC 5321 4.1.4, 3.1;
 # RFC 3030 2; RFC 4954 4: no AUTH inside a transaction; RFC 3207 4).
@@ -188,6 +197,11 @@ _ALLOWED: Final[Mapping[ServerPhase, frozenset[type[Command]]]] = {
     P.RCPT: _ANYTIME | _HELLOS | {Rcpt, Data, Bdat},
     P.BDAT: frozenset({Bdat, Rset, Noop, Quit}),
 }
+
+# What a positive reply must be checked for: every other event takes any 2xx.
+_POSITIVE_CHECKED: Final = frozenset(
+    {InvalidCommand, AuthCancel, Auth, AuthResponse, StartTLS, Quit}
+)
 
 # The only intermediate replies, and what they may answer.
 _INTERMEDIATE: Final[Mapping[int, tuple[type[Awaited], ...]]] = {
@@ -563,30 +577,33 @@ class ServerConnection:
 
     def _check(self, command: Command) -> Refusal | None:
         """Why ``command`` cannot be accepted now, or None."""
-        cfg = self.config
-        if isinstance(command, (Helo, Ehlo)) and cfg.lmtp:
-            return Refusal(
-                500, "5.5.1", f"Command {command.verb} unrecognized: use LHLO (RFC 2033 4.1)"
-            )
-        if isinstance(command, Lhlo) and not cfg.lmtp:
-            return Refusal(500, "5.5.1", "Command LHLO unrecognized")
-        if self._not_offered(command):
+        # Exact types, not isinstance: the command classes are final, and this
+        # runs for every command a client sends.
+        kind = type(command)
+        if kind in _HELLOS:
+            if (kind is Lhlo) is not self.config.lmtp:
+                if kind is Lhlo:
+                    return Refusal(500, "5.5.1", "Command LHLO unrecognized")
+                return Refusal(
+                    500, "5.5.1", f"Command {command.verb} unrecognized: use LHLO (RFC 2033 4.1)"
+                )
+        elif kind in _MAY_BE_UNOFFERED and self._not_offered(command):
             return Refusal(502, "5.5.1", f"Command {command.verb} not implemented")
-        phase = self._phase
-        if type(command) not in _ALLOWED.get(phase, frozenset()):
+        if kind not in _ALLOWED.get(self._phase, _NOTHING):
             return Refusal(503, "5.5.1", self._sequence_text(command))
-        if isinstance(command, StartTLS) and self._is_tls:
-            return Refusal(503, "5.5.1", "TLS already active")
-        if isinstance(command, Auth):
-            return self._check_auth(command)
-        if isinstance(command, Mail):
+        if type(command) is Mail:
             return self._check_mail(command)
-        if isinstance(command, Rcpt):
+        if type(command) is Rcpt:
             return self._check_rcpt(command)
-        if isinstance(command, Data) and self._transaction.chunked:
-            return Refusal(503, "5.5.1", "DATA after BDAT in one transaction (RFC 3030 2)")
-        if isinstance(command, Data) and self.body == "BINARYMIME":
-            return Refusal(503, "5.5.1", "BODY=BINARYMIME needs BDAT, not DATA (RFC 3030 3)")
+        if kind is Data:
+            if self._transaction.chunked:
+                return Refusal(503, "5.5.1", "DATA after BDAT in one transaction (RFC 3030 2)")
+            if self.body == "BINARYMIME":
+                return Refusal(503, "5.5.1", "BODY=BINARYMIME needs BDAT, not DATA (RFC 3030 3)")
+        elif kind is StartTLS and self._is_tls:
+            return Refusal(503, "5.5.1", "TLS already active")
+        elif type(command) is Auth:
+            return self._check_auth(command)
         return None
 
     def _not_offered(self, command: Command) -> bool:
@@ -831,82 +848,88 @@ class ServerConnection:
 
     def _check_reply(self, awaiting: Awaited, reply: Reply) -> None:
         code = reply.code
-        if reply.is_intermediate:
+        kind = type(awaiting)
+        if 200 <= code < 300 and kind not in _POSITIVE_CHECKED:
+            return  # the common case: any 2xx fits
+        if 300 <= code < 400:
             allowed = _INTERMEDIATE.get(code, ())
-            if not isinstance(awaiting, allowed):
+            if kind not in allowed:
                 raise LocalProtocolError(f"reply {code} cannot answer {_name(awaiting)}")
-        if isinstance(awaiting, InvalidCommand) and (reply.is_positive or reply.is_intermediate):
+        if kind is InvalidCommand and (reply.is_positive or reply.is_intermediate):
+            assert isinstance(awaiting, InvalidCommand)
             raise LocalProtocolError(f"reply {code} would accept {awaiting.reason!r}")
-        if reply.is_positive and isinstance(awaiting, AuthCancel):
+        if not reply.is_positive:
+            return
+        if kind is AuthCancel:
             raise LocalProtocolError("a cancelled AUTH exchange is answered 501 (RFC 4954 4)")
-        if (
-            isinstance(awaiting, (Auth, AuthResponse))
-            and reply.is_positive
-            and (code != 235 or self._pending_identity is None)
+        if (kind is Auth or kind is AuthResponse) and (
+            code != 235 or self._pending_identity is None
         ):
             raise LocalProtocolError("call authenticated(identity) and send 235 to end AUTH")
-        if isinstance(awaiting, StartTLS) and reply.is_positive and code != 220:
+        if kind is StartTLS and code != 220:
             raise LocalProtocolError(f"reply {code} to STARTTLS: the go-ahead is 220 (RFC 3207 4)")
-        if isinstance(awaiting, Quit) and reply.is_positive and code != 221:
+        if kind is Quit and code != 221:
             raise LocalProtocolError(f"reply {code} to QUIT: it is 221 (RFC 5321 4.1.1.10)")
 
     def _apply(self, awaiting: Awaited, reply: Reply) -> None:
-        if isinstance(awaiting, EndOfData) and reply.is_positive:
+        kind = type(awaiting)
+        if kind is EndOfData and 200 <= reply.code < 300:
             self._junk = 0  # a message was accepted (Postfix resets its junk count too)
-        if isinstance(awaiting, (EndOfData, EndOfChunk)) or (
-            isinstance(awaiting, InvalidCommand) and self._replies_left > 1
-        ):
+        ends_content = kind is EndOfData or kind is EndOfChunk
+        if ends_content or (kind is InvalidCommand and self._replies_left > 1):
             self._replies_left -= 1
             if self._replies_left > 0:
                 return  # LMTP: more per-recipient replies are due
         self._awaiting = None
         self._replies_left = 0
-        if isinstance(awaiting, InvalidCommand):
+        if kind is InvalidCommand:
             if self._closing:
                 self._phase = P.CLOSED
             elif self._phase in (P.DATA, P.BDAT):
                 self._reset_transaction(P.READY)
             return
         phase = self._phase
-        if reply.code == 334:
+        code = reply.code
+        if code == 334:
             self._phase = P.AUTH
             return
-        if isinstance(awaiting, Data) and reply.code == 354:
+        if code == 354 and kind is Data:
             self._phase = P.DATA
             self._data = DataReader(
                 normalise=self.config.smuggling == "normalise", max_size=self.size_limit
             )
             return
-        if not reply.is_positive:
-            if isinstance(awaiting, (EndOfData, EndOfChunk)) or phase is P.AUTH:
+        if not 200 <= code < 300:
+            if ends_content or phase is P.AUTH:
                 # The transaction (or SASL exchange) failed and is over.
                 if phase is P.AUTH:
                     self._phase = P.READY
                 else:
                     self._reset_transaction(P.READY)
             return
-        if isinstance(awaiting, Rset) and phase in (P.HELLO, P.REFUSED):
+        if kind is Rset and phase in (P.HELLO, P.REFUSED):
             return
-        self._phase = _AFTER_POSITIVE.get(type(awaiting), phase)
-        transaction = self._transaction
-        if isinstance(awaiting, (Helo, Ehlo, Lhlo)):
-            self._esmtp = not isinstance(awaiting, Helo)
-            self._hello_domain = awaiting.domain
-            self._transaction = _Transaction()
-        elif isinstance(awaiting, (Mail, Send, Soml, Saml)):
-            params = awaiting.params if isinstance(awaiting, Mail) else {}
-            self._transaction = _Transaction(sender=awaiting.sender, params=params)
-        elif isinstance(awaiting, Rcpt):
+        self._phase = _AFTER_POSITIVE.get(kind, phase)
+        if type(awaiting) is Rcpt:
+            transaction = self._transaction
             transaction.recipients.append(awaiting.recipient)
             transaction.recipient_params.append(awaiting.params)
-        elif isinstance(awaiting, EndOfChunk):
-            transaction.chunked = True
-        elif isinstance(awaiting, (EndOfData, Rset)):
+        elif type(awaiting) is Mail:
+            self._transaction = _Transaction(sender=awaiting.sender, params=awaiting.params)
+        elif kind is EndOfData or kind is Rset:
             self._transaction = _Transaction()
-        elif isinstance(awaiting, StartTLS):
+        elif isinstance(awaiting, (Helo, Ehlo, Lhlo)):
+            self._esmtp = kind is not Helo
+            self._hello_domain = awaiting.domain
+            self._transaction = _Transaction()
+        elif isinstance(awaiting, (Send, Soml, Saml)):
+            self._transaction = _Transaction(sender=awaiting.sender)
+        elif kind is EndOfChunk:
+            self._transaction.chunked = True
+        elif kind is StartTLS:
             # RFC 3207 5: whatever the client pipelined behind STARTTLS is dropped.
             self._lines.clear()
-        elif isinstance(awaiting, (Auth, AuthResponse)):
+        elif kind is Auth or kind is AuthResponse:
             self._identity = self._pending_identity
             self._pending_identity = None
 

@@ -100,19 +100,19 @@ class _Server:
     async def _receive(self, stream: _Stream, timeout: float, interruptible: bool) -> object:
         if interruptible and self.stopping:
             return SHUT_DOWN
-        with anyio.CancelScope() as stop:
+        # One scope for both ends of the wait: its deadline, and the shutdown
+        # (which cancels the scopes of interruptible waits).
+        with anyio.CancelScope(deadline=anyio.current_time() + timeout) as scope:
             if interruptible:
-                self.idle.add(stop)
+                self.idle.add(scope)
             try:
-                with anyio.move_on_after(timeout):
-                    try:
-                        return await stream.receive(65536)
-                    except (anyio.EndOfStream, anyio.ClosedResourceError):
-                        return b""
-                return TIMED_OUT
+                return await stream.receive(65536)
+            except (anyio.EndOfStream, anyio.ClosedResourceError):
+                return b""
             finally:
-                self.idle.discard(stop)
-        return SHUT_DOWN  # ``stop`` was cancelled by the shutdown
+                if interruptible:
+                    self.idle.discard(scope)
+        return SHUT_DOWN if interruptible and self.stopping else TIMED_OUT
 
     async def _drive(self, procedure: ServerProcedure[int], stream: _Stream) -> int:
         """Run a server procedure to its end over one anyio stream."""
@@ -127,11 +127,11 @@ class _Server:
                     return result
                 answer = None
                 match effect:
+                    case Receive(wait, interruptible):
+                        answer = await self._receive(stream, wait, interruptible)
                     case Write(data):
                         with anyio.fail_after(timeout):
                             await stream.send(data)
-                    case Receive(wait, interruptible):
-                        answer = await self._receive(stream, wait, interruptible)
                     case Handshake(_, wait):
                         assert not isinstance(stream, TLSStream)
                         stream = await self._handshake(stream, wait)

@@ -45,9 +45,12 @@ class _Stream(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.eof = False
-        self.waiter: asyncio.Future[None] | None = None
+        self.waiter: asyncio.Future[object] | None = None
         self.writable: asyncio.Future[None] | None = None
         self.interruptible = False
+        self.paused = False
+        self.timer: asyncio.TimerHandle | None = None
+        self.deadline = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -57,6 +60,7 @@ class _Stream(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.buffer += data
         if len(self.buffer) > _HIGH_WATER and self.transport is not None:
+            self.paused = True
             self.transport.pause_reading()
         self.wake()
 
@@ -79,29 +83,59 @@ class _Stream(asyncio.Protocol):
         self.writable = None
 
     def wake(self) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _time_out(self) -> None:
+        # One timer per connection, re-armed lazily: a fresh timer for every
+        # read (asyncio.wait_for) costs more than the SMTP work of the read.
+        self.timer = None
+        waiter = self.waiter
+        if waiter is None or waiter.done():
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self.deadline:
+            waiter.set_result(TIMED_OUT)
+        else:
+            self.timer = loop.call_at(self.deadline, self._time_out)
 
     async def receive(self, timeout: float, interruptible: bool) -> object:
-        stopping = self.server._stopping
         if not self.buffer and not self.eof:
-            if interruptible and stopping:
+            if interruptible and self.server._stopping:
                 return SHUT_DOWN
-            self.waiter = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            self.deadline = deadline = loop.time() + timeout
+            timer = self.timer
+            if timer is None or timer.when() > deadline:
+                if timer is not None:
+                    timer.cancel()
+                self.timer = loop.call_at(deadline, self._time_out)
+            self.waiter = waiter = loop.create_future()
             self.interruptible = interruptible
             try:
-                await asyncio.wait_for(self.waiter, timeout)
-            except asyncio.TimeoutError:
-                return TIMED_OUT
+                woken = await waiter
             finally:
                 self.waiter, self.interruptible = None, False
+            if woken is TIMED_OUT:
+                return TIMED_OUT
             if not self.buffer and not self.eof:
                 return SHUT_DOWN  # woken by the shutdown
+        return self.take()
+
+    def take(self) -> bytes:
+        """Everything received so far (``b""`` once the client closed and all was taken)."""
         data = bytes(self.buffer)
         self.buffer.clear()
-        if self.transport is not None and not self.transport.is_closing():
+        if self.paused and self.transport is not None and not self.transport.is_closing():
+            self.paused = False
             self.transport.resume_reading()
         return data
+
+    def stop_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
     async def write(self, data: bytes, timeout: float) -> None:
         assert self.transport is not None
@@ -199,6 +233,7 @@ class SMTPServer:
         except Exception:
             LOG.exception("session with %s failed", address)
         finally:
+            stream.stop_timer()
             if stream.transport is not None:
                 stream.transport.close()
 
@@ -214,11 +249,25 @@ class SMTPServer:
                     result: int = done.value
                     return result
                 answer = None
+                # The effects of every command first, without a coroutine each.
+                if type(effect) is Receive:
+                    if stream.buffer:
+                        answer = stream.take()
+                    else:
+                        answer = await stream.receive(effect.timeout, effect.interruptible)
+                    continue
+                if type(effect) is Write:
+                    transport = stream.transport
+                    if (
+                        stream.writable is None
+                        and transport is not None
+                        and not transport.is_closing()
+                    ):
+                        transport.write(effect.data)
+                    else:
+                        await stream.write(effect.data, timeout)
+                    continue
                 match effect:
-                    case Write(data):
-                        await stream.write(data, timeout)
-                    case Receive(wait, interruptible):
-                        answer = await stream.receive(wait, interruptible)
                     case Handshake(_, wait):
                         answer = await self._handshake(stream, wait)
                     case Close():
@@ -232,6 +281,8 @@ class SMTPServer:
                         answer = asyncio.get_running_loop().time()
                     case NewId():
                         answer = new_id()
+                    case Write() | Receive():  # pragma: no cover - handled above
+                        raise AssertionError(effect)
                     case _:
                         unknown_effect(effect)
         finally:

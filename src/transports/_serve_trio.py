@@ -8,6 +8,7 @@ new connections meanwhile get 421.
 
 from __future__ import annotations
 
+import socket
 import ssl
 from typing import cast
 
@@ -39,6 +40,72 @@ __all__ = ["serve"]
 _Stream = trio.SocketStream | trio.SSLStream[trio.SocketStream]
 
 
+class _Connection:
+    """One client: a plain non-blocking socket while clear, a trio stream once TLS is on.
+
+    A trio SocketStream passes through the scheduler on every receive and
+    send, even when the bytes are there or go at once; waiting with
+    ``wait_readable``/``wait_writable`` on the socket itself costs a
+    scheduler round only when there is something to wait for. (The client
+    does the same, transports/trio.py.)
+    """
+
+    def __init__(self, raw: socket.socket | None, stream: _Stream | None) -> None:
+        self.raw = raw
+        self.stream = stream
+
+    async def receive(self) -> bytes:
+        raw = self.raw
+        if raw is None:
+            assert self.stream is not None
+            return bytes(await self.stream.receive_some(65536))
+        while True:
+            await trio.lowlevel.wait_readable(raw)
+            try:
+                return raw.recv(65536)
+            except BlockingIOError:
+                continue  # a spurious wake-up
+
+    async def send(self, data: bytes, timeout: float) -> None:
+        raw = self.raw
+        if raw is None:
+            assert self.stream is not None
+            with trio.fail_after(timeout):
+                await self.stream.send_all(data)
+            return
+        try:
+            sent = raw.send(data)
+        except BlockingIOError:
+            sent = 0
+        if sent == len(data):
+            return
+        view = memoryview(data)[sent:]
+        with trio.fail_after(timeout):
+            while view:
+                await trio.lowlevel.wait_writable(raw)
+                try:
+                    view = view[raw.send(view) :]
+                except BlockingIOError:
+                    continue
+
+    async def start_tls(self, context: ssl.SSLContext, timeout: float) -> TLSInfo:
+        raw, self.raw = self.raw, None
+        assert raw is not None
+        upgraded = trio.SSLStream(
+            trio.SocketStream(trio.socket.from_stdlib_socket(raw)), context, server_side=True
+        )
+        self.stream = upgraded
+        with trio.fail_after(timeout):
+            await upgraded.do_handshake()
+        return tls_info(cast(TLSLayer, upgraded))
+
+    async def aclose(self) -> None:
+        if self.raw is not None:
+            self.raw.close()
+        elif self.stream is not None:
+            await trio.aclose_forcefully(self.stream)
+
+
 class _Server:
     """The state of one ``serve`` call: its options, sessions and shutdown flag."""
 
@@ -64,51 +131,55 @@ class _Server:
         if refuse is None:
             self.sessions += 1
         address = stream.socket.getpeername()
-        current: _Stream = stream
+        connection = _Connection(None, stream)
         try:
             tls: TLSInfo | None = None
             if self.implicit_tls and refuse is None:
-                current = await self._handshake(stream, self.options.idle_timeout)
-                tls = tls_info(cast(TLSLayer, current))
+                assert self.tls_context is not None
+                upgraded = trio.SSLStream(stream, self.tls_context, server_side=True)
+                connection.stream = upgraded
+                with trio.fail_after(self.options.idle_timeout):
+                    await upgraded.do_handshake()
+                tls = tls_info(cast(TLSLayer, upgraded))
+            else:
+                raw = socket.socket(fileno=stream.socket.detach())
+                raw.setblocking(False)
+                connection = _Connection(raw, None)
             procedure = self.options.session(
                 Peer(address[0], address[1]), new_id(), tls=tls, refuse=refuse
             )
-            await self._drive(procedure, current)
+            await self._drive(procedure, connection)
         except (OSError, trio.BrokenResourceError, trio.TooSlowError, ssl.SSLError) as error:
             LOG.debug("session with %s ended: %r", address, error)
         except Exception:
             LOG.exception("session with %s failed", address)
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(1):
-                await trio.aclose_forcefully(current)
+                await connection.aclose()
             if refuse is None:
                 self.sessions -= 1
                 if self.sessions == 0 and self.stopping:
                     self.all_done.set()
 
-    async def _handshake(self, stream: trio.SocketStream, timeout: float) -> _Stream:
-        assert self.tls_context is not None
-        upgraded = trio.SSLStream(stream, self.tls_context, server_side=True)
-        with trio.fail_after(timeout):
-            await upgraded.do_handshake()
-        return upgraded
-
-    async def _receive(self, stream: _Stream, timeout: float, interruptible: bool) -> object:
+    async def _receive(
+        self, connection: _Connection, timeout: float, interruptible: bool
+    ) -> object:
         if interruptible and self.stopping:
             return SHUT_DOWN
-        with trio.CancelScope() as stop:
+        # One scope for both ends of the wait: its deadline, and the shutdown
+        # (which cancels the scopes of interruptible waits).
+        with trio.CancelScope(deadline=trio.current_time() + timeout) as scope:
             if interruptible:
-                self.idle.add(stop)
+                self.idle.add(scope)
             try:
-                with trio.move_on_after(timeout):
-                    return await stream.receive_some(65536)
-                return TIMED_OUT
+                return await connection.receive()
             finally:
-                self.idle.discard(stop)
-        return SHUT_DOWN  # ``stop`` was cancelled by the shutdown
+                if interruptible:
+                    self.idle.discard(scope)
+        return SHUT_DOWN if interruptible and self.stopping else TIMED_OUT
 
-    async def _drive(self, procedure: ServerProcedure[int], stream: _Stream) -> int:
-        """Run a server procedure to its end over one trio stream."""
+    async def _drive(self, procedure: ServerProcedure[int], connection: _Connection) -> int:
+        """Run a server procedure to its end over one connection."""
         answer: object = None
         timeout = self.options.idle_timeout
         try:
@@ -120,17 +191,15 @@ class _Server:
                     return result
                 answer = None
                 match effect:
-                    case Write(data):
-                        with trio.fail_after(timeout):
-                            await stream.send_all(data)
                     case Receive(wait, interruptible):
-                        answer = await self._receive(stream, wait, interruptible)
+                        answer = await self._receive(connection, wait, interruptible)
+                    case Write(data):
+                        await connection.send(data, timeout)
                     case Handshake(_, wait):
-                        assert isinstance(stream, trio.SocketStream)
-                        stream = await self._handshake(stream, wait)
-                        answer = tls_info(cast(TLSLayer, stream))
+                        assert self.tls_context is not None
+                        answer = await connection.start_tls(self.tls_context, wait)
                     case Close():
-                        await trio.aclose_forcefully(stream)
+                        await connection.aclose()
                     case CallHook():
                         answer = await call_hook_async(self.handler, effect)
                     case Now():

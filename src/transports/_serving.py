@@ -66,7 +66,8 @@ async def call_hook_async(handler: object, effect: CallHook) -> object:
     """Run a hook in an async server: its result is awaited when it is awaitable."""
     try:
         result = getattr(handler, effect.name)(*effect.args)
-        if inspect.isawaitable(result):
+        # None is the common answer, and isawaitable's ABC check is not free.
+        if result is not None and inspect.isawaitable(result):
             result = await result
     except Exception as error:
         return _failed(effect, error)

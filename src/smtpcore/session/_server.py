@@ -41,7 +41,6 @@ import enum
 import hmac
 from collections.abc import Collection, Generator, Mapping
 from dataclasses import dataclass, field, replace
-from types import MappingProxyType
 from typing import Final, TypeAlias, TypeVar
 
 from .._errors import LocalProtocolError
@@ -465,11 +464,31 @@ class ServerOptions:
 # --- the procedure --------------------------------------------------------------
 
 
-def _reply(conn: ServerConnection, code: int, status: str, text: str) -> Reply:
+def _fresh_reply(conn: ServerConnection, code: int, status: str, text: str) -> Reply:
     """A reply with the RFC 3463 status code in front when we offer ENHANCEDSTATUSCODES."""
     if conn.config.enhanced_status_codes:
         return Reply(code, (f"{status} {text}",))
     return Reply(code, (text,))
+
+
+def _reply(conn: ServerConnection, code: int, status: str, text: str) -> Reply:
+    """``_fresh_reply``, kept for the next time: most reply texts are constants."""
+    enhanced = conn.config.enhanced_status_codes
+    key = (code, status, text, enhanced)
+    reply = _REPLIES.get(key)
+    if reply is None:
+        reply = _fresh_reply(conn, code, status, text)
+        # Replies are immutable and most texts are constants: keep them, bounded
+        # (texts with ids or names in them would otherwise accumulate).
+        if len(_REPLIES) >= _REPLIES_MAX:
+            _REPLIES.clear()
+        _REPLIES[key] = reply
+    return reply
+
+
+_REPLIES: Final[dict[tuple[int, str, str, bool], Reply]] = {}
+_REPLIES_MAX: Final = 512
+_GO_AHEAD: Final = Reply(354, ("End data with <CR><LF>.<CR><LF>",))
 
 
 _HELP_TEXT: Final = "Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP"
@@ -606,9 +625,11 @@ class _Session:
         idle = self.idle_timeout
         event = conn.next_event()
         while event is NEED_DATA:
-            yield from self.flush()
+            if self.out:  # flush() inline: this runs for every read
+                replies, self.out = b"".join(self.out), []
+                yield Write(replies)
             # Shutting down may interrupt only a session with no message in flight.
-            quiet = conn.phase in (ServerPhase.HELLO, ServerPhase.READY, ServerPhase.REFUSED)
+            quiet = conn.phase in _QUIET
             budget = self.budget
             if budget is None and conn.has_partial_command:
                 # Part of a line is in (from the last read, or pipelined
@@ -626,9 +647,9 @@ class _Session:
                     timeout, expiry = min(budget.seconds, idle), budget.kind
                 before = yield from self.clock()
             data = yield Receive(timeout, quiet)
-            if isinstance(data, Interrupted):
-                return expiry if data is TIMED_OUT else data
-            if not isinstance(data, bytes):
+            if type(data) is not bytes:
+                if isinstance(data, Interrupted):
+                    return expiry if data is TIMED_OUT else data
                 raise TypeError(f"a transport answered Receive with {type(data).__name__}")
             if budget is not None:
                 after = yield from self.clock()
@@ -648,6 +669,10 @@ class _Session:
         ):
             self.budget = None  # a whole command, or the content's end: the next starts afresh
         return event
+
+
+#: The phases in which no message is in flight: a shutdown may end the wait.
+_QUIET: Final = frozenset({ServerPhase.HELLO, ServerPhase.READY, ServerPhase.REFUSED})
 
 
 def serve_connection(
@@ -725,16 +750,16 @@ def serve_connection(
 
 def _handle(session: _Session, event: Event) -> ServerProcedure[None]:
     """Answer one event from the connection."""
-    conn = session.conn
-    if isinstance(event, InvalidCommand):
+    if type(event) is MessageData:
+        yield from _content(session, event.data)
+    elif type(event) is EndOfData or type(event) is EndOfChunk:
+        yield from _end_of_content(session, event)
+    elif type(event) is InvalidCommand:
+        conn = session.conn
         while conn.awaiting is not None:  # LMTP: once per recipient
             session.send(event.reply)
         if conn.phase not in (ServerPhase.DATA, ServerPhase.BDAT):
             session.message = None  # no transaction left: drop what was collected
-    elif isinstance(event, MessageData):
-        yield from _content(session, event.data)
-    elif isinstance(event, (EndOfData, EndOfChunk)):
-        yield from _end_of_content(session, event)
     elif isinstance(event, Command):
         yield from _command(session, event)
 
@@ -742,21 +767,22 @@ def _handle(session: _Session, event: Event) -> ServerProcedure[None]:
 def _command(session: _Session, command: Command) -> ServerProcedure[None]:
     conn = session.conn
     hostname = conn.config.hostname
-    if isinstance(command, (Ehlo, Lhlo)):
+    # The commands of every transaction first: this runs for each one.
+    if type(command) is Mail:
+        result = yield from session.hook("on_mail", command.sender, command.params)
+        session.answer(result, _reply(conn, 250, "2.1.0", "Sender OK"))
+    elif type(command) is Rcpt:
+        result = yield from session.hook("on_rcpt", command.recipient, command.params)
+        session.answer(result, _reply(conn, 250, "2.1.5", "Recipient OK"))
+    elif type(command) is Data:
+        session.send(_GO_AHEAD)
+        yield from _start_message(session)
+    elif isinstance(command, (Ehlo, Lhlo)):
         result = yield from session.hook("on_ehlo", command.domain)
         session.answer(result, conn.ehlo_reply())
     elif isinstance(command, Helo):
         result = yield from session.hook("on_ehlo", command.domain)
         session.answer(result, Reply(250, (hostname,)))
-    elif isinstance(command, Mail):
-        result = yield from session.hook("on_mail", command.sender, command.params)
-        session.answer(result, _reply(conn, 250, "2.1.0", "Sender OK"))
-    elif isinstance(command, Rcpt):
-        result = yield from session.hook("on_rcpt", command.recipient, command.params)
-        session.answer(result, _reply(conn, 250, "2.1.5", "Recipient OK"))
-    elif isinstance(command, Data):
-        session.send(Reply(354, ("End data with <CR><LF>.<CR><LF>",)))
-        yield from _start_message(session)
     elif isinstance(command, Bdat):
         if session.message is None:  # the first chunk: no reply due yet
             yield from _start_message(session)
@@ -1000,7 +1026,7 @@ def _deliver(session: _Session, message: _Message | None) -> ServerProcedure[lis
     envelope = ServerEnvelope(
         sender=conn.sender or "",
         recipients=recipients,
-        mail_params=MappingProxyType(dict(conn.mail_params)),
+        mail_params=conn.mail_params,  # a read-only copy already
         recipient_params=conn.recipient_params,
         peer=session.peer,
         hello_domain=conn.hello_domain,
@@ -1012,7 +1038,7 @@ def _deliver(session: _Session, message: _Message | None) -> ServerProcedure[lis
         received_header=message.header,
         content=b"" if streamed else bytes(message.content),
     )
-    ok = _reply(conn, 250, "2.0.0", f"OK queued as {message.message_id}")
+    ok = _fresh_reply(conn, 250, "2.0.0", f"OK queued as {message.message_id}")
     result = yield from session.hook("on_message", envelope)
     if isinstance(result, Mapping):
         replies = []
