@@ -41,23 +41,58 @@ class Peer:
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
 
+    def receive(self) -> bytes:
+        """One read from the client ("" when it closed), kept in ``clear`` or ``encrypted``."""
+        try:
+            chunk = self.sock.recv(65536)
+        except (OSError, ssl.SSLError):
+            chunk = b""
+        if self.is_tls:
+            self.encrypted += chunk
+        else:
+            self.clear += chunk
+        self.pending += chunk
+        return chunk
+
     def line(self) -> bytes:
         """The next line the client sent ("" when it closed)."""
         while b"\r\n" not in self.pending:
-            try:
-                chunk = self.sock.recv(65536)
-            except (OSError, ssl.SSLError):
-                chunk = b""
-            if not chunk:
+            if not self.receive():
                 line, self.pending = self.pending, b""
                 return line
-            if self.is_tls:
-                self.encrypted += chunk
-            else:
-                self.clear += chunk
-            self.pending += chunk
         line, _, self.pending = self.pending.partition(b"\r\n")
         return line + b"\r\n"
+
+    def take_data(self) -> bytes:
+        """The octets up to and including the end marker (the client then waits for a reply)."""
+        while not self.pending.endswith(b"\r\n.\r\n") and self.pending != b".\r\n":
+            if not self.receive():
+                break
+        data, self.pending = self.pending, b""
+        return data
+
+    def take_octets(self, count: int) -> bytes:
+        """Exactly ``count`` octets (fewer only if the client closed)."""
+        while len(self.pending) < count:
+            if not self.receive():
+                break
+        data, self.pending = self.pending[:count], self.pending[count:]
+        return data
+
+    def quiet_for(self, seconds: float) -> bool:
+        """True if the client sent nothing more within ``seconds`` (nothing left unread either)."""
+        if self.pending:
+            return False
+        self.sock.settimeout(seconds)
+        try:
+            chunk = self.sock.recv(65536)
+        except TimeoutError:
+            return True
+        finally:
+            self.sock.settimeout(5)
+        self.encrypted += chunk
+        self.pending += chunk
+        return False
 
     def drain(self) -> None:
         """Read until the client closes."""

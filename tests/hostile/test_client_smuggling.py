@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import ssl
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -149,38 +148,6 @@ class Received:
     chunks: list[list[tuple[bytes, bytes]]] = field(default_factory=list)  # BDAT: (line, octets)
 
 
-def _recv(peer: Peer) -> bytes:
-    """One read from the client, kept in ``peer.clear`` like ``Peer.line`` does."""
-    try:
-        chunk = peer.sock.recv(65536)
-    except (OSError, ssl.SSLError):
-        chunk = b""
-    if peer.is_tls:
-        peer.encrypted += chunk
-    else:
-        peer.clear += chunk
-    peer.pending += chunk
-    return chunk
-
-
-def take_data(peer: Peer) -> bytes:
-    """The octets up to and including the end marker (the client then waits for a reply)."""
-    while not peer.pending.endswith(END) and peer.pending != b".\r\n":
-        if not _recv(peer):
-            break
-    data, peer.pending = peer.pending, b""
-    return data
-
-
-def take_octets(peer: Peer, count: int) -> bytes:
-    """Exactly ``count`` octets (fewer only if the client closed)."""
-    while len(peer.pending) < count:
-        if not _recv(peer):
-            break
-    data, peer.pending = peer.pending[:count], peer.pending[count:]
-    return data
-
-
 _BDAT_LINE: Final = re.compile(rb"BDAT ([0-9]+)( LAST)?\r\n")
 
 
@@ -201,7 +168,7 @@ def esmtp(received: Received, *, chunking: bool = False) -> Callable[[Peer], Non
             if not chunking:
                 peer.line()  # DATA ends the pipelined group
                 peer.send(b"250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go ahead\r\n")
-                received.data.append(take_data(peer))
+                received.data.append(peer.take_data())
                 peer.send(b"250 2.0.0 queued\r\n")
                 continue
             peer.send(b"250 2.1.0 ok\r\n250 2.1.5 ok\r\n")
@@ -212,7 +179,7 @@ def esmtp(received: Received, *, chunking: bool = False) -> Callable[[Peer], Non
                 match = _BDAT_LINE.fullmatch(command)
                 if match is None:
                     return
-                chunks.append((command, take_octets(peer, int(match[1]))))
+                chunks.append((command, peer.take_octets(int(match[1]))))
                 peer.send(b"250 2.0.0 chunk ok\r\n")
                 if match[2]:
                     break

@@ -24,7 +24,6 @@ from smtpcore import Extensions
 from smtpcore.session import NotSupported, PermanentError, SendResult
 
 from .conftest import TIMEOUT, Hostile, Peer, Smtp, run
-from .test_client_smuggling import take_data, take_octets
 
 GREETING: Final = b"220 mx.example ESMTP\r\n"
 HELLO: Final = b"EHLO client.example\r\n"
@@ -49,22 +48,6 @@ class Seen:
     alone: dict[bytes, bool] = field(default_factory=dict)  # command -> nothing came behind it
     quiet_after_ehlo: bool | None = None
     payload: bytes = b""
-
-
-def quiet_for(peer: Peer, seconds: float) -> bool:
-    """True if the client sent nothing more within ``seconds`` (nothing left unread either)."""
-    if peer.pending:
-        return False
-    peer.sock.settimeout(seconds)
-    try:
-        chunk = peer.sock.recv(65536)
-    except TimeoutError:
-        return True
-    finally:
-        peer.sock.settimeout(5)
-    peer.encrypted += chunk
-    peer.pending += chunk
-    return False
 
 
 def handshake(peer: Peer, clear_ehlo: bytes) -> None:
@@ -163,9 +146,9 @@ def test_pipelining_chunking_and_size_offered_only_in_clear_are_not_used_inside_
         ):
             if not peer.line().startswith(command):
                 return
-            seen.alone[command] = quiet_for(peer, 0.1)
+            seen.alone[command] = peer.quiet_for(0.1)
             peer.send(reply)
-        seen.payload = take_data(peer)
+        seen.payload = peer.take_data()
         peer.send(b"250 2.0.0 queued\r\n")
         finish(peer)
 
@@ -200,7 +183,7 @@ def test_auth_pipelining_chunking_and_size_offered_only_inside_tls_are_used(
         peer.send(b"250 2.1.0 ok\r\n250 2.1.5 ok\r\n")
         bdat = peer.line()
         if bdat.startswith(b"BDAT "):
-            take_octets(peer, int(bdat.split()[1]))
+            peer.take_octets(int(bdat.split()[1]))
             peer.send(b"250 2.0.0 queued\r\n")
         finish(peer)
 
@@ -259,7 +242,7 @@ def test_size_limit_announced_in_clear_does_not_limit_inside_tls(
         peer.line()
         peer.line()
         peer.send(b"250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go ahead\r\n")
-        take_data(peer)
+        peer.take_data()
         peer.send(b"250 2.0.0 queued\r\n")
         finish(peer)
 
@@ -306,17 +289,17 @@ def test_client_waits_for_the_new_ehlo_reply_and_follows_it(
     def play(peer: Peer) -> None:
         handshake(peer, RICH_CLEAR)
         peer.line()  # EHLO
-        seen.quiet_after_ehlo = quiet_for(peer, 0.3)
+        seen.quiet_after_ehlo = peer.quiet_for(0.3)
         peer.send(NOTHING)
         if not peer.line().startswith(b"MAIL"):
             return
-        seen.alone[b"MAIL"] = quiet_for(peer, 0.1)
+        seen.alone[b"MAIL"] = peer.quiet_for(0.1)
         peer.send(b"250 2.1.0 ok\r\n")
         peer.line()
         peer.send(b"250 2.1.5 ok\r\n")
         peer.line()
         peer.send(b"354 go ahead\r\n")
-        take_data(peer)
+        peer.take_data()
         peer.send(b"250 2.0.0 queued\r\n")
         finish(peer)
 
