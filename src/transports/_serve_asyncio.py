@@ -1,15 +1,26 @@
-"""The asyncio server: ``loop.create_server`` and one task per connection.
+"""The asyncio server: ``loop.create_server``, each connection driven from its callbacks.
 
-A small ``asyncio.Protocol`` (``_Stream``) holds what was received, so the
-STARTTLS upgrade can drop every plaintext byte that arrived before it (RFC
-3207 5); asyncio's StreamReader would keep them and hand them out as if they
-came through TLS.
+Each connection is an ``asyncio.Protocol`` (``_Session``) that runs the
+session procedure itself: when bytes arrive it answers the ``Receive`` the
+procedure waits on and runs it on to its next wait. Most effects need no
+waiting (writes, the clock, ids, hooks that return at once), so a command
+costs one callback, as in the leanest asyncio server; a task is started
+only for what must be awaited (a hook that returns an awaitable, the TLS
+handshake, a full send buffer). A task per connection awaiting each read
+cost more than the SMTP work of the read.
+
+The protocol holds what was received in a bounded buffer, so the STARTTLS
+upgrade can drop every plaintext byte that arrived before it (RFC 3207 5);
+asyncio's StreamReader would keep them and hand them out as if they came
+through TLS.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import ssl
+from collections.abc import Awaitable, Coroutine
 from types import TracebackType
 from typing import Final
 
@@ -30,120 +41,258 @@ from smtpcore.session._server import (
     ServerProcedure,
 )
 
-from ._serving import LOG, call_hook_async, new_id, now, tls_info, unknown_effect
+from ._serving import LOG, failed_hook, new_id, now, tls_info, unknown_effect
 
 __all__ = ["SMTPServer", "serve", "start_server"]
 
 _HIGH_WATER: Final = 256 * 1024  # octets held before reading pauses
+_READ_SIZE: Final = 64 * 1024
 
 
-class _Stream(asyncio.Protocol):
-    """The bytes of one connection, received into a bounded buffer."""
+class _Session(asyncio.BufferedProtocol):
+    """One connection and the session procedure that serves it."""
 
     def __init__(self, server: SMTPServer) -> None:
         self.server = server
+        # The transport reads into this area: with a plain Protocol, asyncio
+        # allocates 256 KiB for every read, which costs an mmap, an mremap
+        # and a munmap per read.
+        self.area = memoryview(bytearray(_READ_SIZE))
+        self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
+        self.procedure: ServerProcedure[int] | None = None
         self.buffer = bytearray()
         self.eof = False
-        self.waiter: asyncio.Future[object] | None = None
-        self.writable: asyncio.Future[None] | None = None
+        self.reading_paused = False
+        self.writing_paused = False
+        # What the procedure waits for: a Receive ("read"), room in the send
+        # buffer ("drain"), a task ("task"), or nothing ("" while it runs).
+        self.waiting = ""
         self.interruptible = False
-        self.paused = False
-        self.timer: asyncio.TimerHandle | None = None
         self.deadline = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.finished = self.loop.create_future()
+
+    # -- the transport's callbacks ------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        self.server._connected(self)
+        server = self.server
+        refuse = server.options.refusal(len(server._sessions), stopping=server._stopping)
+        if refuse is None:
+            server._sessions.add(self)
+        address = transport.get_extra_info("peername") or ("", 0)
+        self.address = address
+        tls = tls_info(transport.get_extra_info("ssl_object")) if server.implicit_tls else None
+        self.procedure = server.options.session(
+            Peer(address[0], address[1]), new_id(), tls=tls, refuse=refuse
+        )
+        self.advance(None)
 
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.area
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.buffer += self.area[:nbytes]
         if len(self.buffer) > _HIGH_WATER and self.transport is not None:
-            self.paused = True
+            self.reading_paused = True
             self.transport.pause_reading()
-        self.wake()
+        if self.waiting == "read":
+            self.waiting = ""
+            self.advance(self.take())
 
     def eof_received(self) -> None:
         self.eof = True
-        self.wake()
+        if self.waiting == "read":
+            self.waiting = ""
+            self.advance(self.take())
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.eof = True
-        self.wake()
-        if self.writable is not None and not self.writable.done():
-            self.writable.set_result(None)
+        if self.waiting == "read":
+            self.waiting = ""
+            self.advance(self.take())  # the procedure learns of the close from b""
+        elif self.waiting == "drain":
+            self.finish()  # the replies it waits to send can never go
+        # A task in flight finds the transport closed at its next write.
 
     def pause_writing(self) -> None:
-        self.writable = asyncio.get_running_loop().create_future()
+        self.writing_paused = True
 
     def resume_writing(self) -> None:
-        if self.writable is not None and not self.writable.done():
-            self.writable.set_result(None)
-        self.writable = None
+        self.writing_paused = False
+        if self.waiting == "drain":
+            self.waiting = ""
+            self.advance(None)
 
-    def wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def _time_out(self) -> None:
-        # One timer per connection, re-armed lazily: a fresh timer for every
-        # read (asyncio.wait_for) costs more than the SMTP work of the read.
-        self.timer = None
-        waiter = self.waiter
-        if waiter is None or waiter.done():
-            return
-        loop = asyncio.get_running_loop()
-        if loop.time() >= self.deadline:
-            waiter.set_result(TIMED_OUT)
-        else:
-            self.timer = loop.call_at(self.deadline, self._time_out)
-
-    async def receive(self, timeout: float, interruptible: bool) -> object:
-        if not self.buffer and not self.eof:
-            if interruptible and self.server._stopping:
-                return SHUT_DOWN
-            loop = asyncio.get_running_loop()
-            self.deadline = deadline = loop.time() + timeout
-            timer = self.timer
-            if timer is None or timer.when() > deadline:
-                if timer is not None:
-                    timer.cancel()
-                self.timer = loop.call_at(deadline, self._time_out)
-            self.waiter = waiter = loop.create_future()
-            self.interruptible = interruptible
-            try:
-                woken = await waiter
-            finally:
-                self.waiter, self.interruptible = None, False
-            if woken is TIMED_OUT:
-                return TIMED_OUT
-            if not self.buffer and not self.eof:
-                return SHUT_DOWN  # woken by the shutdown
-        return self.take()
+    # -- running the procedure ------------------------------------------------------
 
     def take(self) -> bytes:
         """Everything received so far (``b""`` once the client closed and all was taken)."""
         data = bytes(self.buffer)
         self.buffer.clear()
-        if self.paused and self.transport is not None and not self.transport.is_closing():
-            self.paused = False
+        if self.reading_paused and self.transport is not None and not self.transport.is_closing():
+            self.reading_paused = False
             self.transport.resume_reading()
         return data
 
-    def stop_timer(self) -> None:
+    def advance(self, answer: object) -> None:
+        """Run the procedure on from ``answer`` until it has to wait, or ends."""
+        procedure = self.procedure
+        if procedure is None:
+            return
+        server = self.server
+        try:
+            while True:
+                effect = procedure.send(answer)
+                answer = None
+                # The effects of every command first, by exact type.
+                if type(effect) is Receive:
+                    if self.buffer or self.eof:
+                        answer = self.take()
+                    elif effect.interruptible and server._stopping:
+                        answer = SHUT_DOWN
+                    else:
+                        self.wait("read", effect.timeout, effect.interruptible)
+                        return
+                elif type(effect) is Write:
+                    transport = self.transport
+                    if transport is None or transport.is_closing():
+                        raise ConnectionResetError("the client closed the connection")
+                    transport.write(effect.data)
+                    if self.writing_paused:
+                        self.wait("drain", server.options.idle_timeout, False)
+                        return
+                elif type(effect) is CallHook:
+                    try:
+                        answer = getattr(server.handler, effect.name)(*effect.args)
+                    except Exception as error:
+                        answer = failed_hook(effect, error)
+                    # None is the common answer, and isawaitable's ABC check is not free.
+                    if answer is not None and inspect.isawaitable(answer):
+                        self.spawn(self.hook(effect, answer))
+                        return
+                else:
+                    match effect:
+                        case Clock():
+                            answer = self.loop.time()
+                        case Now():
+                            answer = now()
+                        case NewId():
+                            answer = new_id()
+                        case Close():
+                            if self.transport is not None:
+                                self.transport.close()
+                        case Handshake(_, wait):
+                            self.spawn(self.handshake(wait))
+                            return
+                        case Write() | Receive() | CallHook():  # pragma: no cover - above
+                            raise AssertionError(effect)
+                        case _:
+                            unknown_effect(effect)
+        except StopIteration:
+            self.finish()
+        except (OSError, ssl.SSLError, asyncio.TimeoutError) as error:
+            LOG.debug("session with %s ended: %r", self.address, error)
+            self.finish()
+        except Exception:
+            LOG.exception("session with %s failed", self.address)
+            self.finish()
+
+    def wait(self, what: str, timeout: float, interruptible: bool) -> None:
+        """Park the procedure until bytes (or room to send) come, or ``timeout`` passes."""
+        self.waiting = what
+        self.interruptible = interruptible
+        self.deadline = deadline = self.loop.time() + timeout
+        # One timer per connection, re-armed lazily: a fresh timer for every
+        # read costs more than the SMTP work of the read.
+        timer = self.timer
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            self.timer = self.loop.call_at(deadline, self.time_out)
+
+    def time_out(self) -> None:
+        self.timer = None
+        if self.waiting not in ("read", "drain"):
+            return
+        if self.loop.time() < self.deadline:
+            self.timer = self.loop.call_at(self.deadline, self.time_out)
+        elif self.waiting == "read":
+            self.waiting = ""
+            self.advance(TIMED_OUT)
+        else:
+            LOG.debug("session with %s ended: the client reads no replies", self.address)
+            self.finish()
+
+    def interrupt(self) -> None:
+        """The server shuts down: a session waiting for a command gets its 421 now."""
+        if self.waiting == "read" and self.interruptible:
+            self.waiting = ""
+            self.advance(SHUT_DOWN)
+
+    def spawn(self, step: Coroutine[object, object, None]) -> None:
+        self.waiting = "task"
+        self.task = self.loop.create_task(step)
+
+    async def hook(self, effect: CallHook, pending: Awaitable[object]) -> None:
+        try:
+            result = await pending
+        except Exception as error:
+            result = failed_hook(effect, error)
+        self.waiting = ""
+        self.advance(result)
+
+    async def handshake(self, timeout: float) -> None:
+        server = self.server
+        assert server.tls_context is not None and self.transport is not None
+        # RFC 3207 5: plaintext sent behind STARTTLS is dropped. start_tls pauses
+        # the plain transport before its first await, so no later byte gets in.
+        self.buffer.clear()
+        try:
+            upgraded = await self.loop.start_tls(
+                self.transport,
+                self,
+                server.tls_context,
+                server_side=True,
+                ssl_handshake_timeout=timeout,
+            )
+        except (OSError, ssl.SSLError, asyncio.TimeoutError) as error:
+            LOG.debug("TLS handshake with %s failed: %r", self.address, error)
+            self.finish()
+            return
+        if upgraded is None:
+            self.finish()  # the client closed during the handshake
+            return
+        # Keep the buffer: the client may have sent EHLO through TLS already.
+        self.transport = upgraded
+        self.waiting = ""
+        self.advance(tls_info(upgraded.get_extra_info("ssl_object")))
+
+    def finish(self) -> None:
+        """The session is over: close everything, once."""
+        self.waiting = "done"
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        procedure, self.procedure = self.procedure, None
+        if procedure is not None:
+            procedure.close()
+        if self.transport is not None:
+            self.transport.close()
+        self.server._sessions.discard(self)
+        if not self.finished.done():
+            self.finished.set_result(None)
 
-    async def write(self, data: bytes, timeout: float) -> None:
-        assert self.transport is not None
-        if self.transport.is_closing():
-            raise ConnectionResetError("the client closed the connection")
-        self.transport.write(data)
-        if self.writable is not None:
-            await asyncio.wait_for(asyncio.shield(self.writable), timeout)
+    def abort(self) -> None:
+        """Drop the connection now (the grace after a shutdown ran out)."""
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+        if self.transport is not None:
+            self.transport.abort()
+        self.finish()
 
 
 class SMTPServer:
@@ -190,7 +339,7 @@ class SMTPServer:
             min_data_rate=min_data_rate,
         )
         self._server: asyncio.Server | None = None
-        self._sessions: dict[asyncio.Task[None], _Stream] = {}
+        self._sessions: set[_Session] = set()
         self._stopping = False
 
     @property
@@ -202,7 +351,7 @@ class SMTPServer:
         """Bind and listen; return self. Raises ``OSError`` when the address cannot be bound."""
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: _Stream(self),
+            lambda: _Session(self),
             self.host,
             self._port,
             ssl=self.tls_context if self.implicit_tls else None,
@@ -211,118 +360,17 @@ class SMTPServer:
         self._port = self._server.sockets[0].getsockname()[1]
         return self
 
-    def _connected(self, stream: _Stream) -> None:
-        refuse = self.options.refusal(len(self._sessions), stopping=self._stopping)
-        task = asyncio.get_running_loop().create_task(self._session(stream, refuse))
-        if refuse is None:
-            self._sessions[task] = stream
-            task.add_done_callback(lambda done: self._sessions.pop(done, None))
-
-    async def _session(self, stream: _Stream, refuse: str | None) -> None:
-        transport = stream.transport
-        assert transport is not None
-        address = transport.get_extra_info("peername") or ("", 0)
-        try:
-            tls = tls_info(transport.get_extra_info("ssl_object")) if self.implicit_tls else None
-            procedure = self.options.session(
-                Peer(address[0], address[1]), new_id(), tls=tls, refuse=refuse
-            )
-            await self._drive(procedure, stream)
-        except (OSError, ssl.SSLError, asyncio.TimeoutError) as error:
-            LOG.debug("session with %s ended: %r", address, error)
-        except Exception:
-            LOG.exception("session with %s failed", address)
-        finally:
-            stream.stop_timer()
-            if stream.transport is not None:
-                stream.transport.close()
-
-    async def _drive(self, procedure: ServerProcedure[int], stream: _Stream) -> int:
-        """Run a server procedure to its end over one connection."""
-        answer: object = None
-        timeout = self.options.idle_timeout
-        try:
-            while True:
-                try:
-                    effect = procedure.send(answer)
-                except StopIteration as done:
-                    result: int = done.value
-                    return result
-                answer = None
-                # The effects of every command first, without a coroutine each.
-                if type(effect) is Receive:
-                    if stream.buffer:
-                        answer = stream.take()
-                    else:
-                        answer = await stream.receive(effect.timeout, effect.interruptible)
-                    continue
-                if type(effect) is Write:
-                    transport = stream.transport
-                    if (
-                        stream.writable is None
-                        and transport is not None
-                        and not transport.is_closing()
-                    ):
-                        transport.write(effect.data)
-                    else:
-                        await stream.write(effect.data, timeout)
-                    continue
-                match effect:
-                    case Handshake(_, wait):
-                        answer = await self._handshake(stream, wait)
-                    case Close():
-                        assert stream.transport is not None
-                        stream.transport.close()
-                    case CallHook():
-                        answer = await call_hook_async(self.handler, effect)
-                    case Now():
-                        answer = now()
-                    case Clock():
-                        answer = asyncio.get_running_loop().time()
-                    case NewId():
-                        answer = new_id()
-                    case Write() | Receive():  # pragma: no cover - handled above
-                        raise AssertionError(effect)
-                    case _:
-                        unknown_effect(effect)
-        finally:
-            procedure.close()
-
-    async def _handshake(self, stream: _Stream, timeout: float) -> object:
-        assert self.tls_context is not None and stream.transport is not None
-        # RFC 3207 5: plaintext sent behind STARTTLS is dropped. start_tls pauses
-        # the plain transport before its first await, so no later byte gets in.
-        stream.buffer.clear()
-        loop = asyncio.get_running_loop()
-        upgraded = await loop.start_tls(
-            stream.transport,
-            stream,
-            self.tls_context,
-            server_side=True,
-            ssl_handshake_timeout=timeout,
-        )
-        if upgraded is None:
-            raise ConnectionResetError("the client closed during the TLS handshake")
-        # Keep the buffer: the client may have sent EHLO through TLS already.
-        stream.transport = upgraded
-        return tls_info(upgraded.get_extra_info("ssl_object"))
-
     async def aclose(self, grace: float = 5.0) -> None:
         """Stop: idle sessions get 421 now, busy ones get ``grace`` seconds to finish."""
         if self._server is None or self._stopping:
             return
         self._stopping = True
-        for stream in list(self._sessions.values()):
-            if stream.interruptible:
-                stream.wake()
+        for session in list(self._sessions):
+            session.interrupt()
         if self._sessions:
-            await asyncio.wait(list(self._sessions), timeout=grace)
-        for task, stream in list(self._sessions.items()):
-            if stream.transport is not None:
-                stream.transport.abort()
-            task.cancel()
-        if self._sessions:
-            await asyncio.wait(list(self._sessions), timeout=1.0)
+            await asyncio.wait([session.finished for session in self._sessions], timeout=grace)
+        for session in list(self._sessions):
+            session.abort()
         self._server.close()
         await self._server.wait_closed()
 

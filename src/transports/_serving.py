@@ -19,7 +19,16 @@ from smtpcore.session._server import CallHook, HookFailed, TLSInfo
 from ._tls import TLSLayer
 from ._tls import tls_info as layer_info
 
-__all__ = ["LOG", "call_hook", "call_hook_async", "new_id", "now", "tls_info", "unknown_effect"]
+__all__ = [
+    "LOG",
+    "call_hook",
+    "call_hook_async",
+    "failed_hook",
+    "new_id",
+    "now",
+    "tls_info",
+    "unknown_effect",
+]
 
 LOG: Final = logging.getLogger("smtpcore.server")
 
@@ -44,7 +53,8 @@ def tls_info(layer: TLSLayer | None) -> TLSInfo:
     return layer_info(layer) or TLSInfo()
 
 
-def _failed(effect: CallHook, error: BaseException) -> HookFailed:
+def failed_hook(effect: CallHook, error: BaseException) -> HookFailed:
+    """The answer to a hook that raised ``error``, logged once here."""
     LOG.error("handler hook %s raised", effect.name, exc_info=error)
     return HookFailed(error)
 
@@ -58,7 +68,7 @@ def call_hook(handler: object, effect: CallHook) -> object:
         elif inspect.isawaitable(result):
             raise TypeError(f"hook {effect.name} returned an awaitable the sync server cannot run")
     except Exception as error:
-        return _failed(effect, error)
+        return failed_hook(effect, error)
     return result
 
 
@@ -70,5 +80,5 @@ async def call_hook_async(handler: object, effect: CallHook) -> object:
         if result is not None and inspect.isawaitable(result):
             result = await result
     except Exception as error:
-        return _failed(effect, error)
+        return failed_hook(effect, error)
     return result
