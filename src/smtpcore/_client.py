@@ -90,6 +90,12 @@ _ALLOWED: Final[Mapping[ClientPhase, frozenset[type[Command]]]] = {
     P.AUTH: frozenset({AuthResponse, AuthCancel}),
 }
 
+# _ALLOWED by the phase's value: an Enum member hashes in Python code, and
+# this lookup runs for every command sent.
+_ALLOWED_BY_VALUE: Final[Mapping[object, frozenset[type[Command]]]] = {
+    phase._value_: _ALLOWED.get(phase, frozenset()) for phase in ClientPhase
+}
+
 # Where a positive reply moves us. A negative reply never moves forward.
 _AFTER_POSITIVE: Final[Mapping[type[Sendable], ClientPhase]] = {
     Ehlo: P.READY,
@@ -193,6 +199,9 @@ class ClientConnection:
         self, *, lmtp: bool = False, tls: bool = False, limits: Limits | None = None
     ) -> None:
         self.limits = limits if limits is not None else Limits()
+        self._shortest_line = min(
+            self.limits.command_line, self.limits.parameter_line, self.limits.auth_line
+        )
         self.lmtp = lmtp
         self._parser = ReplyParser(self.limits)
         self._phase = P.GREETING
@@ -261,7 +270,8 @@ class ClientConnection:
         Raises ``RemoteProtocolError`` for bytes that arrive while the TLS
         handshake is due (RFC 3207 response injection).
         """
-        self._check_error()
+        if self._error is not None:
+            self._check_error()
         if not data:
             self._closed_by_peer = True
             return
@@ -314,20 +324,22 @@ class ClientConnection:
             else:
                 raise self._fail(f"greeting with intermediate code {code}")
             return reply
-        if not self._pending:
+        pending = self._pending
+        if not pending:
             if code == 421:
                 # RFC 5321 3.8: a server shutting down may say 421 unasked.
                 self._phase = self._assumed = P.CLOSED
                 return Reply._parsed(code, lines)
             raise self._fail(f"reply {code} {lines[0]!r} arrived with no command waiting for it")
-        command = self._pending[0]
+        command = pending[0]
         reply = Reply._parsed(code, lines, command)
         if code == 421:
             # RFC 5321 3.8: the server is closing; every pending command is lost.
-            self._pending.clear()
+            pending.clear()
             self._phase = self._assumed = P.CLOSED
             return reply
-        if 300 <= code < 400 and _INTERMEDIATE.get(type(command)) != code:
+        kind = type(command)
+        if 300 <= code < 400 and _INTERMEDIATE.get(kind) != code:
             raise self._fail(f"intermediate reply {code} to {_verb(command)}")
         if self._lmtp_left > 1 and (
             isinstance(command, EndOfData) or (isinstance(command, Bdat) and command.last)
@@ -335,26 +347,23 @@ class ClientConnection:
             # RFC 2033 4.2: one reply per accepted recipient; the last ends it.
             self._lmtp_left -= 1
             return reply
-        self._pending.popleft()
-        self._advance(command, reply)
-        return reply
-
-    def _advance(self, command: Sendable, reply: Reply) -> None:
-        phase = self._phase
-        code = reply.code
-        kind = type(command)
+        pending.popleft()
+        # Where the reply moves us. Written out here rather than in a method
+        # of its own: this runs for every reply.
         if code < 400:  # positive or intermediate
             if code == 334:
                 phase = P.AUTH
             elif code == 354 and kind is Data:
                 phase = P.DATA
                 self._stuffer = DotStuffer()
-            else:
+            elif kind is Rset or kind is Bdat:
                 phase = _after(phase, command)
+            else:  # what _after() does for every other command
+                phase = _AFTER_POSITIVE.get(kind, phase)
             if kind is Rcpt:
                 self._accepted += 1
             elif kind is Ehlo or kind is Lhlo:
-                self._extensions = Extensions.from_reply_lines(reply.lines)
+                self._extensions = Extensions.from_reply_lines(lines)
             elif kind is Helo:
                 self._extensions = Extensions()
             elif (kind is Auth or kind is AuthResponse) and code < 300:
@@ -371,8 +380,9 @@ class ClientConnection:
         self._phase = phase
         if code >= 400:
             self._recompute_assumed()
-        elif not self._pending:
+        elif not pending:
             self._assumed = phase
+        return reply
 
     def _recompute_assumed(self) -> None:
         assumed = self._phase
@@ -421,15 +431,18 @@ class ClientConnection:
             raise LocalProtocolError(f"cannot send {type(event).__name__}")
         self._check_command(event)
         wire = event.to_bytes()
-        self._check_length(event, wire)
+        if len(wire) > self._shortest_line:  # else no line limit can be exceeded
+            self._check_length(event, wire)
         # From here on the type is one of _ALLOWED's exact classes.
         kind = type(event)
         if kind in _ENDS_TRANSACTION:
             self._end_transaction()
         if kind is Mail:
             params = event.params  # type: ignore[attr-defined]
-            self._utf8_transaction = "SMTPUTF8" in params
-            self._body = (params.get("BODY") or "").upper()
+            if params:
+                self._utf8_transaction = "SMTPUTF8" in params
+                self._body = (params.get("BODY") or "").upper()
+            # else: _end_transaction() just left both as no parameter has them
         elif isinstance(event, Bdat):
             self._chunk_left = event.size
             if event.last:
@@ -438,7 +451,10 @@ class ClientConnection:
                 self._lmtp_left = max(self._accepted, 1) if self.lmtp else 0
                 self._end_transaction()
         self._pending.append(event)
-        self._assumed = _after(self._assumed, event)
+        if kind is Rset or kind is Bdat:
+            self._assumed = _after(self._assumed, event)
+        else:  # what _after() does for every other command
+            self._assumed = _AFTER_POSITIVE.get(kind, self._assumed)
         return wire
 
     def _send_data(self, event: MessageData) -> bytes:
@@ -472,9 +488,8 @@ class ClientConnection:
                     f"(RFC 2920 3.1): wait for its reply before sending {_verb(command)}"
                 )
         phase = self._assumed
-        allowed = _ALLOWED.get(phase, frozenset())
         kind = type(command)
-        if kind not in allowed:
+        if kind not in _ALLOWED_BY_VALUE[phase._value_]:
             raise LocalProtocolError(f"{_verb(command)} is not allowed in phase {phase.name}")
         if self._pending and (kind is AuthResponse or kind is AuthCancel):
             raise LocalProtocolError("an AUTH response must wait for the 334 challenge")
@@ -487,7 +502,8 @@ class ClientConnection:
         kind = type(command)
         if kind is Mail:
             assert isinstance(command, Mail)
-            self._check_params(command.params, utf8="SMTPUTF8" in command.params)
+            if command.params:
+                self._check_params(command.params, utf8="SMTPUTF8" in command.params)
             if not command.sender.isascii() and "SMTPUTF8" not in command.params:
                 raise LocalProtocolError(
                     f"non-ASCII sender {command.sender!r} needs the SMTPUTF8 parameter (RFC 6531)"

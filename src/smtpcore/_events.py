@@ -210,7 +210,7 @@ _NO_PARAMS: Final[MappingProxyType[str, str | None]] = MappingProxyType({})
 
 
 def _check_params(params: Mapping[str, str | None]) -> MappingProxyType[str, str | None]:
-    if not params and isinstance(params, Mapping):
+    if not params and (type(params) is dict or isinstance(params, Mapping)):
         return _NO_PARAMS
     checked: dict[str, str | None] = {}
     for name, value in params.items():
@@ -230,6 +230,8 @@ def _check_params(params: Mapping[str, str | None]) -> MappingProxyType[str, str
 
 
 def _format_params(params: Mapping[str, str | None]) -> str:
+    if not params:
+        return ""
     return "".join(f" {k}" if v is None else f" {k}={v}" for k, v in params.items())
 
 

@@ -28,6 +28,15 @@ _CODES: Final = {
 }
 
 
+#: The first four octets of a usual reply line -> (code, more lines follow):
+#: a code of ``_CODES`` and a space (last line) or a hyphen (RFC 5321 4.2).
+_HEADS: Final = {
+    octets + separator: (value, separator == b"-")
+    for octets, value in _CODES.items()
+    for separator in (b" ", b"-")
+}
+
+
 def _excerpt(line: bytes | bytearray) -> str:
     """A short, printable quotation of what the peer sent."""
     text = bytes(line[:60])
@@ -47,7 +56,7 @@ class ReplyParser:
     def __init__(self, limits: Limits) -> None:
         self._buffer = bytearray()
         self._scanned = 0
-        self._code: bytes | None = None
+        self._code: int | None = None  # of the lines so far of a multiline reply
         self._lines: list[str] = []
         self._max_line = limits.reply_line
         self._max_lines = limits.reply_lines
@@ -71,10 +80,15 @@ class ReplyParser:
         # Lines are read at an offset and the buffer is cut once per reply:
         # a pipelined batch of replies is not shifted once per line.
         buffer = self._buffer
+        scanned = self._scanned
+        if scanned == len(buffer):
+            # Nothing new since the last call (often: nothing at all, as when
+            # a client asks before its first read): that call's verdict stands.
+            return None
         lines = self._lines
         max_line = self._max_line
         pos = 0
-        end = buffer.find(b"\n", self._scanned)
+        end = buffer.find(b"\n", scanned)
         while True:
             if end < 0:
                 if len(buffer) - pos >= max_line:
@@ -97,28 +111,16 @@ class ReplyParser:
                 )
             line = bytes(buffer[pos : end - 1])
             pos = end + 1
-            code = line[:3]
-            value = _CODES.get(code)
-            if value is None:
-                raise RemoteProtocolError(
-                    f"reply does not start with a code of three digits 2-5, 0-5, 0-9 "
-                    f"(RFC 5321 4.2): {_excerpt(line)}"
-                )
-            if self._code is not None and code != self._code:
-                raise RemoteProtocolError(
-                    f"reply code changes from {self._code.decode()} to {code.decode()} "
-                    f"inside a multiline reply (RFC 5321 4.2.1): {_excerpt(line)}"
-                )
-            more = False
-            if len(line) > 3:
-                separator = line[3]
-                if separator == 0x2D:
-                    more = True
-                elif separator != 0x20:
-                    raise RemoteProtocolError(
-                        f"reply code followed by {chr(separator)!r}, not space or hyphen "
-                        f"(RFC 5321 4.2): {_excerpt(line)}"
-                    )
+            # One lookup checks the code and the separator of the usual line
+            # ("250 text", "250-text"); any other line takes the long way,
+            # which finds the verdict and its reason.
+            head = _HEADS.get(line[:4])
+            if head is None:
+                value, more = self._head(line)
+            else:
+                value, more = head
+                if self._code is not None and value != self._code:
+                    raise _code_change(self._code, value, line)
             if b"\x00" in line or b"\r" in line:
                 raise RemoteProtocolError(f"reply line contains NUL or a bare CR: {_excerpt(line)}")
             text = line[4:].decode("utf-8", "replace")
@@ -128,7 +130,7 @@ class ReplyParser:
                     raise RemoteProtocolError(
                         f"reply of more than {self._max_lines} lines exceeds Limits.reply_lines"
                     )
-                self._code = code
+                self._code = value
                 end = buffer.find(b"\n", pos)
                 continue
             del buffer[:pos]
@@ -140,3 +142,36 @@ class ReplyParser:
             lines.clear()
             self._code = None
             return value, result
+
+    def _head(self, line: bytes) -> tuple[int, bool]:
+        """The code of a line ``_HEADS`` does not know, and whether more lines follow.
+
+        Raises ``RemoteProtocolError`` for a code outside RFC 5321 4.2's
+        grammar, a code other than the reply's earlier lines', or a separator
+        other than space or hyphen.
+        """
+        value = _CODES.get(line[:3])
+        if value is None:
+            raise RemoteProtocolError(
+                f"reply does not start with a code of three digits 2-5, 0-5, 0-9 "
+                f"(RFC 5321 4.2): {_excerpt(line)}"
+            )
+        if self._code is not None and value != self._code:
+            raise _code_change(self._code, value, line)
+        if len(line) > 3:
+            separator = line[3]
+            if separator == 0x2D:
+                return value, True
+            if separator != 0x20:
+                raise RemoteProtocolError(
+                    f"reply code followed by {chr(separator)!r}, not space or hyphen "
+                    f"(RFC 5321 4.2): {_excerpt(line)}"
+                )
+        return value, False
+
+
+def _code_change(before: int, now: int, line: bytes) -> RemoteProtocolError:
+    return RemoteProtocolError(
+        f"reply code changes from {before} to {now} "
+        f"inside a multiline reply (RFC 5321 4.2.1): {_excerpt(line)}"
+    )

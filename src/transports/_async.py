@@ -309,7 +309,21 @@ class AsyncClient(abc.ABC):
                         await self._abort()
                     raise
                 try:
-                    answer = await self._perform(effect, source)
+                    # The two effects of every message by exact type, without
+                    # the extra coroutine and match statement of _perform.
+                    kind = type(effect)
+                    if kind is Write and self._is_open:
+                        data = effect.data  # type: ignore[union-attr]
+                        await self._write(data, self._options.timeouts.data_block)
+                        if self._trace is not None:
+                            self._trace(">", data)
+                        answer = None
+                    elif kind is Read and self._is_open:
+                        answer = await self._read(effect.timeout)  # type: ignore[union-attr]
+                        if self._trace is not None and answer:
+                            self._trace("<", answer)
+                    else:
+                        answer = await self._perform(effect, source)
                 except BaseException as exc:
                     # Worded before send_failed(), which forgets what was awaited.
                     error = None

@@ -1,24 +1,20 @@
-"""The anyio client: smtpcore's procedures over anyio streams (asyncio or trio backend).
+"""The anyio client: smtpcore's procedures on whichever framework anyio runs (asyncio or trio).
 
-Only I/O lives here: the five primitives of ``transports._async.AsyncClient``
-(connect, write, read, STARTTLS, close) and the one-shot ``send``. Timeouts are
-``anyio.fail_after`` around each step; an outer cancel scope cancels as usual
-and the stream is closed at once.
+Only I/O lives here, and little of it: the five primitives of
+``transports._async.AsyncClient`` are those of the asyncio or the trio
+client, picked when connecting by the backend that anyio runs on, plus the
+one-shot ``send``. Timeouts are each step's own; an outer anyio cancel scope
+cancels as usual and the connection is closed at once.
 """
 
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterator
-from contextlib import contextmanager
+import sys
 from email.message import Message
 
-import anyio
-from anyio.abc import ByteStream, SocketAttribute
-from anyio.streams.tls import TLSAttribute, TLSStream
-
 from smtpcore import Limits
-from smtpcore.session import ConnectionLost, SendResult, Timeouts, TLSError, TLSMode
+from smtpcore.session import SendResult, Timeouts, TLSMode
 
 from ._async import AsyncClient, Trace
 from ._serve_anyio import serve
@@ -29,73 +25,58 @@ __all__ = ["SMTPClient", "send", "serve"]
 # == client ===========================================================================
 
 
-@contextmanager
-def _step(timeout: float) -> Iterator[None]:
-    """One I/O step: TimeoutError after ``timeout`` s, ConnectionLost when the stream broke."""
-    try:
-        with anyio.fail_after(timeout):
-            yield
-    except (anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
-        raise ConnectionLost(f"connection lost: {exc.__cause__ or exc}") from exc
+def _native_client() -> type[AsyncClient]:
+    """The client of the framework anyio runs on now: trio's, else asyncio's."""
+    trio = sys.modules.get("trio")  # imported already if it is running
+    if trio is not None:
+        try:
+            trio.lowlevel.current_task()
+        except RuntimeError:
+            pass
+        else:
+            from .trio import SMTPClient as TrioClient
+
+            return TrioClient
+    from .asyncio import SMTPClient as AsyncioClient
+
+    return AsyncioClient
 
 
 class SMTPClient(AsyncClient):
     __doc__ = AsyncClient.__doc__
 
-    _stream: ByteStream
+    # The I/O is that of the native client of the backend anyio runs on.
+    # anyio's own streams cost too much per round trip: on asyncio, every
+    # receive() resumes and pauses reading (two selector changes, each an
+    # epoll_ctl) and every send() that did not wait adds a checkpoint (one
+    # more turn of the event loop); a CancelScope with a deadline around each
+    # call arms and cancels a timer. The native clients avoid all of that and
+    # honour anyio's cancel scopes like any other code on that loop (on
+    # asyncio, a cancelled scope cancels the task; trio's scopes are trio's).
+    _io: AsyncClient
 
     async def _open(self, host: str, port: int, timeout: float) -> str:
-        local = self._source_address[0] if self._source_address else None
-        with _step(timeout):
-            stream = await anyio.connect_tcp(host, port, local_host=local)
-        self._stream = stream
-        return str(stream.extra(SocketAttribute.local_address)[0])
-
-    # The two calls of every round trip use a bare CancelScope rather than
-    # _step: the same deadline and errors without two generator-based
-    # context managers around each read and write.
+        native = _native_client()(host, port, source_address=self._source_address)
+        local = await native._open(host, port, timeout)
+        self._io = native
+        return local
 
     async def _write(self, data: bytes, timeout: float) -> None:
-        with anyio.CancelScope(deadline=anyio.current_time() + timeout) as scope:
-            try:
-                await self._stream.send(data)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
-                raise ConnectionLost(f"connection lost: {exc.__cause__ or exc}") from exc
-        if scope.cancelled_caught:
-            raise TimeoutError(f"no progress within {timeout} s")
+        await self._io._write(data, timeout)
 
     async def _read(self, timeout: float) -> bytes:
-        data = None
-        with anyio.CancelScope(deadline=anyio.current_time() + timeout) as scope:
-            try:
-                data = await self._stream.receive(65536)
-            except anyio.EndOfStream:
-                data = b""
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
-                raise ConnectionLost(f"connection lost: {exc.__cause__ or exc}") from exc
-        if data is None or scope.cancelled_caught:
-            raise TimeoutError(f"no progress within {timeout} s")
-        return data
+        return await self._io._read(timeout)
 
     async def _start_tls(
         self, context: ssl.SSLContext, hostname: str | None, timeout: float
     ) -> None:
-        try:
-            with anyio.fail_after(timeout):
-                self._stream = await TLSStream.wrap(
-                    self._stream, server_side=False, hostname=hostname, ssl_context=context,
-                    standard_compatible=False,
-                )  # fmt: skip
-        except (ssl.SSLError, ssl.CertificateError, anyio.BrokenResourceError) as exc:
-            cause = exc.__cause__ or exc
-            raise TLSError(f"TLS handshake with {hostname} failed: {cause}") from exc
+        await self._io._start_tls(context, hostname, timeout)
 
     def _ssl_object(self) -> TLSLayer | None:
-        obj = self._stream.extra(TLSAttribute.ssl_object, None)
-        return obj if isinstance(obj, ssl.SSLObject) else None
+        return self._io._ssl_object()
 
     async def _close(self) -> None:
-        await anyio.aclose_forcefully(self._stream)
+        await self._io._close()
 
 
 async def send(

@@ -11,11 +11,13 @@ import secrets
 import select
 import socket
 import ssl
+import struct
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from email.message import Message
 from types import TracebackType
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from smtpcore import (
     ClientConnection,
@@ -111,6 +113,7 @@ class SMTPClient:
         self._source_address = source_address
         self._trace = trace
         self._sock: socket.socket | None = None
+        self._plain: _Plain | None = None  # while the socket is clear
         self._conn: ClientConnection | None = None
 
     @property
@@ -147,7 +150,8 @@ class SMTPClient:
             raise SMTPTimeout(f"could not connect to {opts.host} within {timeout} s") from exc
         except OSError as exc:
             raise ConnectionLost(f"could not connect to {opts.host}: {exc}") from exc
-        sock.setblocking(False)  # see _send_plain; a handshake sets its own timeout
+        _make_plain(sock)  # see _Plain; a handshake sets its own timeout
+        self._plain = _Plain(sock)
         self._sock = sock
         self._conn = conn = ClientConnection(
             lmtp=opts.lmtp, tls=opts.tls == "implicit", limits=opts.limits
@@ -267,6 +271,7 @@ class SMTPClient:
 
     def _abort(self) -> None:
         sock, self._sock = self._sock, None
+        self._plain = None
         if sock is not None:
             sock.close()
 
@@ -300,30 +305,40 @@ class SMTPClient:
             procedure.close()
 
     def _perform(self, effect: object, source: Iterator[bytes] | None) -> bytes | None:
+        # By exact type, the two effects of every message first: a match
+        # statement tries its class patterns one by one, and this runs for
+        # every effect of every message.
+        kind = type(effect)
         sock = self._sock
         if sock is None:
             raise ConnectionLost("the connection is closed")
+        if kind is Write:
+            data = effect.data  # type: ignore[attr-defined]
+            plain = self._plain
+            if plain is not None:
+                plain.send(data, self._options.timeouts.data_block)
+            else:
+                sock.settimeout(self._options.timeouts.data_block)
+                sock.sendall(data)
+            if self._trace is not None:
+                self._trace(">", data)
+            return None
+        if kind is Read:
+            timeout = effect.timeout  # type: ignore[attr-defined]
+            plain = self._plain
+            if plain is not None:
+                received = plain.recv(timeout)
+            else:
+                sock.settimeout(timeout)
+                received = sock.recv(65536)
+            if self._trace is not None and received:
+                self._trace("<", received)
+            return received
         match effect:
-            case Write(data):
-                if type(sock) is socket.socket:
-                    _send_plain(sock, data, self._options.timeouts.data_block)
-                else:
-                    sock.settimeout(self._options.timeouts.data_block)
-                    sock.sendall(data)
-                if self._trace is not None:
-                    self._trace(">", data)
-            case Read(timeout):
-                if type(sock) is socket.socket:
-                    data = _recv_plain(sock, timeout)
-                else:
-                    sock.settimeout(timeout)
-                    data = sock.recv(65536)
-                if self._trace is not None and data:
-                    self._trace("<", data)
-                return data
             case Handshake(server_hostname, timeout):
                 context = self._ssl_context or ssl.create_default_context()
                 sock.settimeout(timeout)
+                self._plain = None
                 try:
                     self._sock = context.wrap_socket(sock, server_hostname=server_hostname)
                 except (ssl.SSLError, ssl.CertificateError) as exc:
@@ -339,10 +354,109 @@ class SMTPClient:
         return None
 
 
-# A clear socket is kept non-blocking and waited on with poll() only when it
-# would block: settimeout() before each call would cost an ioctl, and a socket
-# with a timeout polls before every send and recv. A TLS socket keeps
-# settimeout(), since its reads and writes may need the other direction.
+# A clear socket's I/O, at the fewest system calls per round trip.
+#
+# On Linux the socket stays blocking, with the kernel's receive timeout
+# (SO_RCVTIMEO) standing for the Read's: one recv() per read, where a
+# non-blocking socket needs poll() and recv(), and where settimeout() would
+# add an ioctl per call and a poll before every send and recv. Sends pass
+# MSG_DONTWAIT and wait with poll() only when the kernel's buffer is full.
+# The kernel timeout is set only when a Read allows less than it: a longer
+# Read waits in several kernel timeouts, checking its own deadline after
+# each, so the timeouts of the stages (5 and 10 minutes) need no system call
+# per message. Elsewhere the socket is non-blocking and waits with poll().
+# A TLS socket keeps settimeout(), since its reads and writes may need the
+# other direction.
+
+_KERNEL_TIMEOUT: Final = sys.platform == "linux" and hasattr(socket, "MSG_DONTWAIT")
+_DONTWAIT: Final = getattr(socket, "MSG_DONTWAIT", 0)
+
+
+def _make_plain(sock: socket.socket) -> None:
+    """Put a freshly connected clear socket in the mode ``_Plain`` expects."""
+    sock.setblocking(_KERNEL_TIMEOUT)
+
+
+class _Plain:
+    """Send and receive on a clear socket, with timeouts, at the least cost."""
+
+    __slots__ = ("_kernel_timeout", "_sock")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._kernel_timeout = 0.0  # SO_RCVTIMEO now; 0: not set (would block forever)
+
+    def send(self, data: bytes, timeout: float) -> None:
+        """All of ``data`` within ``timeout`` seconds in total (as sendall with a timeout)."""
+        sock = self._sock
+        try:
+            sent = sock.send(data, _DONTWAIT)
+        except BlockingIOError:
+            sent = 0
+        if sent == len(data):
+            return
+        view = memoryview(data)[sent:]
+        deadline = time.monotonic() + timeout
+        while True:
+            _wait(sock, select.POLLOUT, deadline - time.monotonic())
+            try:
+                view = view[sock.send(view, _DONTWAIT) :]
+            except BlockingIOError:
+                continue  # a spurious wake-up
+            if not view:
+                return
+
+    def recv(self, timeout: float) -> bytes:
+        """Some bytes (b"" when the server closed) within ``timeout`` seconds."""
+        sock = self._sock
+        if not _KERNEL_TIMEOUT:
+            # poll() first: a read follows a write, and the reply is rarely in
+            # yet, so trying recv() first would mostly cost one failed call.
+            end = time.monotonic() + timeout
+            while True:
+                _wait(sock, select.POLLIN, end - time.monotonic())
+                try:
+                    return sock.recv(65536)
+                except BlockingIOError:
+                    continue  # a spurious wake-up
+        kernel = self._kernel_timeout
+        if timeout == kernel:  # the usual case: one system call
+            try:
+                return sock.recv(65536)
+            except BlockingIOError:  # the kernel timeout ran out
+                raise TimeoutError(f"no progress within {timeout} s") from None
+        # The kernel timeout may stand for this Read's when it is shorter but
+        # not so short that waking up would cost much: then the Read waits in
+        # several of them, up to its deadline. Otherwise it is set to this one.
+        deadline: float | None = None
+        if not min(timeout, 1.0) <= kernel <= timeout:  # also when not yet set
+            kernel = self._set_kernel_timeout(timeout)
+        if kernel < timeout:
+            deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return sock.recv(65536)
+            except BlockingIOError:  # the kernel timeout ran out
+                if deadline is None:
+                    raise TimeoutError(f"no progress within {timeout} s") from None
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no progress within {timeout} s") from None
+                if left < self._kernel_timeout:
+                    self._set_kernel_timeout(left)
+                    deadline = None  # the next wait ends at the deadline itself
+
+    def _set_kernel_timeout(self, seconds: float) -> float:
+        """Set SO_RCVTIMEO to ``seconds`` (a day at most); return what was set."""
+        seconds = min(seconds, 86400.0)
+        whole = int(seconds)
+        # A struct timeval; at least a microsecond, since 0 would mean "never".
+        micro = max(int((seconds - whole) * 1e6), 0 if whole else 1)
+        self._sock.setsockopt(
+            socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("@ll", whole, micro)
+        )
+        self._kernel_timeout = seconds
+        return seconds
 
 
 def _wait(sock: socket.socket, events: int, timeout: float) -> None:
@@ -351,38 +465,6 @@ def _wait(sock: socket.socket, events: int, timeout: float) -> None:
     poller.register(sock, events)
     if not poller.poll(max(timeout, 0.0) * 1000):
         raise TimeoutError(f"no progress within {timeout} s")
-
-
-def _send_plain(sock: socket.socket, data: bytes, timeout: float) -> None:
-    """All of ``data`` within ``timeout`` seconds in total (as sendall with a timeout)."""
-    view = memoryview(data)
-    deadline = None
-    while True:
-        try:
-            sent = sock.send(view)
-        except BlockingIOError:
-            sent = 0
-        if sent == len(view):
-            return
-        view = view[sent:]
-        if deadline is None:
-            deadline = time.monotonic() + timeout
-        _wait(sock, select.POLLOUT, deadline - time.monotonic())
-
-
-def _recv_plain(sock: socket.socket, timeout: float) -> bytes:
-    """Some bytes (b"" when the server closed) within ``timeout`` seconds.
-
-    poll() comes first: a read follows a write, and the reply is rarely in
-    yet, so trying recv() first would mostly cost one failed call.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        _wait(sock, select.POLLIN, deadline - time.monotonic())
-        try:
-            return sock.recv(65536)
-        except BlockingIOError:
-            continue  # a spurious wake-up
 
 
 def send(

@@ -99,9 +99,13 @@ def next_reply(conn: ClientConnection, timeout: float) -> Procedure[Reply]:
     Raises ``ConnectionLost`` when the server closed first, and
     ``RemoteProtocolError`` for a reply SMTP does not allow.
     """
+    # ``read`` written out: a frame less for every reply of every message.
     event = conn.next_event()
     while event is NEED_DATA:
-        conn.receive_data((yield from read(timeout)))
+        data = yield Read(timeout)
+        if not isinstance(data, bytes):
+            raise TypeError(f"a transport answered Read with {type(data).__name__}, not bytes")
+        conn.receive_data(data)
         event = conn.next_event()
     if isinstance(event, ConnectionClosed):
         raise ConnectionLost(f"the server closed the connection {waiting_for(conn)}")
