@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smtpcore._data import DotStuffer
+from smtpcore._data import DotStuffer, LineEnds
 from smtpcore._unstuff import DataReader
 
 
@@ -91,3 +91,36 @@ def test_crlf_only_content_round_trips_exactly(pieces: list[bytes]) -> None:
     if content and not content.endswith(b"\r\n"):
         content += b"\r\n"
     assert unstuff(stuff(content)) == content
+
+
+# -- LineEnds: BDAT content (RFC 3030 2 frames by size: no stuffing) ------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "wire"),
+    [
+        (b"a\r\nb\r\n", b"a\r\nb\r\n"),
+        (b"a\nb\n", b"a\r\nb\r\n"),
+        (b"a\rb\r", b"a\r\nb\r\n"),
+        (b"\n.\n", b"\r\n.\r\n"),
+        (b"\r\r\n\n\r", b"\r\n\r\n\r\n\r\n"),
+        (b".lead\r\n", b".lead\r\n"),
+        (b"", b""),
+    ],
+)
+def test_line_ends_exact_bytes(content: bytes, wire: bytes) -> None:
+    ends = LineEnds()
+    assert ends.feed(content) + ends.end() == wire
+
+
+@given(st.binary(max_size=60), st.lists(st.integers(0, 60), max_size=6))
+def test_line_ends_are_the_same_at_every_cut(content: bytes, cuts: list[int]) -> None:
+    whole = LineEnds()
+    expected = whole.feed(content) + whole.end()
+    points = sorted({min(c, len(content)) for c in cuts})
+    pieces = [content[a:b] for a, b in zip([0, *points], [*points, len(content)], strict=True)]
+    ends = LineEnds()
+    assert b"".join(ends.feed(p) for p in pieces) + ends.end() == expected
+    # Only CRLF pairs remain, and no octet but CR and LF changed.
+    assert expected.count(b"\r") == expected.count(b"\n") == expected.count(b"\r\n")
+    assert expected.translate(None, b"\r\n") == content.translate(None, b"\r\n")

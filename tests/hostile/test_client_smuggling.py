@@ -281,7 +281,9 @@ def test_iterable_of_chunks_split_at_every_offset_gives_the_same_wire(
 # -- in process: every offset through the same procedure the transports run ------------
 
 
-def drive(envelope: Envelope, pieces: Iterable[bytes], *, chunking: bool) -> bytes:
+def drive(
+    envelope: Envelope, pieces: Iterable[bytes], *, chunking: bool, ehlo: bytes | None = None
+) -> bytes:
     """Run ``deliver`` against a server that accepts everything; every octet written.
 
     A ``Read`` is answered with one reply per command still waiting: 354 to
@@ -292,7 +294,7 @@ def drive(envelope: Envelope, pieces: Iterable[bytes], *, chunking: bool) -> byt
     conn.receive_data(GREETING)
     assert conn.next_event() == Reply(220, ("mx.example ESMTP",))
     conn.send(Ehlo("client.example"))
-    conn.receive_data(EHLO_BDAT if chunking else EHLO_DATA)
+    conn.receive_data(ehlo or (EHLO_BDAT if chunking else EHLO_DATA))
     assert isinstance(conn.next_event(), Reply)
     options = ClientOptions.build("mx.example", 25, tls="none", chunking=chunking)
     job = deliver(conn, options, envelope)
@@ -374,19 +376,8 @@ def test_client_connection_stuffs_message_data_split_at_every_offset() -> None:
 
 # -- BDAT -------------------------------------------------------------------------------
 
-BARE: Final = {name for name, content in CONTENTS.items() if normalised(content) != content}
-_BDAT_BUG: Final = (
-    "BDAT content is sent as given: a bare CR or LF reaches the wire "
-    "(session/_client.py _chunk), against RFC 5321 2.3.8 and DESIGN.md"
-)
-BDAT_CASES: Final = [
-    pytest.param(
-        content,
-        id=name,
-        marks=[pytest.mark.xfail(strict=True, reason=_BDAT_BUG)] if name in BARE else [],
-    )
-    for name, content in CONTENTS.items()
-]
+# Bare CR and LF became CRLF with BDAT too (they once went out as given).
+BDAT_CASES: Final = [pytest.param(content, id=name) for name, content in CONTENTS.items()]
 
 
 def check_chunks(chunks: list[tuple[bytes, bytes]], content: bytes) -> None:
@@ -431,7 +422,6 @@ def test_streamed_bdat_chunks_are_framed_by_their_size_and_the_last_says_last(
     check_chunks(chunks, LARGE)
 
 
-@pytest.mark.xfail(strict=True, reason=_BDAT_BUG)
 def test_streamed_bdat_normalises_bare_cr_and_lf_at_every_offset_in_process() -> None:
     for pieces in every_split(SPLIT):
         wire = drive(streamed(), pieces, chunking=True)
@@ -446,3 +436,18 @@ def test_streamed_bdat_keeps_crlf_content_as_it_is_at_every_offset_in_process() 
         wire = drive(streamed(), pieces, chunking=True)
         group = b"MAIL FROM:<a@example.org>\r\n" + RCPT
         assert wire == group + b"BDAT %d LAST\r\n" % len(content) + content, pieces
+
+
+def test_binarymime_content_goes_as_it_is_bare_cr_and_lf_included() -> None:
+    """RFC 3030 3: BODY=BINARYMIME content is octets, not lines: nothing is normalised."""
+    binary = b"\x00\r\n.\r\n\n\r\xff\r"
+    ehlo = EHLO_BDAT.replace(b"250 CHUNKING", b"250-BINARYMIME\r\n250 CHUNKING")
+    group = b"MAIL FROM:<a@example.org> BODY=BINARYMIME\r\n" + RCPT
+    whole = Envelope.build("a@example.org", ["b@example.net"], binary, body="BINARYMIME")
+    wire = drive(whole, [], chunking=True, ehlo=ehlo)
+    assert wire == group + b"BDAT %d LAST\r\n" % len(binary) + binary
+    for cut in range(len(binary) + 1):
+        envelope = Envelope.build("a@example.org", ["b@example.net"], None, body="BINARYMIME")
+        pieces = [binary[:cut], binary[cut:]]
+        wire = drive(envelope, pieces, chunking=True, ehlo=ehlo)
+        assert wire == group + b"BDAT %d LAST\r\n" % len(binary) + binary, cut

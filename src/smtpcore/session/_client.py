@@ -19,13 +19,16 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
 from .._client import ClientConnection
+from .._data import LineEnds
 from .._errors import RemoteProtocolError
 from .._events import (
+    NEED_DATA,
     Auth,
     AuthCancel,
     AuthResponse,
     Bdat,
     Command,
+    ConnectionClosed,
     Data,
     Ehlo,
     EndOfData,
@@ -46,7 +49,7 @@ from .._extensions import Extensions
 from .._message import prepare_message, to_7bit
 from .._syntax import xtext_encode
 from ..sasl import choose_client_mechanism, decode_challenge
-from ._effects import Close, Handshake, NextChunk, Procedure, Write, next_reply
+from ._effects import Close, Handshake, NextChunk, Procedure, Read, Write, next_reply, waiting_for
 from ._errors import (
     AuthenticationError,
     ConnectionLost,
@@ -77,6 +80,11 @@ WRITE_BATCH: Final = 64 * 1024
 
 _OLD_VERBS: Final = {"SEND": Send, "SOML": Soml, "SAML": Saml}
 
+# The commands without fields, made once: they are frozen and compare equal
+# to any other instance, and deliver sends them with every message.
+_DATA: Final = Data()
+_END_OF_DATA: Final = EndOfData()
+
 
 # -- small steps ---------------------------------------------------------------------
 
@@ -88,12 +96,25 @@ def _command(conn: ClientConnection, command: Command, timeout: float) -> Proced
 
 
 def _reply(conn: ClientConnection, timeout: float) -> Procedure[Reply]:
-    """The next reply; 421 (RFC 5321 3.8: the server is closing) raises and closes."""
-    reply = yield from next_reply(conn, timeout)
-    if reply.code == 421:
+    """The next reply; 421 (RFC 5321 3.8: the server is closing) raises and closes.
+
+    ``next_reply`` written out in this one frame: it runs for every reply of
+    every message, and each generator level costs a frame per reply and a
+    pass per ``Read``.
+    """
+    event = conn.next_event()
+    while event is NEED_DATA:
+        data = yield Read(timeout)
+        if not isinstance(data, bytes):
+            raise TypeError(f"a transport answered Read with {type(data).__name__}, not bytes")
+        conn.receive_data(data)
+        event = conn.next_event()
+    if isinstance(event, ConnectionClosed):
+        raise ConnectionLost(f"the server closed the connection {waiting_for(conn)}")
+    if event.code == 421:
         yield Close()
-        raise TransientError(reply)
-    return reply
+        raise TransientError(event)
+    return event
 
 
 def _reset(conn: ClientConnection, timeout: float) -> Procedure[None]:
@@ -268,12 +289,13 @@ def deliver_message(
 class _Plan:
     """What one transaction will send, decided before any byte goes out."""
 
-    __slots__ = ("bdat", "mail", "rcpts")
+    __slots__ = ("bdat", "binary", "mail", "rcpts")
 
-    def __init__(self, mail: Command, rcpts: tuple[Rcpt, ...], bdat: bool) -> None:
+    def __init__(self, mail: Command, rcpts: tuple[Rcpt, ...], bdat: bool, binary: bool) -> None:
         self.mail = mail
         self.rcpts = rcpts
         self.bdat = bdat
+        self.binary = binary  # BODY=BINARYMIME: the content goes as it is
 
 
 def _plan(conn: ClientConnection, options: ClientOptions, env: Envelope) -> _Plan:
@@ -283,8 +305,9 @@ def _plan(conn: ClientConnection, options: ClientOptions, env: Envelope) -> _Pla
     the message cannot do without.
     """
     ext = conn.extensions
-    addresses = (env.sender, *env.recipients)
-    smtputf8 = env.smtputf8 if env.smtputf8 is not None else not all(a.isascii() for a in addresses)
+    smtputf8 = env.smtputf8
+    if smtputf8 is None:
+        smtputf8 = not (env.sender.isascii() and all(map(str.isascii, env.recipients)))
     body = env.body
     if body is None:
         body = "8BITMIME" if env.content is not None and not env.content.isascii() else "7BIT"
@@ -299,9 +322,11 @@ def _plan(conn: ClientConnection, options: ClientOptions, env: Envelope) -> _Pla
         ext.binarymime and ext.chunking and options.chunking is not False
     ):
         raise NotSupported("BINARYMIME content needs BINARYMIME and CHUNKING (RFC 3030)")
-    if env.size is not None and ext.size and env.size > ext.size:
+    server_size = ext.size  # a property that parses the keyword: once
+    if env.size is not None and server_size and env.size > server_size:
         raise NotSupported(
-            f"message of {env.size} octets exceeds the server's SIZE limit of {ext.size} (RFC 1870)"
+            f"message of {env.size} octets exceeds the server's SIZE limit of {server_size} "
+            "(RFC 1870)"
         )
     own = options.limits.message_size
     if env.size is not None and own is not None and env.size > own:
@@ -313,9 +338,9 @@ def _plan(conn: ClientConnection, options: ClientOptions, env: Envelope) -> _Pla
     dsn = env.dsn if ext.dsn else None
     if env.verb != "MAIL":
         mail: Command = _OLD_VERBS[env.verb](env.sender)
-        return _Plan(mail, tuple(Rcpt(r) for r in env.recipients), bdat)
+        return _Plan(mail, tuple(Rcpt(r) for r in env.recipients), bdat, False)
     params: dict[str, str | None] = {}
-    if ext.size is not None and env.size is not None:
+    if server_size is not None and env.size is not None:
         params["SIZE"] = str(env.size)
     if body != "7BIT":
         params["BODY"] = body
@@ -336,7 +361,7 @@ def _plan(conn: ClientConnection, options: ClientOptions, env: Envelope) -> _Pla
         if dsn is not None and dsn.orcpt:
             these["ORCPT"] = "rfc822;" + xtext_encode(recipient)
         rcpts.append(Rcpt(recipient, these))
-    return _Plan(Mail(env.sender, params), tuple(rcpts), bdat)
+    return _Plan(Mail(env.sender, params), tuple(rcpts), bdat, body == "BINARYMIME")
 
 
 def deliver(conn: ClientConnection, options: ClientOptions, env: Envelope) -> Procedure[SendResult]:
@@ -354,16 +379,20 @@ def deliver(conn: ClientConnection, options: ClientOptions, env: Envelope) -> Pr
     """
     plan = _plan(conn, options, env)
     timeouts = options.timeouts
+    rcpts = plan.rcpts
     rcpt_replies: dict[str, Reply] = {}
     data_reply: Reply | None = None
     if conn.extensions.pipelining:
         # RFC 2920 3.1: the whole group in one write; DATA ends it.
-        wire = conn.send(plan.mail) + b"".join(conn.send(rcpt) for rcpt in plan.rcpts)
+        send = conn.send
+        wire = [send(plan.mail)]
+        for rcpt in rcpts:
+            wire.append(send(rcpt))
         if not plan.bdat:
-            wire += conn.send(Data())
-        yield Write(wire)
+            wire.append(send(_DATA))
+        yield Write(b"".join(wire))
         mail_reply = yield from _reply(conn, timeouts.mail)
-        for rcpt in plan.rcpts:
+        for rcpt in rcpts:
             rcpt_replies[rcpt.recipient] = yield from _reply(conn, timeouts.rcpt)
         if not plan.bdat:
             data_reply = yield from _reply(conn, timeouts.data_initiation)
@@ -375,11 +404,16 @@ def deliver(conn: ClientConnection, options: ClientOptions, env: Envelope) -> Pr
         mail_reply = yield from _command(conn, plan.mail, timeouts.mail)
         if not mail_reply.is_positive:
             raise reply_error(mail_reply)
-        for rcpt in plan.rcpts:
+        for rcpt in rcpts:
             rcpt_replies[rcpt.recipient] = yield from _command(conn, rcpt, timeouts.rcpt)
 
-    accepted = {r: reply for r, reply in rcpt_replies.items() if reply.is_positive}
-    refused = {r: reply for r, reply in rcpt_replies.items() if not reply.is_positive}
+    accepted: dict[str, Reply] = {}
+    refused: dict[str, Reply] = {}
+    for recipient, reply in rcpt_replies.items():
+        if 200 <= reply.code < 300:  # Reply.is_positive, without a property call each
+            accepted[recipient] = reply
+        else:
+            refused[recipient] = reply
     if not accepted:
         if data_reply is not None and data_reply.code == 354:
             # RFC 2920 3.1: DATA was accepted with no recipient; end the
@@ -389,21 +423,30 @@ def deliver(conn: ClientConnection, options: ClientOptions, env: Envelope) -> Pr
             yield from _reset(conn, timeouts.ehlo)
         raise RecipientsRefused(refused)
 
+    lmtp = options.lmtp
     if plan.bdat:
-        finals = yield from _send_bdat(conn, env, timeouts, len(accepted) if options.lmtp else 1)
+        count = len(accepted) if lmtp else 1
+        finals = yield from _send_bdat(conn, env, timeouts, count, plan.binary)
     else:
         if data_reply is None:
             data_reply = yield from _command(conn, Data(), timeouts.data_initiation)
         if data_reply.code != 354:
             yield from _reset(conn, timeouts.ehlo)
             raise reply_error(data_reply)
-        yield from _send_data(conn, env.content, timeouts)
-        count = len(accepted) if options.lmtp else 1
-        finals = []
-        for _ in range(count):
-            finals.append((yield from _reply(conn, timeouts.data_termination)))
+        if env.content is not None:
+            # Content in hand, with its end marker, in one write (as _send_data).
+            send = conn.send
+            yield Write(send(MessageData(env.content)) + send(_END_OF_DATA))
+        else:
+            yield from _send_data(conn, None, timeouts)
+        if lmtp:
+            finals = []
+            for _ in range(len(accepted)):
+                finals.append((yield from _reply(conn, timeouts.data_termination)))
+        else:
+            finals = [(yield from _reply(conn, timeouts.data_termination))]
 
-    if options.lmtp:
+    if lmtp:
         # RFC 2033 4.2: one reply per accepted recipient, in RCPT order.
         data_replies = dict(zip(accepted, finals, strict=True))
         if not any(reply.is_positive for reply in finals):
@@ -413,7 +456,8 @@ def deliver(conn: ClientConnection, options: ClientOptions, env: Envelope) -> Pr
         if not finals[0].is_positive:
             raise reply_error(finals[0])
         data_replies = dict.fromkeys(accepted, finals[0])
-    return SendResult(accepted, refused, finals[-1], data_replies)
+    # The three dicts are this call's own: SendResult need not copy them.
+    return SendResult._owned(accepted, refused, finals[-1], data_replies)
 
 
 def _abandon_data(conn: ClientConnection, timeouts: Timeouts) -> Procedure[None]:
@@ -445,19 +489,23 @@ def _send_data(
 
 
 def _send_bdat(
-    conn: ClientConnection, env: Envelope, timeouts: Timeouts, finals: int
+    conn: ClientConnection, env: Envelope, timeouts: Timeouts, finals: int, binary: bool
 ) -> Procedure[list[Reply]]:
     """The content as BDAT chunks (RFC 3030 2); returns the ``finals`` final replies.
 
     Content in hand goes as one ``BDAT n LAST``. Streamed content goes in
     chunks of about ``WRITE_BATCH`` octets, each awaiting its reply; the last
     one carries LAST (``BDAT 0 LAST`` when the source ended on a boundary).
+    Unless ``binary`` (BODY=BINARYMIME), bare CR and LF become CRLF first, as
+    with DATA (RFC 5321 2.3.8), and each size counts the octets sent.
     LMTP answers the LAST chunk once per accepted recipient (RFC 2033 4.2):
     those replies are returned, refusals included, for the caller to judge.
     """
+    ends = None if binary else LineEnds()
     if env.content is not None:
-        command = Bdat(len(env.content), last=True)
-        yield Write(_chunk(conn, command, env.content))
+        content = env.content if ends is None else ends.feed(env.content) + ends.end()
+        command = Bdat(len(content), last=True)
+        yield Write(_chunk(conn, command, content))
         return (yield from _final_replies(conn, timeouts, finals, command))
     batch = bytearray()
     while True:
@@ -465,10 +513,12 @@ def _send_bdat(
         if not isinstance(piece, bytes):
             raise TypeError(f"a transport answered NextChunk with {type(piece).__name__}")
         if piece:
-            batch += piece
+            batch += piece if ends is None else ends.feed(piece)
             if len(batch) < WRITE_BATCH:
                 continue
         last = not piece
+        if last and ends is not None:
+            batch += ends.end()
         command = Bdat(len(batch), last=last)
         yield Write(_chunk(conn, command, bytes(batch)))
         batch.clear()
@@ -494,6 +544,6 @@ def _final_replies(
 
 
 def _chunk(conn: ClientConnection, command: Bdat, data: bytes) -> bytes:
-    """A BDAT command line and its octets, sent as they are (RFC 3030 2)."""
+    """A BDAT command line and its octets (RFC 3030 2)."""
     wire = conn.send(command)
     return wire + conn.send(MessageData(data)) if data else wire
