@@ -244,6 +244,53 @@ def test_control_characters_in_the_ehlo_name_are_refused_at_once(kind: str, name
         Smtp(kind, "127.0.0.1", 9, tls="none", local_hostname=name)
 
 
+@pytest.mark.parametrize(
+    ("username", "password"),
+    [("a\r\nMAIL FROM:<x@y.example>", "p"), ("a\x00b", "p"), ("a\tb", "p"), ("", "p"),
+     ("user", "p\r\nQUIT"), ("user", "p\x00")],
+    ids=["username-crlf", "username-nul", "username-tab", "username-empty", "password-crlf",
+         "password-nul"],
+)  # fmt: skip
+def test_control_characters_in_auth_identities_are_refused_at_once(
+    kind: str, username: str, password: str
+) -> None:
+    """Port 9 (discard) is never dialled: the options are refused when built."""
+    with pytest.raises(ValueError, match="username|password") as refused:
+        Smtp(kind, "127.0.0.1", 9, tls="none", username=username, password=password)
+    if password != "p":
+        assert password not in str(refused.value)  # a secret is never echoed
+
+
+@pytest.mark.parametrize("envid", ["id\r\nRCPT TO:<x@y.example>", "id\x00", "id\x7f", "ïd"])
+def test_control_characters_in_dsn_parameters_are_refused_before_any_byte(
+    kind: str, hostile: Callable[..., Hostile], envid: str
+) -> None:
+    def play(peer: Peer) -> None:
+        peer.send(GREETING)
+        peer.line()
+        peer.send(EHLO.replace(b"250 8BITMIME", b"250-8BITMIME\r\n250 DSN"))
+        peer.drain()
+
+    server = hostile(play)
+
+    async def body() -> BaseException | None:
+        try:
+            async with Smtp(kind, "127.0.0.1", server.port, tls="none", timeout=TIMEOUT) as smtp:
+                await smtp.sendmail(
+                    "a@example.org",
+                    ["b@example.net"],
+                    b"x\r\n",
+                    dsn=smtpcore.session.DSN(envid=envid),
+                )
+        except ValueError as exc:
+            return exc
+        return None
+
+    error = run(kind, body)
+    assert isinstance(error, ValueError) and "envid" in str(error), error
+    assert b"MAIL" not in server.clear
+
+
 # -- SASL -------------------------------------------------------------------------------
 
 

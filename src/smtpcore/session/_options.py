@@ -30,6 +30,7 @@ Body: TypeAlias = Literal["7BIT", "8BITMIME", "BINARYMIME"]
 _TLS_MODES: Final = ("starttls", "implicit", "opportunistic", "none")
 _BODIES: Final = ("7BIT", "8BITMIME", "BINARYMIME")
 _NOTIFY: Final = frozenset({"SUCCESS", "FAILURE", "DELAY"})
+_set: Final = object.__setattr__
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,11 @@ class Timeouts:
         return cls(**{item.name: timeout for item in fields(cls)})
 
 
+def _has_control(text: str) -> bool:
+    """Whether ``text`` holds a C0 control character or DEL."""
+    return any(ord(ch) < 32 or ord(ch) == 127 for ch in text)
+
+
 @dataclass(frozen=True, slots=True)
 class DSN:
     """Delivery status notification requests (RFC 3461), sent only when the server offers DSN.
@@ -92,6 +98,10 @@ class DSN:
         if self.envid is not None and (not self.envid or len(self.envid.encode()) > 100):
             # RFC 3461 4.4: ENVID is at most 100 characters.
             raise ValueError(f"DSN envid must be 1 to 100 octets, not {self.envid!r}")
+        if self.envid is not None and (not self.envid.isascii() or _has_control(self.envid)):
+            # RFC 3461 4.4: printable US-ASCII (xtext would carry anything, but a
+            # CR or LF there is an application's mistake, not an identifier).
+            raise ValueError(f"DSN envid must be printable ASCII, not {self.envid!r}")
         if self.notify is not None:
             notify = tuple(word.upper() for word in self.notify)
             # RFC 3461 4.1: NEVER alone, or any of the other three.
@@ -150,6 +160,14 @@ class ClientOptions:
             raise ValueError("a password or OAuth token needs a username")
         if self.username is not None and self.password is None and self.oauth_token is None:
             raise ValueError("a username needs a password or an OAuth token")
+        if self.username is not None and (not self.username or _has_control(self.username)):
+            # SASL identities are text (RFC 4616 2, RFC 4013): no CR, LF, NUL
+            # or other control characters, whatever the mechanism's encoding.
+            raise ValueError(f"username {self.username!r} is empty or has a control character")
+        for secret in ("password", "oauth_token"):
+            value = getattr(self, secret)
+            if value is not None and ("\x00" in value or "\r" in value or "\n" in value):
+                raise ValueError(f"{secret} contains NUL, CR or LF")  # never shown
         if self.local_hostname is not None:
             reason = ehlo_argument_error(self.local_hostname)
             if reason is not None:
@@ -298,3 +316,23 @@ class SendResult:
     def __post_init__(self) -> None:
         for name in ("accepted", "refused", "data_replies"):
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+
+    @classmethod
+    def _owned(
+        cls,
+        accepted: dict[str, Reply],
+        refused: dict[str, Reply],
+        reply: Reply,
+        data_replies: dict[str, Reply],
+    ) -> SendResult:
+        """A result over dicts nobody else holds: wrapped read-only, not copied.
+
+        For ``deliver``, which builds the three dicts for this result alone;
+        copying them again would cost three dicts per message for nothing.
+        """
+        result = object.__new__(cls)
+        _set(result, "accepted", MappingProxyType(accepted))
+        _set(result, "refused", MappingProxyType(refused))
+        _set(result, "reply", reply)
+        _set(result, "data_replies", MappingProxyType(data_replies))
+        return result
