@@ -3,153 +3,44 @@
 The same shape as the trio server: the port comes back through
 ``task_status``; cancel the scope to stop at once, or set ``shutdown`` (an
 ``anyio.Event``) to stop gracefully within ``grace`` seconds.
+
+It runs the asyncio server or the trio server, whichever framework anyio
+runs on (as the anyio client runs their clients' I/O): anyio's own streams
+pause and resume reading on every receive and pass through the scheduler on
+every send, which made this server slower than either of them for the same
+work. Both honour anyio's cancellation like any other code.
 """
 
 from __future__ import annotations
 
+import functools
 import ssl
-from typing import cast
+from typing import TypedDict
 
 import anyio
 import anyio.abc
-from anyio.streams.tls import TLSAttribute, TLSStream
 
 from smtpcore import Limits, ServerConfig
-from smtpcore.session._effects import Close, Handshake, Write
-from smtpcore.session._server import (
-    IDLE_TIMEOUT,
-    MIN_DATA_RATE,
-    SHUT_DOWN,
-    TIMED_OUT,
-    CallHook,
-    Clock,
-    NewId,
-    Now,
-    Peer,
-    Receive,
-    ServerOptions,
-    ServerProcedure,
-    TLSInfo,
-)
+from smtpcore.session._server import IDLE_TIMEOUT, MIN_DATA_RATE
 
-from ._serving import LOG, call_hook_async, new_id, now, tls_info, unknown_effect
-from ._tls import TLSLayer
+from . import _serve_asyncio
+from ._backend import running_on_trio
 
 __all__ = ["serve"]
 
-_Stream = anyio.abc.SocketStream | TLSStream
 
+class _Options(TypedDict):
+    """The options both servers take, passed on as they came."""
 
-def _facts(stream: TLSStream) -> TLSLayer:
-    return cast(TLSLayer, stream.extra(TLSAttribute.ssl_object))
-
-
-class _Server:
-    """The state of one ``serve`` call: its options, sessions and shutdown flag."""
-
-    def __init__(
-        self, handler: object, options: ServerOptions, tls_context: ssl.SSLContext | None
-    ) -> None:
-        self.handler = handler
-        self.options = options
-        self.tls_context = tls_context
-        self.implicit_tls = False
-        self.sessions = 0
-        self.stopping = False
-        self.idle: set[anyio.CancelScope] = set()
-        self.all_done = anyio.Event()
-
-    def stop(self) -> None:
-        self.stopping = True
-        for scope in self.idle:
-            scope.cancel()
-
-    async def session(self, stream: anyio.abc.SocketStream) -> None:
-        refuse = self.options.refusal(self.sessions, stopping=self.stopping)
-        if refuse is None:
-            self.sessions += 1
-        address = stream.extra(anyio.abc.SocketAttribute.remote_address)
-        host, port = (address[0], address[1]) if isinstance(address, tuple) else (str(address), 0)
-        current: _Stream = stream
-        try:
-            tls: TLSInfo | None = None
-            if self.implicit_tls and refuse is None:
-                current = await self._handshake(stream, self.options.idle_timeout)
-                tls = tls_info(_facts(current))
-            procedure = self.options.session(Peer(host, port), new_id(), tls=tls, refuse=refuse)
-            await self._drive(procedure, current)
-        except (OSError, anyio.BrokenResourceError, TimeoutError, ssl.SSLError) as error:
-            LOG.debug("session with %s ended: %r", address, error)
-        except Exception:
-            LOG.exception("session with %s failed", address)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await anyio.aclose_forcefully(current)
-            if refuse is None:
-                self.sessions -= 1
-                if self.sessions == 0 and self.stopping:
-                    self.all_done.set()
-
-    async def _handshake(self, stream: anyio.abc.SocketStream, timeout: float) -> TLSStream:
-        assert self.tls_context is not None
-        with anyio.fail_after(timeout):
-            return await TLSStream.wrap(
-                stream, server_side=True, ssl_context=self.tls_context, standard_compatible=False
-            )
-
-    async def _receive(self, stream: _Stream, timeout: float, interruptible: bool) -> object:
-        if interruptible and self.stopping:
-            return SHUT_DOWN
-        # One scope for both ends of the wait: its deadline, and the shutdown
-        # (which cancels the scopes of interruptible waits).
-        with anyio.CancelScope(deadline=anyio.current_time() + timeout) as scope:
-            if interruptible:
-                self.idle.add(scope)
-            try:
-                return await stream.receive(65536)
-            except (anyio.EndOfStream, anyio.ClosedResourceError):
-                return b""
-            finally:
-                if interruptible:
-                    self.idle.discard(scope)
-        return SHUT_DOWN if interruptible and self.stopping else TIMED_OUT
-
-    async def _drive(self, procedure: ServerProcedure[int], stream: _Stream) -> int:
-        """Run a server procedure to its end over one anyio stream."""
-        answer: object = None
-        timeout = self.options.idle_timeout
-        try:
-            while True:
-                try:
-                    effect = procedure.send(answer)
-                except StopIteration as done:
-                    result: int = done.value
-                    return result
-                answer = None
-                match effect:
-                    case Receive(wait, interruptible):
-                        answer = await self._receive(stream, wait, interruptible)
-                    case Write(data):
-                        with anyio.fail_after(timeout):
-                            await stream.send(data)
-                    case Handshake(_, wait):
-                        assert not isinstance(stream, TLSStream)
-                        stream = await self._handshake(stream, wait)
-                        answer = tls_info(_facts(stream))
-                    case Close():
-                        await anyio.aclose_forcefully(stream)
-                    case CallHook():
-                        answer = await call_hook_async(self.handler, effect)
-                    case Now():
-                        answer = now()
-                    case Clock():
-                        answer = anyio.current_time()
-                    case NewId():
-                        answer = new_id()
-                    case _:
-                        unknown_effect(effect)
-        finally:
-            procedure.close()
+    tls_context: ssl.SSLContext | None
+    implicit_tls: bool
+    config: ServerConfig | None
+    limits: Limits | None
+    hostname: str | None
+    idle_timeout: float
+    max_connections: int | None
+    greeting_delay: float
+    min_data_rate: float
 
 
 async def serve(
@@ -176,31 +67,58 @@ async def serve(
     cancelled otherwise. Options as in ``transports.sync.SMTPServer``.
     Raises ``OSError`` when the address cannot be bound.
     """
-    if implicit_tls and tls_context is None:
-        raise ValueError("implicit_tls needs a tls_context")
-    options = ServerOptions.create(
-        handler,
+    options = _Options(
+        tls_context=tls_context,
+        implicit_tls=implicit_tls,
         config=config,
         limits=limits,
-        starttls=tls_context is not None and not implicit_tls,
         hostname=hostname,
         idle_timeout=idle_timeout,
         max_connections=max_connections,
         greeting_delay=greeting_delay,
         min_data_rate=min_data_rate,
     )
-    server = _Server(handler, options, tls_context)
-    server.implicit_tls = implicit_tls
-    listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
-    async with listener, anyio.create_task_group() as group:
-        group.start_soon(listener.serve, server.session)
-        task_status.started(listener.extra(anyio.abc.SocketAttribute.local_port))
+    if running_on_trio():
+        await _on_trio(handler, host, port, options, shutdown, grace, task_status)
+        return
+    server = _serve_asyncio.SMTPServer(handler, host, port, **options)
+    await server.start()
+    task_status.started(server.port)
+    graceful = False
+    try:
         if shutdown is None:
             await anyio.sleep_forever()
         else:
             await shutdown.wait()
-            server.stop()
-            with anyio.move_on_after(grace):
-                if server.sessions:
-                    await server.all_done.wait()
-            group.cancel_scope.cancel()
+            graceful = True
+    finally:
+        with anyio.CancelScope(shield=True):
+            await server.aclose(grace if graceful else 0.0)
+
+
+async def _on_trio(
+    handler: object,
+    host: str,
+    port: int,
+    options: _Options,
+    shutdown: anyio.Event | None,
+    grace: float,
+    task_status: anyio.abc.TaskStatus[int],
+) -> None:
+    import trio  # only here: the anyio extra does not need trio
+
+    from . import _serve_trio
+
+    stop = None if shutdown is None else trio.Event()
+    async with anyio.create_task_group() as group:
+        if shutdown is not None and stop is not None:
+
+            async def relay() -> None:
+                await shutdown.wait()
+                stop.set()
+
+            group.start_soon(relay)
+        serving = functools.partial(
+            _serve_trio.serve, handler, host, port, shutdown=stop, grace=grace, **options
+        )
+        task_status.started(await group.start(serving))

@@ -10,13 +10,13 @@ cancels as usual and the connection is closed at once.
 from __future__ import annotations
 
 import ssl
-import sys
 from email.message import Message
 
 from smtpcore import Limits
 from smtpcore.session import SendResult, Timeouts, TLSMode
 
 from ._async import AsyncClient, Trace
+from ._backend import running_on_trio
 from ._serve_anyio import serve
 from ._tls import TLSLayer
 
@@ -27,16 +27,10 @@ __all__ = ["SMTPClient", "send", "serve"]
 
 def _native_client() -> type[AsyncClient]:
     """The client of the framework anyio runs on now: trio's, else asyncio's."""
-    trio = sys.modules.get("trio")  # imported already if it is running
-    if trio is not None:
-        try:
-            trio.lowlevel.current_task()
-        except RuntimeError:
-            pass
-        else:
-            from .trio import SMTPClient as TrioClient
+    if running_on_trio():
+        from .trio import SMTPClient as TrioClient
 
-            return TrioClient
+        return TrioClient
     from .asyncio import SMTPClient as AsyncioClient
 
     return AsyncioClient

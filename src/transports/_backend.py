@@ -1,0 +1,23 @@
+"""Which framework anyio runs on, for the anyio client and server that borrow its I/O."""
+
+from __future__ import annotations
+
+import sys
+
+__all__ = ["running_on_trio"]
+
+
+def running_on_trio() -> bool:
+    """True inside a trio run (anyio on trio); False on asyncio.
+
+    Without sniffio (no longer an anyio requirement): trio is imported
+    already if it runs, and knows whether a task of its own is current.
+    """
+    trio = sys.modules.get("trio")
+    if trio is None:
+        return False
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        return False
+    return True
