@@ -700,10 +700,17 @@ def render(res: Results, started: float, note: str) -> str:
         "per message is then the figure that tells them apart.",
         "- smtp-source speaks HELO without pipelining and makes about 30 system calls per "
         "message (strace: poll, sigprocmask, read, write, epoll per command); our clients "
-        "pipeline MAIL/RCPT/DATA and make 6. On this virtual machine the cost of a system "
+        "pipeline MAIL/RCPT/DATA and make 4 (sync) or 8 (async) per message, in two round "
+        "trips where smtplib needs four. On this virtual machine the cost of a system "
         "call swings with the host: the same smtp-source session measured 10,900 msg/s "
         "and 2,800 msg/s half an hour apart, so every ratio against its single session "
         "swings with it.",
+        "- `asyncio-floor` is not an SMTP server: asyncio answering smtp-source with canned "
+        "replies and no parsing at all (benchmarks/server_worker.py). It is the most any "
+        "asyncio server can do here. With one smtp-source session every server waits on "
+        "smtp-source, which answers one command at a time: the floor's rate divided by "
+        "aiosmtpd's is then the highest ratio any server could show, below the 3x target "
+        "in every run so far.",
         "- aiosmtpd and smtplib/aiosmtplib hold a message whole (peak RSS grows with the "
         "message); smtplib and aiosmtplib are therefore not run with 500 MB.",
         "",
