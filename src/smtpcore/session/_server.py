@@ -275,6 +275,10 @@ def hooks_of(handler: object) -> frozenset[str]:
 
 # --- the Received: header (RFC 5321 4.4) ------------------------------------
 
+#: The last date formatted, to the second, and its text (a pure cache).
+_LAST_DATE: Final[list[tuple[datetime.datetime, str]]] = [
+    (datetime.datetime.min.replace(tzinfo=datetime.timezone.utc), "")
+]
 _DAYS: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS: Final = (
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -286,6 +290,17 @@ def format_date(moment: datetime.datetime) -> str:
 
     Raises ``ValueError`` for a naive datetime (its zone is unknown).
     """
+    # One Received header per message, and many messages in the same second.
+    second = moment.replace(microsecond=0)
+    last, text = _LAST_DATE[0]  # one read: another thread may replace it meanwhile
+    if second == last and second.utcoffset() == last.utcoffset():
+        return text
+    text = _format_date(moment)
+    _LAST_DATE[0] = (second, text)
+    return text
+
+
+def _format_date(moment: datetime.datetime) -> str:
     offset = moment.utcoffset()
     if offset is None:
         raise ValueError("format_date needs a timezone-aware datetime")
@@ -595,6 +610,9 @@ class _Session:
 
     def answer(self, result: object, default: Reply) -> None:
         """Send the reply a hook's answer calls for; one the phase forbids becomes 451."""
+        if result is None:  # the usual answer: the default, which always fits
+            self.out.append(self.conn.send(default))
+            return
         reply = self.reply_from(result, default)
         try:
             self.send(reply)
@@ -768,11 +786,17 @@ def _command(session: _Session, command: Command) -> ServerProcedure[None]:
     conn = session.conn
     hostname = conn.config.hostname
     # The commands of every transaction first: this runs for each one.
+    # A hook is called with a CallHook of its own here, not through
+    # ``session.hook``: one generator less per command.
     if type(command) is Mail:
-        result = yield from session.hook("on_mail", command.sender, command.params)
+        result = None
+        if "on_mail" in session.hooks:
+            result = yield CallHook("on_mail", (command.sender, command.params))
         session.answer(result, _reply(conn, 250, "2.1.0", "Sender OK"))
     elif type(command) is Rcpt:
-        result = yield from session.hook("on_rcpt", command.recipient, command.params)
+        result = None
+        if "on_rcpt" in session.hooks:
+            result = yield CallHook("on_rcpt", (command.recipient, command.params))
         session.answer(result, _reply(conn, 250, "2.1.5", "Recipient OK"))
     elif type(command) is Data:
         session.send(_GO_AHEAD)
@@ -951,7 +975,9 @@ def _lookup_secret(
 
 def _start_message(session: _Session) -> ServerProcedure[None]:
     """A message begins (354 sent, or the first BDAT chunk): stamp it."""
-    message_id = yield from session.fresh_id()
+    message_id = yield NewId()
+    if not isinstance(message_id, str):
+        raise TypeError(f"a transport answered NewId with {type(message_id).__name__}")
     moment = yield Now()
     if not isinstance(moment, datetime.datetime):
         raise TypeError(f"a transport answered Now with {type(moment).__name__}")
@@ -967,7 +993,7 @@ def _start_message(session: _Session) -> ServerProcedure[None]:
 def _stream(session: _Session, message: _Message, data: bytes) -> ServerProcedure[None]:
     if message.stream_failure is not None:
         return  # the handler refused already: the rest is read and dropped
-    result = yield from session.hook("on_data_chunk", data)
+    result = yield CallHook("on_data_chunk", (data,))  # callers checked it exists
     if result is not None:
         refusal = session.reply_from(result, session.hook_failure())
         if refusal.is_positive or refusal.is_intermediate:
@@ -1039,7 +1065,9 @@ def _deliver(session: _Session, message: _Message | None) -> ServerProcedure[lis
         content=b"" if streamed else bytes(message.content),
     )
     ok = _fresh_reply(conn, 250, "2.0.0", f"OK queued as {message.message_id}")
-    result = yield from session.hook("on_message", envelope)
+    result = None
+    if "on_message" in session.hooks:
+        result = yield CallHook("on_message", (envelope,))
     if isinstance(result, Mapping):
         replies = []
         for recipient in recipients:
