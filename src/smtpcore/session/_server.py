@@ -201,7 +201,8 @@ class Clock:
 
     Only differences between two answers count, so any monotonic clock of
     the transport will do. The procedure asks only while part of a command
-    line or of a message is in, to charge the client for its waits.
+    line or of a message is in, to charge the client for its waits. Any
+    answer but a number is a ``TypeError``: a driver must answer it.
     """
 
 
