@@ -260,6 +260,12 @@ def smtp_source(port: int, sessions: int, count: int, path: Path) -> tuple[float
     return wall, usage.ru_utime + usage.ru_stime
 
 
+def _py_spy(output: Path, *target: str) -> list[str]:
+    """A py-spy command recording raw stacks at 250 Hz into ``output``, then ``target``."""
+    record = [str(PY_SPY), "record", "--format", "raw", "--rate", "250", "--nonblocking"]
+    return [*record, "--output", str(output), *target]
+
+
 def client(
     kind: str,
     port: int,
@@ -274,19 +280,7 @@ def client(
     if path is not None:
         command += ["--file", str(path)]
     if profile is not None:
-        command = [
-            str(PY_SPY),
-            "record",
-            "--format",
-            "raw",
-            "--rate",
-            "250",
-            "--nonblocking",
-            "--output",
-            str(profile),
-            "--",
-            *command,
-        ]
+        command = _py_spy(profile, "--", *command)
     if timed:
         command = ["/usr/bin/time", "-v", *command]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
@@ -466,20 +460,7 @@ def server_throughput(res: Results, args: argparse.Namespace, msg: Path) -> None
                 port, pid = started[kind]
                 out = PROFILES / f"server-{kind}.txt"
                 spy = subprocess.Popen(
-                    [
-                        str(PY_SPY),
-                        "record",
-                        "--format",
-                        "raw",
-                        "--rate",
-                        "250",
-                        "--nonblocking",
-                        "--threads",
-                        "--output",
-                        str(out),
-                        "--pid",
-                        str(pid),
-                    ],
+                    _py_spy(out, "--threads", "--pid", str(pid)),
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )

@@ -27,23 +27,17 @@ def _crlf(data: bytes) -> bytes:
 class DotStuffer:
     """Streaming dot-stuffer: memory proportional to the chunk, not the message."""
 
-    __slots__ = ("_at_line_start", "_pending_cr")
+    __slots__ = ("_at_line_start", "_ends")
 
     def __init__(self) -> None:
         self._at_line_start = True  # the content starts right after the 354 line
-        self._pending_cr = False
+        self._ends = LineEnds()  # CRLF first, then stuffing (see the module's docstring)
 
     def stuff(self, data: bytes) -> bytes:
         """The wire form of the next piece of content."""
-        if self._pending_cr:
-            data = b"\r" + data
-            self._pending_cr = False
-        if data.endswith(b"\r"):
-            data = data[:-1]
-            self._pending_cr = True
+        data = self._ends.feed(data)
         if not data:
             return b""
-        data = _crlf(data)
         if b"\n." in data:  # every LF is now part of a CRLF
             data = data.replace(b"\r\n.", b"\r\n..")
         if self._at_line_start and data[0] == 0x2E:
@@ -53,11 +47,8 @@ class DotStuffer:
 
     def end(self) -> bytes:
         """The end of the content: a CRLF if the last line is open, then ``.CRLF``."""
-        if self._pending_cr:
-            self._pending_cr = False
-            self._at_line_start = True
-            return b"\r\n.\r\n"
-        out = b".\r\n" if self._at_line_start else b"\r\n.\r\n"
+        held = self._ends.end()  # a CR held back ends the last line
+        out = held + (b".\r\n" if held or self._at_line_start else b"\r\n.\r\n")
         self._at_line_start = True
         return out
 

@@ -32,6 +32,7 @@ from smtpcore.session._server import (
     TLSInfo,
 )
 
+from . import _trio_raw
 from ._serving import LOG, call_hook_async, new_id, now, tls_info, unknown_effect
 from ._tls import TLSLayer
 
@@ -43,11 +44,8 @@ _Stream = trio.SocketStream | trio.SSLStream[trio.SocketStream]
 class _Connection:
     """One client: a plain non-blocking socket while clear, a trio stream once TLS is on.
 
-    A trio SocketStream passes through the scheduler on every receive and
-    send, even when the bytes are there or go at once; waiting with
-    ``wait_readable``/``wait_writable`` on the socket itself costs a
-    scheduler round only when there is something to wait for. (The client
-    does the same, transports/trio.py.)
+    Why a plain socket: see ``transports._trio_raw`` (the client does the
+    same, transports/trio.py).
     """
 
     def __init__(self, raw: socket.socket | None, stream: _Stream | None) -> None:
@@ -55,16 +53,10 @@ class _Connection:
         self.stream = stream
 
     async def receive(self) -> bytes:
-        raw = self.raw
-        if raw is None:
+        if self.raw is None:
             assert self.stream is not None
             return bytes(await self.stream.receive_some(65536))
-        while True:
-            await trio.lowlevel.wait_readable(raw)
-            try:
-                return raw.recv(65536)
-            except BlockingIOError:
-                continue  # a spurious wake-up
+        return await _trio_raw.receive(self.raw)
 
     async def send(self, data: bytes, timeout: float) -> None:
         raw = self.raw
@@ -73,20 +65,10 @@ class _Connection:
             with trio.fail_after(timeout):
                 await self.stream.send_all(data)
             return
-        try:
-            sent = raw.send(data)
-        except BlockingIOError:
-            sent = 0
-        if sent == len(data):
-            return
-        view = memoryview(data)[sent:]
-        with trio.fail_after(timeout):
-            while view:
-                await trio.lowlevel.wait_writable(raw)
-                try:
-                    view = view[raw.send(view) :]
-                except BlockingIOError:
-                    continue
+        rest = _trio_raw.send_now(raw, data)
+        if rest is not None:
+            with trio.fail_after(timeout):
+                await _trio_raw.send_rest(raw, rest)
 
     async def start_tls(self, context: ssl.SSLContext, timeout: float) -> TLSInfo:
         raw, self.raw = self.raw, None

@@ -19,6 +19,7 @@ import trio
 from smtpcore import Limits
 from smtpcore.session import ConnectionLost, SendResult, Timeouts, TLSError, TLSMode
 
+from . import _trio_raw
 from ._async import AsyncClient, Trace
 from ._serve_trio import serve
 from ._tls import TLSLayer
@@ -43,11 +44,9 @@ def _step(timeout: float) -> Iterator[None]:
 class SMTPClient(AsyncClient):
     __doc__ = AsyncClient.__doc__
 
-    # While the connection is clear it is a plain non-blocking socket driven
-    # with trio.lowlevel.wait_readable/wait_writable: a trio SocketStream
-    # passes through the scheduler on every send and receive even when the
-    # bytes go at once, which costs two scheduler rounds per round trip. The
-    # socket becomes a SocketStream, then an SSLStream, at STARTTLS.
+    # While the connection is clear it is a plain non-blocking socket
+    # (transports._trio_raw says why); it becomes a SocketStream, then an
+    # SSLStream, at STARTTLS.
     _raw: socket.socket | None = None
     _stream: trio.SocketStream | trio.SSLStream[trio.SocketStream] | None = None
 
@@ -65,20 +64,11 @@ class SMTPClient(AsyncClient):
         if raw is None:
             await self._write_stream(data, timeout)
             return
-        try:
-            sent = raw.send(data)
-        except BlockingIOError:
-            sent = 0
-        if sent == len(data):
+        rest = _trio_raw.send_now(raw, data)
+        if rest is None:
             return
-        view = memoryview(data)[sent:]
         with trio.CancelScope(deadline=trio.current_time() + timeout) as scope:
-            while view:
-                await trio.lowlevel.wait_writable(raw)
-                try:
-                    view = view[raw.send(view) :]
-                except BlockingIOError:
-                    continue
+            await _trio_raw.send_rest(raw, rest)
         if scope.cancelled_caught:
             raise TimeoutError(f"no progress within {timeout} s")
 
@@ -88,12 +78,7 @@ class SMTPClient(AsyncClient):
             return await self._read_stream(timeout)
         data = None
         with trio.CancelScope(deadline=trio.current_time() + timeout) as scope:
-            while data is None:
-                await trio.lowlevel.wait_readable(raw)
-                try:
-                    data = raw.recv(65536)
-                except BlockingIOError:
-                    continue  # a spurious wake-up
+            data = await _trio_raw.receive(raw)
         if data is None or scope.cancelled_caught:
             raise TimeoutError(f"no progress within {timeout} s")
         return data

@@ -131,6 +131,14 @@ class Hostile:
                 self.peer.sock.close()
             self.listener.close()
 
+    def finished(self) -> Peer:
+        """The peer, once its play ended without an error."""
+        self.thread.join(5)
+        assert not self.thread.is_alive()
+        assert self.error is None, self.error
+        assert self.peer is not None
+        return self.peer
+
     @property
     def clear(self) -> bytes:
         self.thread.join(5)

@@ -217,14 +217,6 @@ def mail_line(content: bytes) -> bytes:
     )
 
 
-def finished(server: Hostile) -> Peer:
-    server.thread.join(5)
-    assert not server.thread.is_alive()
-    assert server.error is None, server.error
-    assert server.peer is not None
-    return server.peer
-
-
 # -- DATA over sockets ------------------------------------------------------------------
 
 
@@ -236,7 +228,7 @@ def test_data_payload_is_normalised_then_stuffed_with_one_end_marker(
     server = hostile(esmtp(received))
     [outcome] = send_all(kind, server.port, [content])
     assert isinstance(outcome, SendResult), outcome
-    peer = finished(server)
+    peer = server.finished()
     [payload] = received.data
     check_data_payload(content, payload)
     # The whole conversation, exactly: nothing before the 354 nor after the end marker.
@@ -271,7 +263,7 @@ def test_iterable_of_chunks_split_at_every_offset_gives_the_same_wire(
     server = hostile(esmtp(received))
     outcomes = send_all(kind, server.port, [iter(pieces) for pieces in splits])
     assert all(isinstance(outcome, SendResult) for outcome in outcomes), outcomes
-    finished(server)
+    server.finished()
     assert len(received.data) == len(splits)
     for payload in received.data:
         check_data_payload(SPLIT, payload)
@@ -397,7 +389,7 @@ def test_bdat_sends_exactly_the_announced_octets_normalised_and_unstuffed(
     server = hostile(esmtp(received, chunking=True))
     [outcome] = send_all(kind, server.port, [content], chunking=True)
     assert isinstance(outcome, SendResult), outcome
-    peer = finished(server)
+    peer = server.finished()
     [chunks] = received.chunks
     wire = b"".join(line + octets for line, octets in chunks)
     assert peer.clear == HELLO + mail_line(content) + RCPT + wire + b"QUIT\r\n"
@@ -416,7 +408,7 @@ def test_streamed_bdat_chunks_are_framed_by_their_size_and_the_last_says_last(
     pieces = [LARGE[i : i + 1000] for i in range(0, len(LARGE), 1000)]
     [outcome] = send_all(kind, server.port, [iter(pieces)], chunking=True)
     assert isinstance(outcome, SendResult), outcome
-    finished(server)
+    server.finished()
     [chunks] = received.chunks
     assert len(chunks) >= 3, [line for line, _ in chunks]
     check_chunks(chunks, LARGE)

@@ -100,14 +100,6 @@ def attempt(
     return run(kind, body)
 
 
-def finished(server: Hostile) -> Peer:
-    server.thread.join(5)
-    assert not server.thread.is_alive()
-    assert server.error is None, server.error
-    assert server.peer is not None
-    return server.peer
-
-
 # -- (a) offered only before TLS: nothing of it is used after -------------------------
 
 
@@ -122,7 +114,7 @@ def test_auth_offered_only_in_clear_is_not_attempted_inside_tls(
 
     server = hostile(play)
     outcome, _ = attempt(kind, server.port, client_tls, username="u", password="p")
-    peer = finished(server)
+    peer = server.finished()
     assert isinstance(outcome, NotSupported), outcome
     assert "no AUTH mechanism shared with the server (it offers: none)" in str(outcome)
     assert peer.clear == CLEAR
@@ -154,7 +146,7 @@ def test_pipelining_chunking_and_size_offered_only_in_clear_are_not_used_inside_
 
     server = hostile(play)
     outcome, extensions = attempt(kind, server.port, client_tls, chunking=True)
-    peer = finished(server)
+    peer = server.finished()
     assert isinstance(outcome, SendResult), outcome
     assert extensions == Extensions({}, domain="mx.example")  # the clear list is gone
     assert seen.alone == {b"MAIL": True, b"RCPT": True, b"DATA": True}
@@ -197,7 +189,7 @@ def test_auth_pipelining_chunking_and_size_offered_only_inside_tls_are_used(
         chunking=True,
         size=len(CONTENT),
     )
-    peer = finished(server)
+    peer = server.finished()
     assert isinstance(outcome, SendResult), outcome
     assert extensions is not None and extensions.auth == {"PLAIN"} and extensions.size == 1000
     assert peer.clear == CLEAR  # no AUTH before TLS
@@ -248,7 +240,7 @@ def test_size_limit_announced_in_clear_does_not_limit_inside_tls(
 
     server = hostile(play)
     outcome, _ = attempt(kind, server.port, client_tls, size=len(CONTENT))
-    peer = finished(server)
+    peer = server.finished()
     assert isinstance(outcome, SendResult), outcome
     assert peer.encrypted == HELLO + mail + RCPT + b"DATA\r\n" + CONTENT + b".\r\nQUIT\r\n"
 
@@ -266,7 +258,7 @@ def test_size_limit_announced_inside_tls_does_limit(
 
     server = hostile(play)
     outcome, _ = attempt(kind, server.port, client_tls, size=len(CONTENT))
-    peer = finished(server)
+    peer = server.finished()
     assert isinstance(outcome, NotSupported), outcome
     assert "message of 84 octets exceeds the server's SIZE limit of 10" in str(outcome)
     assert peer.encrypted == HELLO + b"QUIT\r\n"
@@ -305,7 +297,7 @@ def test_client_waits_for_the_new_ehlo_reply_and_follows_it(
 
     server = hostile(play)
     outcome, _ = attempt(kind, server.port, client_tls)
-    peer = finished(server)
+    peer = server.finished()
     assert isinstance(outcome, SendResult), outcome
     assert seen.quiet_after_ehlo is True
     assert seen.alone == {b"MAIL": True}
@@ -327,7 +319,7 @@ def test_refused_ehlo_inside_tls_is_not_made_good_by_the_clear_250(
 
     server = hostile(play)
     outcome, _ = attempt(kind, server.port, client_tls)
-    peer = finished(server)
+    peer = server.finished()
     assert isinstance(outcome, PermanentError), outcome
     assert "554" in str(outcome)
     assert peer.encrypted == HELLO + b"HELO client.example\r\nQUIT\r\n"

@@ -22,13 +22,11 @@ from .._client import ClientConnection
 from .._data import LineEnds
 from .._errors import RemoteProtocolError
 from .._events import (
-    NEED_DATA,
     Auth,
     AuthCancel,
     AuthResponse,
     Bdat,
     Command,
-    ConnectionClosed,
     Data,
     Ehlo,
     EndOfData,
@@ -49,7 +47,7 @@ from .._extensions import Extensions
 from .._message import prepare_message, to_7bit
 from .._syntax import xtext_encode
 from ..sasl import choose_client_mechanism, decode_challenge
-from ._effects import Close, Handshake, NextChunk, Procedure, Read, Write, next_reply, waiting_for
+from ._effects import Close, Handshake, NextChunk, Procedure, Write, next_reply
 from ._errors import (
     AuthenticationError,
     ConnectionLost,
@@ -96,25 +94,12 @@ def _command(conn: ClientConnection, command: Command, timeout: float) -> Proced
 
 
 def _reply(conn: ClientConnection, timeout: float) -> Procedure[Reply]:
-    """The next reply; 421 (RFC 5321 3.8: the server is closing) raises and closes.
-
-    ``next_reply`` written out in this one frame: it runs for every reply of
-    every message, and each generator level costs a frame per reply and a
-    pass per ``Read``.
-    """
-    event = conn.next_event()
-    while event is NEED_DATA:
-        data = yield Read(timeout)
-        if not isinstance(data, bytes):
-            raise TypeError(f"a transport answered Read with {type(data).__name__}, not bytes")
-        conn.receive_data(data)
-        event = conn.next_event()
-    if isinstance(event, ConnectionClosed):
-        raise ConnectionLost(f"the server closed the connection {waiting_for(conn)}")
-    if event.code == 421:
+    """The next reply; 421 (RFC 5321 3.8: the server is closing) raises and closes."""
+    reply = yield from next_reply(conn, timeout)
+    if reply.code == 421:
         yield Close()
-        raise TransientError(event)
-    return event
+        raise TransientError(reply)
+    return reply
 
 
 def _reset(conn: ClientConnection, timeout: float) -> Procedure[None]:
