@@ -1,4 +1,4 @@
-"""Feed the same bytes three ways and insist on one answer (STYLE.md 8)."""
+"""Feed the same bytes three ways and insist on one answer."""
 
 from __future__ import annotations
 

@@ -69,7 +69,7 @@ def test_bare_code_line_has_one_empty_line() -> None:
 
 
 def test_empty_last_line_of_smtp_sink() -> None:
-    """smtp-sink ends its EHLO reply with "250 " (PEERS.md 6)."""
+    """smtp-sink ends its EHLO reply with "250 " (an empty last line)."""
     assert feed_every_way(greeted, b"250-sink\r\n250-PIPELINING\r\n250 \r\n") == [
         Reply(250, ("sink", "PIPELINING", ""))
     ]

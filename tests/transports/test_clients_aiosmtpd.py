@@ -1,6 +1,6 @@
 """The four clients against aiosmtpd, an independent server, on loopback.
 
-aiosmtpd (see /work/shared/PEERS.md 5) requires STARTTLS before MAIL here,
+aiosmtpd, as configured here, requires STARTTLS before MAIL here,
 offers AUTH PLAIN and LOGIN only over TLS (user "test", password "secret"),
 speaks SMTPUTF8, announces SIZE, and has no PIPELINING keyword, BDAT or DSN.
 Its handler stores each envelope; the tests compare it byte for byte with
