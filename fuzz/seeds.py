@@ -1,9 +1,8 @@
 """Write the seed corpora: fuzz/corpus/<target>/ from realistic transcripts.
 
-The replies are written from what Postfix 3.7, Exim
-4.96, OpenSMTPD 7.4, Dovecot 2.3 LMTP, aiosmtpd 1.4 and smtp-sink, and from
-RFC 5321/3030/4954 examples, as those servers were seen to answer here;
-the hostile ones from the known attacks on SMTP parsers. Each
+The replies follow what Postfix 3.7, Exim 4.96, OpenSMTPD 7.4, Dovecot 2.3
+LMTP, aiosmtpd 1.4 and smtp-sink were seen to answer here, and the RFC
+5321/3030/4954 examples; the hostile ones the known attacks on SMTP parsers. Each
 seed starts with the bytes the target reads first (limits, flags), chosen
 so that realistic limits are in force. Run ``python -m fuzz.seeds`` to
 rewrite them; the files are kept in git so every run starts from them.
