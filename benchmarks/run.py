@@ -1,6 +1,6 @@
 """The benchmark harness: ``python benchmarks/run.py`` (``make bench``).
 
-Measures, side by side in one run on this machine, what issue 8 lists:
+Measures, side by side in one run on this machine, the figures the performance targets name:
 client throughput against Postfix's smtp-sink, server throughput under
 smtp-source, one large message each way (seconds and peak RSS from
 ``/usr/bin/time -v``) and the parsers alone. Every server it needs is

@@ -1,6 +1,6 @@
 """Run every fuzz target under atheris for a set time: ``python -m fuzz.run``.
 
-    python -m fuzz.run                  every target, 600 s each (the issue's 10 minutes)
+    python -m fuzz.run                  every target, 600 s each
     python -m fuzz.run --time 60 replies server
     python -m fuzz.run --smoke          CI: each target a short run with a fixed seed
 
