@@ -20,6 +20,8 @@ from typing import Any
 
 from _common import HELO, HOST, RECIPIENT, SENDER, message
 
+#: Reference rows, not clients: the bare-socket floors below.
+FLOORS = ("floor-sync-1rt", "floor-sync-2rt", "floor-asyncio-1rt", "floor-asyncio-2rt")
 CLIENTS = (
     "smtpcore-sync",
     "smtpcore-asyncio",
@@ -29,7 +31,134 @@ CLIENTS = (
     "aiosmtplib",
     "smtpproto-asyncio",
     "smtpproto-trio",
+    *FLOORS,
 )
+
+
+# -- the floors: canned bytes on a bare socket, no SMTP library -----------------------
+#
+# What a Python client pays when it does nothing but move the bytes of a pipelined
+# conversation and count the replies: the least any client in Python can cost.
+# "1rt" sends a message's end and the next envelope in one write (RFC 2920 3.1
+# lets the content head a pipelined group), so one round trip per message; "2rt"
+# waits for the 354 first, as a client that pipelines only MAIL/RCPT/DATA does.
+
+_ENVELOPE = f"MAIL FROM:<{SENDER}>\r\nRCPT TO:<{RECIPIENT}>\r\nDATA\r\n".encode()
+
+
+def _content_and_dot() -> bytes:
+    data = message()
+    # The benchmark message has no line starting with a dot, so it needs no stuffing.
+    assert b"\n." not in data and not data.startswith(b".")
+    return data + b".\r\n"
+
+
+class _Finals:
+    """Counts complete replies (their last lines) in what the server sends."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.seen = 0
+
+    def feed(self, data: bytes) -> None:
+        self.buffer += data
+        start = 0
+        while (end := self.buffer.find(b"\r\n", start)) >= 0:
+            if self.buffer[start] not in b"23":
+                raise RuntimeError(f"refused: {bytes(self.buffer[start:end])!r}")
+            if end - start == 3 or self.buffer[start + 3] == 0x20:
+                self.seen += 1
+            start = end + 2
+        del self.buffer[:start]
+
+
+def floor_sync(port: int, count: int, round_trips: int) -> None:
+    import socket
+
+    body, finals, due = _content_and_dot(), _Finals(), 0
+    with socket.create_connection((HOST, port)) as sock:
+
+        def wait(replies: int) -> None:
+            nonlocal due
+            due += replies
+            while finals.seen < due:
+                data = sock.recv(65536)
+                if not data:
+                    raise RuntimeError("the server closed the connection")
+                finals.feed(data)
+
+        wait(1)
+        sock.sendall(f"EHLO {HELO}\r\n".encode())
+        wait(1)
+        sock.sendall(_ENVELOPE)
+        wait(3)
+        for left in range(count - 1, -1, -1):
+            if round_trips == 1 and left:
+                sock.sendall(body + _ENVELOPE)
+                wait(4)
+            elif left:
+                sock.sendall(body)
+                wait(1)
+                sock.sendall(_ENVELOPE)
+                wait(3)
+            else:
+                sock.sendall(body)
+                wait(1)
+        sock.sendall(b"QUIT\r\n")
+        wait(1)
+
+
+async def floor_asyncio(port: int, count: int, round_trips: int) -> None:
+    import asyncio
+
+    body = _content_and_dot()
+    loop = asyncio.get_running_loop()
+
+    class Floor(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.finals = _Finals()
+            self.due = 0
+            self.waiter: asyncio.Future[None] | None = None
+
+        def data_received(self, data: bytes) -> None:
+            self.finals.feed(data)
+            if self.waiter is not None and self.finals.seen >= self.due:
+                self.waiter.set_result(None)
+                self.waiter = None
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self.waiter is not None:
+                self.waiter.set_exception(ConnectionError("the server closed the connection"))
+
+        async def wait(self, replies: int) -> None:
+            self.due += replies
+            if self.finals.seen < self.due:
+                self.waiter = loop.create_future()
+                await self.waiter
+
+    transport, floor = await loop.create_connection(Floor, HOST, port)
+    try:
+        await floor.wait(1)
+        transport.write(f"EHLO {HELO}\r\n".encode())
+        await floor.wait(1)
+        transport.write(_ENVELOPE)
+        await floor.wait(3)
+        for left in range(count - 1, -1, -1):
+            if round_trips == 1 and left:
+                transport.write(body + _ENVELOPE)
+                await floor.wait(4)
+            elif left:
+                transport.write(body)
+                await floor.wait(1)
+                transport.write(_ENVELOPE)
+                await floor.wait(3)
+            else:
+                transport.write(body)
+                await floor.wait(1)
+        transport.write(b"QUIT\r\n")
+        await floor.wait(1)
+    finally:
+        transport.close()
 
 
 def _shares(total: int, parts: int) -> list[int]:
@@ -45,6 +174,9 @@ def _content(path: Path | None) -> Callable[[], Any]:
 
 
 def run_sync(kind: str, port: int, count: int, path: Path | None) -> None:
+    if kind.startswith("floor-sync"):
+        floor_sync(port, count, 1 if kind.endswith("1rt") else 2)
+        return
     content = _content(path)
     if kind == "smtplib":
         import smtplib
@@ -68,6 +200,9 @@ def run_sync(kind: str, port: int, count: int, path: Path | None) -> None:
 
 
 async def _one_connection(kind: str, port: int, count: int, path: Path | None) -> None:
+    if kind.startswith("floor-asyncio"):
+        await floor_asyncio(port, count, 1 if kind.endswith("1rt") else 2)
+        return
     content = _content(path)
     if kind == "aiosmtplib":
         import aiosmtplib
@@ -121,7 +256,9 @@ async def _one_connection(kind: str, port: int, count: int, path: Path | None) -
 def run_async(kind: str, port: int, count: int, connections: int, path: Path | None) -> None:
     async def main() -> None:
         shares = _shares(count, connections)
-        if kind in ("smtpcore-asyncio", "aiosmtplib", "smtpproto-asyncio"):
+        if kind in ("smtpcore-asyncio", "aiosmtplib", "smtpproto-asyncio") or kind.startswith(
+            "floor-asyncio"
+        ):
             import asyncio
 
             await asyncio.gather(*(_one_connection(kind, port, n, path) for n in shares))
@@ -155,7 +292,8 @@ def main() -> None:
     parser.add_argument("--file", type=Path)
     args = parser.parse_args()
     # Import everything before the clock starts.
-    if args.kind in ("smtpcore-sync", "smtplib"):
+    blocking = args.kind in ("smtpcore-sync", "smtplib") or args.kind.startswith("floor-sync")
+    if blocking:
         if args.connections != 1:
             parser.error("the blocking clients use one connection")
         import transports.sync
@@ -167,7 +305,7 @@ def main() -> None:
         import transports.asyncio
         import transports.trio  # noqa: F401
     wall, cpu = time.perf_counter(), time.process_time()
-    if args.kind in ("smtpcore-sync", "smtplib"):
+    if blocking:
         run_sync(args.kind, args.port, args.messages, args.file)
     else:
         run_async(args.kind, args.port, args.messages, args.connections, args.file)
