@@ -948,7 +948,7 @@ def _command(session: _Session, command: Command) -> ServerProcedure[None]:
         session.answer(result, _reply(conn, 250, "2.1.5", "Recipient OK"))
     elif type(command) is Data:
         session.send(_GO_AHEAD)
-        yield from _start_message(session)
+        yield from _start_message(session, bdat=False)
     elif isinstance(command, (Ehlo, Lhlo)):
         result = yield from session.hook("on_ehlo", command.domain)
         session.answer(result, conn.ehlo_reply())
@@ -957,7 +957,7 @@ def _command(session: _Session, command: Command) -> ServerProcedure[None]:
         session.answer(result, Reply(250, (hostname,)))
     elif isinstance(command, Bdat):
         if session.message is None:  # the first chunk: no reply due yet
-            yield from _start_message(session)
+            yield from _start_message(session, bdat=True)
     elif isinstance(command, Rset):
         session.message = None
         session.send(_reply(conn, 250, "2.0.0", "OK"))
@@ -1121,7 +1121,7 @@ def _lookup_secret(
 # -- message content ---------------------------------------------------------------
 
 
-def _start_message(session: _Session) -> ServerProcedure[None]:
+def _start_message(session: _Session, *, bdat: bool) -> ServerProcedure[None]:
     """A message begins (354 sent, or the first BDAT chunk): stamp it."""
     message_id = yield NewId()
     if not isinstance(message_id, str):
@@ -1131,7 +1131,6 @@ def _start_message(session: _Session) -> ServerProcedure[None]:
         raise TypeError(f"a transport answered Now with {type(moment).__name__}")
     conn = session.conn
     header = received_header(conn, session.peer, message_id, moment)
-    bdat = conn.phase is ServerPhase.BDAT
     message = _Message(message_id, header, session.data_timeout, bdat)
     session.message = message
     if "on_data_chunk" in session.hooks:
