@@ -15,9 +15,12 @@ import mailbox
 import os
 import re
 import smtplib
+import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -249,3 +252,61 @@ def test_spool_config_is_for_memory_only_not_size(start: Starter) -> None:
     """The size limit still applies to spooled content: 552 past SIZE."""
     server = start(Inspect(), spool_threshold=1000, config=ServerConfig(size=20_000))
     assert send(server.port, content_of(30_000)).startswith(b"552 ")
+
+
+def spool_files() -> list[str]:
+    """The open descriptors of this process on deleted files in the temporary directory."""
+    where = os.path.realpath(tempfile.gettempdir())
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(where) and target.endswith("(deleted)"):
+            found.append(target)
+    return found
+
+
+def wait_until_no_spool_is_open(before: list[str], seconds: float = 5.0) -> list[str]:
+    deadline = time.monotonic() + seconds
+    while True:
+        left = [target for target in spool_files() if target not in before]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.05)
+
+
+class Count:
+    """Takes every message and keeps nothing of it."""
+
+    def __init__(self) -> None:
+        self.spooled = 0
+
+    def on_message(self, envelope: ServerEnvelope) -> None:
+        self.spooled += envelope.spool is not None
+
+
+def test_spool_files_are_gone_once_stored_or_abandoned(start: Starter) -> None:
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("needs /proc")
+    before = spool_files()
+    handler = Count()
+    server = start(handler, spool_threshold=10_000)
+    for _ in range(3):
+        assert send(server.port, content_of(50_000)).startswith(b"250 ")
+    assert handler.spooled == 3
+    assert wait_until_no_spool_is_open(before) == []
+    # A client that goes away in the middle of a spooled message leaves no file.
+    raw = Raw(server.port)
+    raw.reply()
+    raw.send(b"EHLO c.example\r\nMAIL FROM:<a@x.example>\r\nRCPT TO:<b@y.example>\r\nDATA\r\n")
+    for _ in range(4):
+        raw.reply()
+    raw.send(content_of(50_000))
+    deadline = time.monotonic() + 5.0
+    while not [t for t in spool_files() if t not in before] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert [t for t in spool_files() if t not in before]  # the half message is on disk
+    raw.sock.close()
+    assert wait_until_no_spool_is_open(before) == []
