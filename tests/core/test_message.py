@@ -595,7 +595,7 @@ def test_an_injected_header_in_a_mime_part_is_refused() -> None:
     msg["To"] = "b@example.net"
     msg.set_content("text\n")
     msg.add_attachment(b"data", maintype="application", subtype="octet-stream")
-    part = list(msg.iter_attachments())[0]
+    (part,) = msg.iter_attachments()
     part.set_raw("X-Note", "hi\n\nContent-Type: text/html")
     with pytest.raises(LocalProtocolError, match="'X-Note'"):
         prepare_message(msg)
