@@ -89,6 +89,7 @@ def send(port: int, content: bytes, *, bdat: bool = False) -> bytes:
     reply = raw.reply()
     raw.send(b"QUIT\r\n")
     raw.reply()
+    raw.close()
     return reply
 
 
@@ -310,3 +311,24 @@ def test_spool_files_are_gone_once_stored_or_abandoned(start: Starter) -> None:
     assert [t for t in spool_files() if t not in before]  # the half message is on disk
     raw.sock.close()
     assert wait_until_no_spool_is_open(before) == []
+
+
+def test_a_parked_message_is_cut_by_data_timeout(start: Starter) -> None:
+    """Content sent fast buys a long data-rate budget; data_timeout still ends the message."""
+    server = start(Inspect(), idle_timeout=5.0, data_timeout=0.6, hostname="mx.test")
+    raw = Raw(server.port)
+    raw.reply()
+    raw.send(b"EHLO c.example\r\nMAIL FROM:<a@x.example>\r\nRCPT TO:<b@y.example>\r\nDATA\r\n")
+    for _ in range(4):
+        raw.reply()
+    raw.send(content_of(100_000))  # 100 kB at 500 octets/s: 200 s of rate budget
+    raw.sock.settimeout(0.2)
+    reply = b""
+    for _ in range(50):  # one byte every 0.2 s, 10 s at most
+        try:
+            reply = raw.reply()
+            break
+        except TimeoutError:
+            raw.send(b"x")
+    raw.close()
+    assert reply == b"421 mx.test 4.4.2 Data timeout, closing connection\r\n"
