@@ -332,3 +332,26 @@ def test_a_parked_message_is_cut_by_data_timeout(start: Starter) -> None:
             raw.send(b"x")
     raw.close()
     assert reply == b"421 mx.test 4.4.2 Data timeout, closing connection\r\n"
+
+
+def test_a_spool_that_cannot_be_made_is_452_and_the_session_goes_on(
+    start: Starter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))  # every spool fails
+    handler = Inspect()
+    server = start(handler, spool_threshold=10_000)
+    raw = Raw(server.port)
+    raw.reply()
+    raw.send(b"EHLO c.example\r\n")
+    raw.reply()
+    replies = []
+    for content in (content_of(50_000), content_of(5_000)):
+        raw.send(b"MAIL FROM:<a@x.example>\r\nRCPT TO:<b@y.example>\r\nDATA\r\n")
+        for _ in range(3):
+            raw.reply()
+        raw.send(content + b".\r\n")
+        replies.append(raw.reply())
+    raw.close()
+    assert replies[0] == b"452 4.3.1 Insufficient system storage\r\n"
+    assert replies[1].startswith(b"250 ")
+    assert len(handler.seen) == 1 and handler.seen[0]["spool"] is None
