@@ -160,7 +160,11 @@ class MboxHandler:
 
 
 class MemoryHandler:
-    """Keep every accepted envelope in ``messages``, in order: for tests and demos."""
+    """Keep every accepted envelope in ``messages``, in order: for tests and demos.
+
+    An envelope whose content was spooled keeps its temporary file open (one
+    descriptor each) for as long as it is kept here.
+    """
 
     def __init__(self) -> None:
         self.messages: list[ServerEnvelope] = []
