@@ -7,7 +7,9 @@ set a missing multipart boundary on the caller's object), drops Bcc and
 Resent-Bcc, and serialises with ``BytesGenerator`` into memory with CRLF line
 ends. It then says what the transaction needs: SMTPUTF8 (RFC 6531) when an
 address is not ASCII, BODY=8BITMIME (RFC 6152) when the body has octets above
-127. ``to_7bit`` re-encodes a message so that neither is needed for the body.
+127. Every header field is checked as it is written: one whose value would
+end the header block or start a field of its own is refused, whatever the
+message's policy. ``to_7bit`` re-encodes a message so that neither is needed for the body.
 
 The stdlib ``email`` package is used for parsing and generation only; nothing
 here opens a file or a socket.
@@ -19,6 +21,7 @@ import base64
 import binascii
 import copy
 import email.errors
+import functools
 import io
 import re
 from collections.abc import Iterable, Sequence
@@ -28,6 +31,7 @@ from typing import TYPE_CHECKING, Final
 from ._errors import LocalProtocolError
 
 if TYPE_CHECKING:
+    from email.generator import BytesGenerator
     from email.message import Message
 
 # email.message, .generator, .policy and .utils import socket (for
@@ -67,6 +71,9 @@ _IDENTITY_CTES: Final = frozenset({"7bit", "8bit", "binary"})
 
 # RFC 5321 4.5.3.1.6: a text line is at most 998 octets before its CRLF.
 _MAX_TEXT_LINE: Final = 998
+
+# RFC 5322 2.2 and 3.6.8: a field name is printable US-ASCII but the colon.
+_FIELD_NAME: Final = re.compile(rb"[\x21-\x39\x3b-\x7e]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +124,11 @@ def prepare_message(
 
     Raises ``LocalProtocolError`` when the message has several Resent- blocks
     and the envelope is not given, no sender can be found, no recipient is
-    left, an address field holds octets that are not UTF-8, or the email
+    left, an address field holds octets that are not UTF-8, a header field
+    (of the message or of a MIME part) would not stay one field on the wire
+    (its value holds an empty line, a line of white space alone, or a line
+    that does not begin with white space, whatever the policy let in; or its
+    name is not printable ASCII), or the email
     package cannot serialise the message (for example a compat32 payload of
     non-ASCII ``str`` without a charset).
     """
@@ -256,7 +267,6 @@ def _all_ascii(texts: Iterable[str]) -> bool:
 
 def _generate(msg: Message, *, utf8: bool) -> bytes:
     """Serialise a Bcc-less copy of ``msg`` with CRLF line ends only."""
-    from email.generator import BytesGenerator
     from email.policy import EmailPolicy
 
     work = copy.deepcopy(msg)
@@ -268,7 +278,7 @@ def _generate(msg: Message, *, utf8: bool) -> bytes:
         policy = policy.clone(utf8=True)
     buffer = io.BytesIO()
     try:
-        BytesGenerator(buffer, mangle_from_=False, policy=policy).flatten(work)
+        _checked_generator()(buffer, mangle_from_=False, policy=policy).flatten(work)
     except (email.errors.MessageError, UnicodeError) as exc:
         raise LocalProtocolError(f"the message cannot be serialised: {exc}") from exc
     # The generator keeps a bare CR or LF inside a line; SMTP has no way to
@@ -278,6 +288,57 @@ def _generate(msg: Message, *, utf8: bool) -> bytes:
     if content and not content.endswith(b"\r\n"):
         content += b"\r\n"
     return content
+
+
+@functools.cache
+def _checked_generator() -> type[BytesGenerator]:
+    """``BytesGenerator`` that refuses a header field which would not stay one field.
+
+    Built on first use: ``email.generator`` imports socket.
+    """
+    from email.generator import BytesGenerator
+
+    class CheckedGenerator(BytesGenerator):
+        # Each part's header block is written here (the generator clones
+        # itself for the parts of a multipart, so they are checked too).
+        def _write_headers(self, msg: Message) -> None:
+            policy = self.policy
+            assert policy is not None  # flatten() set it
+            out = self._fp  # type: ignore[attr-defined]
+            for name, value in msg.raw_items():
+                folded = policy.fold_binary(name, value)
+                _check_folded(name, folded)
+                out.write(folded)
+            self.write(self._NL)  # type: ignore[attr-defined]
+
+    return CheckedGenerator
+
+
+def _check_folded(name: str, folded: bytes) -> None:
+    """Raise ``LocalProtocolError`` unless ``folded`` is one header field, CRLF-ended.
+
+    RFC 5322 2.2 and 2.2.3: a field is its name, a colon and a body whose
+    every further line begins with white space (folding). A value with an
+    empty line, or with a line that does not begin with white space, would
+    end the header block early or start a field of its sender's choosing
+    (every line break becomes CRLF on the wire); a line of white space
+    alone is forbidden too (RFC 5322 3.2.2) and reads as the end of the
+    header block to lenient parsers.
+    """
+    lines = _LINE_BREAK.split(folded)
+    if lines and lines[-1] == b"":
+        lines.pop()  # the field's own line end
+    encoded = name.encode("utf-8", "surrogateescape")
+    if not _FIELD_NAME.fullmatch(encoded):
+        raise LocalProtocolError(f"header field name {name!r} is not printable ASCII without ':'")
+    if not lines or not lines[0].startswith(encoded + b":"):
+        raise LocalProtocolError(f"header field {name!r} does not begin with its name")
+    for line in lines[1:]:
+        if line[:1] not in (b" ", b"\t") or not line.strip(b" \t"):
+            raise LocalProtocolError(
+                f"header field {name!r} has a line that is empty or not folded white space"
+                f" ({line[:40]!r}); it would change the header block"
+            )
 
 
 def _cte(part: Message) -> str:

@@ -21,7 +21,7 @@ import anyio
 import anyio.abc
 
 from smtpcore import Limits, ServerConfig
-from smtpcore.session._server import IDLE_TIMEOUT, MIN_DATA_RATE
+from smtpcore.session._server import DATA_TIMEOUT, IDLE_TIMEOUT, MIN_DATA_RATE, SPOOL_THRESHOLD
 
 from . import _serve_asyncio
 from ._backend import running_on_trio
@@ -41,6 +41,8 @@ class _Options(TypedDict):
     max_connections: int | None
     greeting_delay: float
     min_data_rate: float
+    spool_threshold: int | None
+    data_timeout: float
 
 
 async def serve(
@@ -57,6 +59,8 @@ async def serve(
     max_connections: int | None = None,
     greeting_delay: float = 0.0,
     min_data_rate: float = MIN_DATA_RATE,
+    spool_threshold: int | None = SPOOL_THRESHOLD,
+    data_timeout: float = DATA_TIMEOUT,
     shutdown: anyio.Event | None = None,
     grace: float = 5.0,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
@@ -77,6 +81,8 @@ async def serve(
         max_connections=max_connections,
         greeting_delay=greeting_delay,
         min_data_rate=min_data_rate,
+        spool_threshold=spool_threshold,
+        data_timeout=data_timeout,
     )
     if running_on_trio():
         await _on_trio(handler, host, port, options, shutdown, grace, task_status)

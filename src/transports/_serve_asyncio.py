@@ -27,9 +27,11 @@ from typing import Final
 from smtpcore import Limits, ServerConfig
 from smtpcore.session._effects import Close, Handshake, Write
 from smtpcore.session._server import (
+    DATA_TIMEOUT,
     IDLE_TIMEOUT,
     MIN_DATA_RATE,
     SHUT_DOWN,
+    SPOOL_THRESHOLD,
     TIMED_OUT,
     CallHook,
     Clock,
@@ -39,9 +41,11 @@ from smtpcore.session._server import (
     Receive,
     ServerOptions,
     ServerProcedure,
+    SpoolWrite,
 )
 
 from ._serving import LOG, failed_hook, new_id, now, tls_info, unknown_effect
+from ._spool import spool_write
 
 __all__ = ["SMTPServer", "serve", "start_server"]
 
@@ -182,6 +186,8 @@ class _Session(asyncio.BufferedProtocol):
                             answer = now()
                         case NewId():
                             answer = new_id()
+                        case SpoolWrite():
+                            answer = spool_write(effect)
                         case Close():
                             if self.transport is not None:
                                 self.transport.close()
@@ -319,6 +325,8 @@ class SMTPServer:
         max_connections: int | None = None,
         greeting_delay: float = 0.0,
         min_data_rate: float = MIN_DATA_RATE,
+        spool_threshold: int | None = SPOOL_THRESHOLD,
+        data_timeout: float = DATA_TIMEOUT,
     ) -> None:
         if implicit_tls and tls_context is None:
             raise ValueError("implicit_tls needs a tls_context")
@@ -337,6 +345,8 @@ class SMTPServer:
             max_connections=max_connections,
             greeting_delay=greeting_delay,
             min_data_rate=min_data_rate,
+            spool_threshold=spool_threshold,
+            data_timeout=data_timeout,
         )
         self._server: asyncio.Server | None = None
         self._sessions: set[_Session] = set()
@@ -400,6 +410,8 @@ async def start_server(
     max_connections: int | None = None,
     greeting_delay: float = 0.0,
     min_data_rate: float = MIN_DATA_RATE,
+    spool_threshold: int | None = SPOOL_THRESHOLD,
+    data_timeout: float = DATA_TIMEOUT,
 ) -> SMTPServer:
     """A started ``SMTPServer``; ``await server.aclose()`` stops it."""
     server = SMTPServer(
@@ -415,6 +427,8 @@ async def start_server(
         max_connections=max_connections,
         greeting_delay=greeting_delay,
         min_data_rate=min_data_rate,
+        spool_threshold=spool_threshold,
+        data_timeout=data_timeout,
     )
     return await server.start()
 
@@ -433,6 +447,8 @@ async def serve(
     max_connections: int | None = None,
     greeting_delay: float = 0.0,
     min_data_rate: float = MIN_DATA_RATE,
+    spool_threshold: int | None = SPOOL_THRESHOLD,
+    data_timeout: float = DATA_TIMEOUT,
     grace: float = 5.0,
 ) -> None:
     """Serve ``handler`` until cancelled; on cancellation, close gracefully within ``grace``."""
@@ -449,6 +465,8 @@ async def serve(
         max_connections=max_connections,
         greeting_delay=greeting_delay,
         min_data_rate=min_data_rate,
+        spool_threshold=spool_threshold,
+        data_timeout=data_timeout,
     )
     try:
         await asyncio.Event().wait()

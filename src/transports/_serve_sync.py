@@ -20,9 +20,11 @@ from typing import Final
 from smtpcore import Limits, ServerConfig
 from smtpcore.session._effects import Close, Handshake, Write
 from smtpcore.session._server import (
+    DATA_TIMEOUT,
     IDLE_TIMEOUT,
     MIN_DATA_RATE,
     SHUT_DOWN,
+    SPOOL_THRESHOLD,
     TIMED_OUT,
     CallHook,
     Clock,
@@ -32,10 +34,12 @@ from smtpcore.session._server import (
     Receive,
     ServerOptions,
     ServerProcedure,
+    SpoolWrite,
     TLSInfo,
 )
 
 from ._serving import LOG, call_hook, new_id, now, tls_info, unknown_effect
+from ._spool import spool_write
 
 __all__ = ["SMTPServer", "serve"]
 
@@ -56,6 +60,9 @@ class SMTPServer:
     message content may take ``idle_timeout`` plus a second per
     ``min_data_rate`` octets (Postfix smtpd_min_data_rate). A
     ``greeting_delay`` holds the 220 back; a client that talks first gets 554.
+    One message may take ``data_timeout`` seconds of waiting at most. A
+    message's first ``spool_threshold`` octets are held in memory, the rest
+    in a temporary file (None: all in memory); see ``ServerEnvelope``.
     Raises ``OSError`` when the address cannot be bound, ``ValueError`` for
     an option out of range.
     """
@@ -75,6 +82,8 @@ class SMTPServer:
         max_connections: int | None = None,
         greeting_delay: float = 0.0,
         min_data_rate: float = MIN_DATA_RATE,
+        spool_threshold: int | None = SPOOL_THRESHOLD,
+        data_timeout: float = DATA_TIMEOUT,
     ) -> None:
         if implicit_tls and tls_context is None:
             raise ValueError("implicit_tls needs a tls_context")
@@ -93,6 +102,8 @@ class SMTPServer:
             max_connections=max_connections,
             greeting_delay=greeting_delay,
             min_data_rate=min_data_rate,
+            spool_threshold=spool_threshold,
+            data_timeout=data_timeout,
         )
         self._listener: socket.socket | None = None
         self._acceptor: threading.Thread | None = None
@@ -195,6 +206,8 @@ class SMTPServer:
                         answer = time.monotonic()
                     case NewId():
                         answer = new_id()
+                    case SpoolWrite():
+                        answer = spool_write(effect)
                     case _:
                         unknown_effect(effect)
         finally:
@@ -262,6 +275,8 @@ def serve(
     max_connections: int | None = None,
     greeting_delay: float = 0.0,
     min_data_rate: float = MIN_DATA_RATE,
+    spool_threshold: int | None = SPOOL_THRESHOLD,
+    data_timeout: float = DATA_TIMEOUT,
     ready: Callable[[SMTPServer], object] | None = None,
 ) -> None:
     """Serve ``handler`` until interrupted (Ctrl-C closes gracefully).
@@ -282,6 +297,8 @@ def serve(
         max_connections=max_connections,
         greeting_delay=greeting_delay,
         min_data_rate=min_data_rate,
+        spool_threshold=spool_threshold,
+        data_timeout=data_timeout,
     )
     with server:
         if ready is not None:

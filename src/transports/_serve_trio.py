@@ -17,9 +17,11 @@ import trio
 from smtpcore import Limits, ServerConfig
 from smtpcore.session._effects import Close, Handshake, Write
 from smtpcore.session._server import (
+    DATA_TIMEOUT,
     IDLE_TIMEOUT,
     MIN_DATA_RATE,
     SHUT_DOWN,
+    SPOOL_THRESHOLD,
     TIMED_OUT,
     CallHook,
     Clock,
@@ -29,11 +31,13 @@ from smtpcore.session._server import (
     Receive,
     ServerOptions,
     ServerProcedure,
+    SpoolWrite,
     TLSInfo,
 )
 
 from . import _trio_raw
 from ._serving import LOG, call_hook_async, new_id, now, tls_info, unknown_effect
+from ._spool import spool_write
 from ._tls import TLSLayer
 
 __all__ = ["serve"]
@@ -190,6 +194,8 @@ class _Server:
                         answer = trio.current_time()
                     case NewId():
                         answer = new_id()
+                    case SpoolWrite():
+                        answer = spool_write(effect)
                     case _:
                         unknown_effect(effect)
         finally:
@@ -210,6 +216,8 @@ async def serve(
     max_connections: int | None = None,
     greeting_delay: float = 0.0,
     min_data_rate: float = MIN_DATA_RATE,
+    spool_threshold: int | None = SPOOL_THRESHOLD,
+    data_timeout: float = DATA_TIMEOUT,
     shutdown: trio.Event | None = None,
     grace: float = 5.0,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
@@ -232,6 +240,8 @@ async def serve(
         max_connections=max_connections,
         greeting_delay=greeting_delay,
         min_data_rate=min_data_rate,
+        spool_threshold=spool_threshold,
+        data_timeout=data_timeout,
     )
     server = _Server(handler, options, tls_context)
     server.implicit_tls = implicit_tls

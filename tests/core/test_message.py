@@ -499,3 +499,103 @@ def test_legacy_non_ascii_str_payload_cannot_be_serialised() -> None:
     assert prepare_message(to_7bit(msg)).content.endswith(
         b"Content-Transfer-Encoding: quoted-printable\r\n\r\nGr=C3=BC=C3=9Fe\r\n"
     )
+
+
+# -- header fields that would not stay one field ------------------------------------------
+
+POLICIES = {
+    "compat32": email.policy.compat32,
+    "default": email.policy.default,
+    "SMTP": email.policy.SMTP,
+    "SMTPUTF8": email.policy.SMTPUTF8,
+    "strict": email.policy.strict,
+}
+
+# A value with an empty line ends the header block early; one with a line
+# that does not begin with white space starts a field of its own; a line of
+# white space alone reads as the end of the block to lenient parsers.
+INJECTED_VALUES = {
+    "empty line": "hi\n\nX-Evil: yes",
+    "empty line, no colon": "hi\n\nevil line",
+    "unfolded line": "hi\nX-Evil: yes",
+    "white space line": "hi\n \nmore",
+    "bare CR": "hi\r\rX-Evil: yes",
+    "trailing line break": "hi\r\n",
+}
+
+
+def message_with_subject(policy_name: str, value: str) -> Message:
+    """A message whose Subject is ``value``, stored as the policy lets a caller store it."""
+    policy = POLICIES[policy_name]
+    msg = Message(policy=policy) if policy_name == "compat32" else EmailMessage(policy=policy)
+    msg["From"] = "a@example.org"
+    msg["To"] = "b@example.net"
+    try:
+        msg["Subject"] = value
+    except ValueError:
+        msg.set_raw("Subject", value)  # the new policies refuse it here, but not in set_raw
+    msg["X-After"] = "still a header"
+    msg.set_payload("body\n")
+    return msg
+
+
+@pytest.mark.parametrize("policy_name", POLICIES)
+@pytest.mark.parametrize("value", INJECTED_VALUES.values(), ids=INJECTED_VALUES)
+def test_a_header_value_that_breaks_the_header_block_is_refused(
+    policy_name: str, value: str
+) -> None:
+    msg = message_with_subject(policy_name, value)
+    if policy_name == "compat32" and value == "hi\r\n":
+        # compat32 folds a trailing line break away: the block stays as built.
+        assert prepare_message(msg).content == (
+            b"From: a@example.org\r\nTo: b@example.net\r\nSubject: hi\r\n"
+            b"X-After: still a header\r\n\r\nbody\r\n"
+        )
+        return
+    # Ours names the field; the stdlib's own check (compat32, "\nName:") says why.
+    with pytest.raises(LocalProtocolError, match="'Subject'|embedded header"):
+        prepare_message(msg)
+
+
+def test_compat32_empty_line_in_a_value_is_refused_naming_the_field() -> None:
+    """The stdlib generator catches ``\\nName:`` but not an empty line before any text."""
+    msg = message_with_subject("compat32", "hi\n\nevil line")
+    with pytest.raises(LocalProtocolError, match="header field 'Subject'"):
+        prepare_message(msg)
+
+
+def test_an_invalid_field_name_is_refused() -> None:
+    msg = Message()
+    msg["From"] = "a@example.org"
+    msg["To"] = "b@example.net"
+    msg["X-Evil\nInjected"] = "yes"
+    msg.set_payload("body\n")
+    with pytest.raises(LocalProtocolError, match="header field name"):
+        prepare_message(msg)
+
+
+@pytest.mark.parametrize("policy_name", POLICIES)
+def test_a_long_header_folded_by_the_policy_still_goes(policy_name: str) -> None:
+    msg = message_with_subject(policy_name, " ".join(["word"] * 60))
+    content = prepare_message(msg).content
+    head = content.partition(b"\r\n\r\n")[0]
+    assert b"\r\n " in head or b"\r\n\t" in head  # folded
+    assert head.count(b"word") == 60
+
+
+def test_a_parsed_message_with_folded_fields_still_goes() -> None:
+    raw = b"From: a@example.org\nTo: b@example.net\nSubject: one\n two\n\tthree\n\nbody\n"
+    for msg in (email.message_from_bytes(raw), parse(raw)):
+        assert b"Subject: one\r\n two\r\n\tthree\r\n" in prepare_message(msg).content
+
+
+def test_an_injected_header_in_a_mime_part_is_refused() -> None:
+    msg = EmailMessage()
+    msg["From"] = "a@example.org"
+    msg["To"] = "b@example.net"
+    msg.set_content("text\n")
+    msg.add_attachment(b"data", maintype="application", subtype="octet-stream")
+    (part,) = msg.iter_attachments()
+    part.set_raw("X-Note", "hi\n\nContent-Type: text/html")
+    with pytest.raises(LocalProtocolError, match="'X-Note'"):
+        prepare_message(msg)

@@ -19,6 +19,8 @@ COMMON = [
     "max_connections",
     "greeting_delay",
     "min_data_rate",
+    "spool_threshold",
+    "data_timeout",
 ]
 
 

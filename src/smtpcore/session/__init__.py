@@ -47,12 +47,15 @@ from ._options import (
     hello_name,
 )
 from ._server import (
+    DATA_TIMEOUT,
     HOOKS,
     MIN_DATA_RATE,
     SHUT_DOWN,
+    SPOOL_THRESHOLD,
     TIMED_OUT,
     CallHook,
     Clock,
+    ContentSpool,
     HookFailed,
     Interrupted,
     NewId,
@@ -64,6 +67,7 @@ from ._server import (
     ServerOptions,
     ServerProcedure,
     SessionInfo,
+    SpoolWrite,
     format_date,
     hooks_of,
     received_header,
@@ -72,10 +76,12 @@ from ._server import (
 from ._tls import TLSInfo
 
 __all__ = [
+    "DATA_TIMEOUT",
     "DSN",
     "HOOKS",
     "MIN_DATA_RATE",
     "SHUT_DOWN",
+    "SPOOL_THRESHOLD",
     "TIMED_OUT",
     "WRITE_BATCH",
     "AuthenticationError",
@@ -85,6 +91,7 @@ __all__ = [
     "Clock",
     "Close",
     "ConnectionLost",
+    "ContentSpool",
     "Effect",
     "Envelope",
     "Handshake",
@@ -109,6 +116,7 @@ __all__ = [
     "ServerOptions",
     "ServerProcedure",
     "SessionInfo",
+    "SpoolWrite",
     "TLSError",
     "TLSInfo",
     "TLSMode",

@@ -10,6 +10,9 @@ side it yields five of its own:
     Now()                            the current time, an aware datetime
     Clock()                          seconds on a monotonic clock, a float
     NewId()                          a fresh random token (ids, SASL nonces)
+    SpoolWrite(spool, data)          append content beyond the spool threshold to
+                                     a spool (a new one when spool is None);
+                                     answer the spool, or HookFailed
 
 The procedure holds every decision of a server session: the default reply
 to each command, what a hook's answer means, the SASL exchange, the
@@ -27,7 +30,15 @@ line has begun to arrive, or message content has, the rest has a budget:
 ``min_data_rate`` octets received for content. Only time spent waiting in
 ``Receive`` is charged (two ``Clock`` effects around each such wait), never
 the time our own hooks take. A command that arrives whole in one read asks
-for no clock at all.
+for no clock at all. One message has a budget of its own besides:
+``data_timeout`` seconds of waiting from its 354 (or first BDAT chunk) to its
+end, whatever the rate, so a client cannot park a message for hours by
+sending it fast and then a byte at a time.
+
+Memory (content beyond ``spool_threshold``): a message's content is held in
+memory up to ``spool_threshold`` octets; beyond, the transport keeps it in a
+spool (a temporary file) through ``SpoolWrite``, and ``on_message`` gets an
+envelope that reads it from there on demand. The core never touches a file.
 
 A transport builds one ``ServerOptions`` per listener (``ServerOptions.create``)
 and, per connection, ``options.session(peer, ...)``: the procedure to drive.
@@ -39,9 +50,9 @@ import base64
 import datetime
 import enum
 import hmac
-from collections.abc import Collection, Generator, Mapping
+from collections.abc import Collection, Generator, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Final, TypeAlias, TypeVar
+from typing import Final, Protocol, TypeAlias, TypeVar
 
 from .._errors import LocalProtocolError
 from .._events import (
@@ -99,6 +110,7 @@ __all__ = [
     "TIMED_OUT",
     "CallHook",
     "Clock",
+    "ContentSpool",
     "HookFailed",
     "Interrupted",
     "NewId",
@@ -110,6 +122,7 @@ __all__ = [
     "ServerOptions",
     "ServerProcedure",
     "SessionInfo",
+    "SpoolWrite",
     "TLSInfo",
     "format_date",
     "hooks_of",
@@ -139,6 +152,13 @@ IDLE_TIMEOUT: Final = 300.0
 MIN_DATA_RATE: Final = 500.0
 #: The largest message accepted when no ServerConfig says otherwise.
 DEFAULT_MESSAGE_SIZE: Final = 32 * 1024 * 1024
+#: Octets of one message held in memory; the rest goes to a spool (a temporary file).
+SPOOL_THRESHOLD: Final = 1024 * 1024
+#: Ours: seconds of waiting one message's content may take from 354 (or its
+#: first BDAT chunk) to its end, whatever its rate. Postfix's per-record deadline
+#: is the model, applied to the message as one record: at this bound a 32 MiB
+#: message still goes through at 9.3 kB/s on average.
+DATA_TIMEOUT: Final = 3600.0
 #: PBKDF2 rounds for SCRAM credentials derived from a password lookup (RFC 7677 4: 4096 at least).
 SCRAM_ITERATIONS: Final = 4096
 
@@ -211,7 +231,38 @@ class NewId:
     """Answer: a fresh random token of letters and digits (message ids, SASL nonces)."""
 
 
-ServerEffect: TypeAlias = Write | Receive | Handshake | Close | CallHook | Now | Clock | NewId
+class ContentSpool(Protocol):
+    """Where a transport keeps a message's content beyond the spool threshold.
+
+    The transport makes one per message when the procedure first asks
+    (``SpoolWrite`` with no spool) and ``write``s into it; the envelope reads
+    it back through ``chunks``, from the start, as often as asked. It is
+    released when nothing refers to it any more (a temporary file is
+    deleted when closed).
+    """
+
+    def write(self, data: bytes) -> None:
+        """Append ``data``; raises ``OSError`` when it cannot be stored."""
+
+    def chunks(self, size: int) -> Iterator[bytes]:
+        """The content written so far, in pieces of at most ``size`` octets."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolWrite:
+    """Append ``data`` to ``spool``, or to a new spool when ``spool`` is None.
+
+    Answer: the spool written to, or ``HookFailed`` when the write failed
+    (a full disk: the message is then refused with 452 4.3.1 at its end).
+    """
+
+    spool: ContentSpool | None
+    data: bytes = field(repr=False)
+
+
+ServerEffect: TypeAlias = (
+    Write | Receive | Handshake | Close | CallHook | Now | Clock | NewId | SpoolWrite
+)
 ServerProcedure: TypeAlias = Generator[ServerEffect, object, T]
 
 
@@ -237,6 +288,10 @@ class SessionInfo:
     tls: TLSInfo | None = None
 
 
+#: Octets ``ServerEnvelope.chunks`` gives at a time unless asked otherwise.
+CHUNK: Final = 64 * 1024
+
+
 @dataclass(frozen=True, slots=True)
 class ServerEnvelope:
     """One message received, as ``on_message`` gets it.
@@ -245,6 +300,12 @@ class ServerEnvelope:
     our ``Received:`` header in front; ``received_header`` is that header
     alone. When the handler streams with ``on_data_chunk``, ``content`` is
     ``b""``: the chunks went to the hook.
+
+    A message larger than the server's spool threshold is not in memory:
+    ``spool`` holds it (a temporary file the transport made), ``held`` is
+    empty, and ``content`` reads the whole of it from the spool each time it
+    is asked for. To store or scan such a message without holding it, read
+    it with ``chunks()``. ``size`` is its length in octets either way.
     """
 
     sender: str  # "" for the null reverse-path <>
@@ -259,7 +320,27 @@ class ServerEnvelope:
     message_id: str
     session_id: str
     received_header: bytes = field(repr=False)
-    content: bytes = field(repr=False)
+    held: bytes = field(repr=False)  # the content when it stayed in memory, else b""
+    spool: ContentSpool | None = field(default=None, repr=False)
+    size: int = 0
+
+    @property
+    def content(self) -> bytes:
+        """The whole message as bytes (read from the spool, when there is one)."""
+        if self.spool is None:
+            return self.held
+        return b"".join(self.spool.chunks(CHUNK))
+
+    def chunks(self, size: int = CHUNK) -> Iterator[bytes]:
+        """The message in pieces of at most ``size`` octets, from the start, never all at once."""
+        if size < 1:
+            raise ValueError(f"chunk size must be >= 1, not {size!r}")
+        if self.spool is not None:
+            yield from self.spool.chunks(size)
+            return
+        held = memoryview(self.held)
+        for start in range(0, len(held), size):
+            yield bytes(held[start : start + size])
 
     @property
     def original_content(self) -> bytes:
@@ -377,6 +458,8 @@ class ServerOptions:
     max_connections: int | None = None
     greeting_delay: float = 0.0
     min_data_rate: float = MIN_DATA_RATE
+    spool_threshold: int | None = SPOOL_THRESHOLD
+    data_timeout: float = DATA_TIMEOUT
 
     @classmethod
     def create(
@@ -391,6 +474,8 @@ class ServerOptions:
         max_connections: int | None = None,
         greeting_delay: float = 0.0,
         min_data_rate: float = MIN_DATA_RATE,
+        spool_threshold: int | None = SPOOL_THRESHOLD,
+        data_timeout: float = DATA_TIMEOUT,
     ) -> ServerOptions:
         """Options for ``handler``.
 
@@ -405,8 +490,12 @@ class ServerOptions:
         ``min_data_rate`` (octets per second) stretches it for message
         content (see ``serve_connection``). ``greeting_delay`` holds the 220
         back that many seconds; a client that talks meanwhile gets 554.
+        ``spool_threshold``: octets of a message held in memory, the rest
+        going to a spool the transport provides (None: everything in
+        memory). ``data_timeout``: seconds of waiting one message may take
+        from 354 (or its first BDAT chunk) to its end.
         Raises ``ValueError`` for a non-positive timeout, data rate or
-        connection cap, or a negative greeting delay.
+        connection cap, or a negative greeting delay or spool threshold.
         """
         if not idle_timeout > 0:
             raise ValueError(f"idle_timeout must be > 0, not {idle_timeout!r}")
@@ -416,6 +505,16 @@ class ServerOptions:
             raise ValueError(f"greeting_delay must be >= 0 seconds, not {greeting_delay!r}")
         if max_connections is not None and max_connections < 1:
             raise ValueError(f"max_connections must be >= 1 or None, not {max_connections!r}")
+        if not data_timeout > 0:
+            raise ValueError(f"data_timeout must be > 0, not {data_timeout!r}")
+        if spool_threshold is not None and (
+            isinstance(spool_threshold, bool)
+            or not isinstance(spool_threshold, int)
+            or spool_threshold < 0
+        ):
+            raise ValueError(
+                f"spool_threshold must be an int >= 0 or None, not {spool_threshold!r}"
+            )
         hooks = hooks_of(handler)
         if config is None:
             mechanisms: tuple[str, ...] = ()
@@ -440,6 +539,8 @@ class ServerOptions:
             max_connections=max_connections,
             greeting_delay=greeting_delay,
             min_data_rate=min_data_rate,
+            spool_threshold=spool_threshold,
+            data_timeout=data_timeout,
         )
 
     def refusal(self, active: int, *, stopping: bool) -> str | None:
@@ -474,6 +575,8 @@ class ServerOptions:
             refuse=refuse,
             greeting_delay=self.greeting_delay,
             min_data_rate=self.min_data_rate,
+            spool_threshold=self.spool_threshold,
+            data_timeout=self.data_timeout,
         )
 
 
@@ -515,6 +618,7 @@ class _Expired(enum.Enum):
 
     COMMAND = "Command timeout"  # a command line did not complete within idle_timeout
     DATA_RATE = "Data rate too low"  # content slower than min_data_rate allows
+    MESSAGE = "Data timeout"  # one message took longer than data_timeout
 
 
 @dataclass(slots=True)
@@ -542,8 +646,12 @@ class _Message:
 
     message_id: str
     header: bytes
-    content: bytearray = field(default_factory=bytearray)
-    stream_failure: Reply | None = None  # a chunk hook refused or raised
+    wait_left: float  # seconds of waiting left to the whole message (data_timeout)
+    charged: bool  # every wait counts against wait_left (BDAT), not only those within content
+    content: bytearray = field(default_factory=bytearray)  # in memory, up to the threshold
+    spool: ContentSpool | None = None  # the content, once it went beyond the threshold
+    spooled: int = 0  # octets written to the spool
+    stream_failure: Reply | None = None  # a chunk hook refused or raised; the spool failed
 
 
 class _Session:
@@ -558,6 +666,8 @@ class _Session:
         tls: TLSInfo | None,
         idle_timeout: float,
         min_data_rate: float = MIN_DATA_RATE,
+        spool_threshold: int | None = SPOOL_THRESHOLD,
+        data_timeout: float = DATA_TIMEOUT,
     ) -> None:
         self.conn = conn
         self.hooks = hooks
@@ -566,6 +676,9 @@ class _Session:
         self.tls = tls
         self.idle_timeout = idle_timeout
         self.min_data_rate = min_data_rate
+        # None: never spool. inf compares with any length without a branch.
+        self.spool_threshold = float("inf") if spool_threshold is None else spool_threshold
+        self.data_timeout = data_timeout
         self.budget: _Budget | None = None  # set while a command line or content is partly in
         self.out: list[bytes] = []
         self.message: _Message | None = None
@@ -664,15 +777,31 @@ class _Session:
                 # only when its rate, not plain silence, is the tighter bound.
                 if budget.kind is _Expired.COMMAND or budget.seconds < idle:
                     timeout, expiry = min(budget.seconds, idle), budget.kind
+            # The message's own budget: charged while its content flows (and,
+            # for BDAT, between its chunks too). The one wait for the first
+            # content after 354 is bounded by idle_timeout alone.
+            message = self.message
+            if message is not None and not (budget is not None or message.charged):
+                message = None
+            if message is not None:
+                if message.wait_left <= 0:
+                    return _Expired.MESSAGE
+                if message.wait_left < timeout:
+                    timeout, expiry = message.wait_left, _Expired.MESSAGE
+            timed = budget is not None or message is not None
+            if timed:
                 before = yield from self.clock()
             data = yield Receive(timeout, quiet)
             if type(data) is not bytes:
                 if isinstance(data, Interrupted):
                     return expiry if data is TIMED_OUT else data
                 raise TypeError(f"a transport answered Receive with {type(data).__name__}")
-            if budget is not None:
+            if timed:
                 after = yield from self.clock()
-                budget.seconds -= after - before
+                if budget is not None:
+                    budget.seconds -= after - before
+                if message is not None:
+                    message.wait_left -= after - before
             content = conn.is_receiving_content
             conn.receive_data(data)
             if content:
@@ -705,6 +834,8 @@ def serve_connection(
     refuse: str | None = None,
     greeting_delay: float = 0.0,
     min_data_rate: float = MIN_DATA_RATE,
+    spool_threshold: int | None = SPOOL_THRESHOLD,
+    data_timeout: float = DATA_TIMEOUT,
 ) -> ServerProcedure[int]:
     """Serve one connection from greeting to close; return the number of messages accepted.
 
@@ -722,14 +853,30 @@ def serve_connection(
     timeout``); once message content has begun to arrive, the waits for it
     may add up to ``idle_timeout`` plus one second per ``min_data_rate``
     octets received (else ``421 4.4.2 Data rate too low``). For a BDAT
-    chunk the budget starts with each chunk.
+    chunk the budget starts with each chunk. Whatever the rate, one
+    message's waits may add up to ``data_timeout`` seconds at most, from the
+    first content after 354 (or its first BDAT chunk) to its end, the waits
+    between BDAT chunks included (else ``421 4.4.2 Data timeout``).
+
+    Content beyond ``spool_threshold`` octets (the ``Received:`` header
+    included) goes to a spool through ``SpoolWrite``; see ``ServerEnvelope``.
 
     ``greeting_delay`` (sendmail greet_pause, Postfix postscreen greet wait):
     the 220 waits that long; a client that sends anything meanwhile did not
     wait for the greeting (RFC 5321 4.3.1) and gets 554 5.5.0 after it, then
     the connection closes.
     """
-    session = _Session(conn, hooks, peer, session_id, tls, idle_timeout, min_data_rate)
+    session = _Session(
+        conn,
+        hooks,
+        peer,
+        session_id,
+        tls,
+        idle_timeout,
+        min_data_rate,
+        spool_threshold,
+        data_timeout,
+    )
     if refuse is not None:
         session.send(Reply(421, (f"{conn.config.hostname} 4.3.2 {refuse}",)))
         yield from session.close()
@@ -801,7 +948,7 @@ def _command(session: _Session, command: Command) -> ServerProcedure[None]:
         session.answer(result, _reply(conn, 250, "2.1.5", "Recipient OK"))
     elif type(command) is Data:
         session.send(_GO_AHEAD)
-        yield from _start_message(session)
+        yield from _start_message(session, bdat=False)
     elif isinstance(command, (Ehlo, Lhlo)):
         result = yield from session.hook("on_ehlo", command.domain)
         session.answer(result, conn.ehlo_reply())
@@ -810,7 +957,7 @@ def _command(session: _Session, command: Command) -> ServerProcedure[None]:
         session.answer(result, Reply(250, (hostname,)))
     elif isinstance(command, Bdat):
         if session.message is None:  # the first chunk: no reply due yet
-            yield from _start_message(session)
+            yield from _start_message(session, bdat=True)
     elif isinstance(command, Rset):
         session.message = None
         session.send(_reply(conn, 250, "2.0.0", "OK"))
@@ -974,7 +1121,7 @@ def _lookup_secret(
 # -- message content ---------------------------------------------------------------
 
 
-def _start_message(session: _Session) -> ServerProcedure[None]:
+def _start_message(session: _Session, *, bdat: bool) -> ServerProcedure[None]:
     """A message begins (354 sent, or the first BDAT chunk): stamp it."""
     message_id = yield NewId()
     if not isinstance(message_id, str):
@@ -982,8 +1129,9 @@ def _start_message(session: _Session) -> ServerProcedure[None]:
     moment = yield Now()
     if not isinstance(moment, datetime.datetime):
         raise TypeError(f"a transport answered Now with {type(moment).__name__}")
-    header = received_header(session.conn, session.peer, message_id, moment)
-    message = _Message(message_id, header)
+    conn = session.conn
+    header = received_header(conn, session.peer, message_id, moment)
+    message = _Message(message_id, header, session.data_timeout, bdat)
     session.message = message
     if "on_data_chunk" in session.hooks:
         yield from _stream(session, message, header)
@@ -1008,10 +1156,31 @@ def _content(session: _Session, data: bytes) -> ServerProcedure[None]:
         return
     if "on_data_chunk" in session.hooks:
         yield from _stream(session, message, data)
-    else:
+    elif message.stream_failure is not None:
+        return  # the spool failed: the rest is read and dropped
+    elif message.spool is None and len(message.content) + len(data) <= session.spool_threshold:
         # Bounded: the connection refuses a message beyond its size limit and
         # the size limit always exists when ServerOptions made the config.
         message.content += data
+    else:
+        yield from _spool(session, message, data)
+
+
+def _spool(session: _Session, message: _Message, data: bytes) -> ServerProcedure[None]:
+    """Beyond the threshold: what memory holds goes to the spool first, then each piece."""
+    if message.spool is None:
+        data = bytes(message.content) + data
+        message.content = bytearray()
+    spool = yield SpoolWrite(message.spool, data)
+    if isinstance(spool, HookFailed):
+        # RFC 3463 4.3.1: mail system full. The rest is read and dropped.
+        message.stream_failure = _reply(session.conn, 452, "4.3.1", "Insufficient system storage")
+        message.spool = None
+        return
+    if not callable(getattr(spool, "chunks", None)):
+        raise TypeError(f"a transport answered SpoolWrite with {type(spool).__name__}")
+    message.spool = spool  # type: ignore[assignment]  # checked above, as far as it can be
+    message.spooled += len(data)
 
 
 def _end_of_content(session: _Session, event: EndOfData | EndOfChunk) -> ServerProcedure[None]:
@@ -1063,7 +1232,9 @@ def _deliver(session: _Session, message: _Message | None) -> ServerProcedure[lis
         message_id=message.message_id,
         session_id=session.session_id,
         received_header=message.header,
-        content=b"" if streamed else bytes(message.content),
+        held=b"" if streamed or message.spool is not None else bytes(message.content),
+        spool=message.spool,
+        size=message.spooled if message.spool is not None else len(message.content),
     )
     ok = _fresh_reply(conn, 250, "2.0.0", f"OK queued as {message.message_id}")
     result = None
