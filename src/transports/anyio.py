@@ -12,6 +12,13 @@ from __future__ import annotations
 import ssl
 from email.message import Message
 
+try:
+    import anyio  # noqa: F401  (imported first so that a missing anyio names its extra)
+except ModuleNotFoundError as exc:  # the anyio extra is optional: say how to get it
+    raise ModuleNotFoundError(
+        f"transports.anyio needs anyio ({exc}): pip install 'smtpcore[anyio]'", name=exc.name
+    ) from exc
+
 from smtpcore import Limits
 from smtpcore.session import SendResult, Timeouts, TLSMode
 

@@ -14,7 +14,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from email.message import Message
 
-import trio
+try:
+    import trio
+except ModuleNotFoundError as exc:  # the trio extra is optional: say how to get it
+    raise ModuleNotFoundError(
+        f"transports.trio needs trio ({exc}): pip install 'smtpcore[trio]'", name=exc.name
+    ) from exc
 
 from smtpcore import Limits
 from smtpcore.session import ConnectionLost, SendResult, Timeouts, TLSError, TLSMode
