@@ -163,13 +163,17 @@ def check_sdist(sdist: Path, version: str) -> None:
 
 
 def other_pythons() -> list[str]:
-    """An interpreter for the oldest version claimed, if this machine has one."""
-    found = shutil.which("python3.10")
-    if found is None:
-        pyenv = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
-        candidates = sorted(glob.glob(f"{pyenv}/versions/3.10*/bin/python3.10"))
-        found = candidates[-1] if candidates else None
-    return [found] if found else []
+    """An interpreter for the oldest version claimed, if this machine has one that runs."""
+    pyenv = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    candidates = sorted(glob.glob(f"{pyenv}/versions/3.10*/bin/python3.10"), reverse=True)
+    on_path = shutil.which("python3.10")
+    for python in [*candidates, *([on_path] if on_path else [])]:
+        # A pyenv shim is on PATH even when no 3.10 is selected: try it.
+        probe = subprocess.run([python, "-c", "pass"], capture_output=True, check=False)
+        if probe.returncode == 0:
+            return [python]
+    say("note: no Python 3.10 here; the wheel is installed with this interpreter only")
+    return []
 
 
 def check_install(python: str, wheel: Path, version: str, home: Path) -> None:
