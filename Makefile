@@ -26,7 +26,7 @@ pytest: $(STAMP)
 	$(BIN)/pytest -q
 
 docs: $(STAMP)
-	$(BIN)/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 # The built site in headless Chromium (Debian's, installed when missing): every
 # page, link and anchor, no console error; screenshots in site/screenshots/.
