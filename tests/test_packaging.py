@@ -84,6 +84,15 @@ def test_the_demo_without_extras_runs_sync_and_asyncio_and_names_the_rest() -> N
     assert "Subject: Hello from the trio client" not in done.stdout
 
 
+def test_the_demo_fails_when_an_installed_transport_is_broken() -> None:
+    """A framework that is there but a transport that does not import is not 'skipped'."""
+    broken = "import sys; sys.modules['transports._trio_raw'] = None\n"
+    done = python(broken + "from transports.cli import main; sys.exit(main(['demo']))")
+    assert done.returncode != 0
+    assert "skipped" not in done.stdout
+    assert "transports._trio_raw" in done.stderr
+
+
 def _declared() -> dict[str, str]:
     """Each requirement's name and what it is declared for: 'always', a marker, or an extra."""
     declared: dict[str, str] = {}

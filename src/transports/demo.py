@@ -93,10 +93,16 @@ CLIENTS: dict[str, Callable[[int, bytes, Tracer], SendResult]] = {
 
 
 def missing_framework(kind: str) -> str | None:
-    """Why the ``kind`` client cannot run here (its import error names the extra), or None."""
+    """Why the ``kind`` client cannot run here (its import error names the extra), or None.
+
+    Only the framework itself being absent counts: any other import failure
+    is a broken installation, and propagates.
+    """
     try:
         importlib.import_module(f"transports.{kind}")
-    except ImportError as exc:
+    except ModuleNotFoundError as exc:
+        if exc.name != kind:
+            raise
         return str(exc)
     return None
 
