@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest docs peers interop fuzz fuzz-smoke bench clean
+.PHONY: demo test lint typecheck pytest docs docs-check check-wheel peers interop fuzz fuzz-smoke bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,17 @@ pytest: $(STAMP)
 	$(BIN)/pytest -q
 
 docs: $(STAMP)
-	$(BIN)/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+# The built site in headless Chromium (Debian's, installed when missing): every
+# page, link and anchor, no console error; screenshots in site/screenshots/.
+docs-check: $(STAMP)
+	$(BIN)/python tools/docs_check.py
+
+# The wheel and sdist as a user gets them: metadata, then a no-extras install
+# into a fresh venv outside the tree (and under Python 3.10 when there is one).
+check-wheel: $(STAMP)
+	$(BIN)/python tools/check_wheel.py
 
 test: lint typecheck docs pytest
 

@@ -6,6 +6,10 @@ thread is used here; the ``transports`` package binds this core to blocking
 sockets, asyncio, trio and anyio.
 """
 
+# The one place the version is written: the build reads it from here (hatch's
+# version source), so the wheel's metadata and ``smtpcore.__version__`` agree.
+__version__ = "0.1.0"
+
 from . import codes, sasl
 from ._client import ClientConnection, ClientPhase
 from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError

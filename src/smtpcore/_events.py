@@ -61,6 +61,7 @@ class _Need(enum.Enum):
 
 #: Returned by ``next_event()`` when more bytes are needed.
 NEED_DATA: Final = _Need.NEED_DATA
+"""Returned by ``next_event()`` when more bytes are needed (compare with ``is``)."""
 
 _ENHANCED: Final = re.compile(r"([245])\.([0-9]{1,3})\.([0-9]{1,3})(?= |$)")
 _SASL_MECH: Final = re.compile(r"[A-Z0-9\-_]{1,20}")

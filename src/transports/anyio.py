@@ -12,6 +12,13 @@ from __future__ import annotations
 import ssl
 from email.message import Message
 
+try:
+    import anyio  # noqa: F401  (imported first so that a missing anyio names its extra)
+except ModuleNotFoundError as exc:  # the anyio extra is optional: say how to get it
+    raise ModuleNotFoundError(
+        f"transports.anyio needs anyio ({exc}): pip install 'smtpcore[anyio]'", name=exc.name
+    ) from exc
+
 from smtpcore import Limits
 from smtpcore.session import SendResult, Timeouts, TLSMode
 
@@ -37,7 +44,16 @@ def _native_client() -> type[AsyncClient]:
 
 
 class SMTPClient(AsyncClient):
-    __doc__ = AsyncClient.__doc__
+    """An SMTP (or LMTP) client over anyio, for one connection; many messages may use it.
+
+    It runs the asyncio or the trio client underneath, whichever anyio runs on.
+
+    ``async with SMTPClient(host) as smtp:`` connects, greets, says EHLO,
+    starts TLS and authenticates; on exit it says QUIT and closes. Errors
+    are ``smtpcore.SMTPError`` subclasses. After a timeout, a lost
+    connection or a cancellation the connection is closed at once and the
+    error propagates.
+    """
 
     # The I/O is that of the native client of the backend anyio runs on.
     # anyio's own streams cost too much per round trip: on asyncio, every

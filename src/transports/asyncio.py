@@ -191,7 +191,14 @@ class _Stream(asyncio.BufferedProtocol):
 
 
 class SMTPClient(AsyncClient):
-    __doc__ = AsyncClient.__doc__
+    """An SMTP (or LMTP) client over asyncio streams, for one connection; many messages may use it.
+
+    ``async with SMTPClient(host) as smtp:`` connects, greets, says EHLO,
+    starts TLS and authenticates; on exit it says QUIT and closes. Errors
+    are ``smtpcore.SMTPError`` subclasses. After a timeout, a lost
+    connection or a cancellation the connection is closed at once and the
+    error propagates.
+    """
 
     _stream: _Stream
 

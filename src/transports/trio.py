@@ -14,7 +14,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from email.message import Message
 
-import trio
+try:
+    import trio
+except ModuleNotFoundError as exc:  # the trio extra is optional: say how to get it
+    raise ModuleNotFoundError(
+        f"transports.trio needs trio ({exc}): pip install 'smtpcore[trio]'", name=exc.name
+    ) from exc
 
 from smtpcore import Limits
 from smtpcore.session import ConnectionLost, SendResult, Timeouts, TLSError, TLSMode
@@ -42,7 +47,14 @@ def _step(timeout: float) -> Iterator[None]:
 
 
 class SMTPClient(AsyncClient):
-    __doc__ = AsyncClient.__doc__
+    """An SMTP (or LMTP) client over trio, for one connection; many messages may use it.
+
+    ``async with SMTPClient(host) as smtp:`` connects, greets, says EHLO,
+    starts TLS and authenticates; on exit it says QUIT and closes. Errors
+    are ``smtpcore.SMTPError`` subclasses. After a timeout, a lost
+    connection or a cancellation the connection is closed at once and the
+    error propagates.
+    """
 
     # While the connection is clear it is a plain non-blocking socket
     # (transports._trio_raw says why); it becomes a SocketStream, then an

@@ -77,10 +77,14 @@ __all__ = [
 
 # Strongest first: what a password can prove, and what a token can.
 PASSWORD_MECHANISMS: Final = ("SCRAM-SHA-256", "SCRAM-SHA-1", "CRAM-MD5", "PLAIN", "LOGIN")
+"""The client mechanisms a password can prove, strongest first."""
 TOKEN_MECHANISMS: Final = ("OAUTHBEARER", "XOAUTH2")
+"""The client mechanisms an OAuth 2.0 bearer token can prove, standard first."""
 CLIENT_MECHANISMS: Final = PASSWORD_MECHANISMS + TOKEN_MECHANISMS
+"""Every mechanism the client side implements."""
 # Strongest first, the order to advertise in EHLO's AUTH keyword.
 SERVER_MECHANISMS: Final = ("SCRAM-SHA-256", "SCRAM-SHA-1", "CRAM-MD5", "PLAIN", "LOGIN")
+"""Every mechanism the server side implements, in the order EHLO advertises them."""
 
 
 def client_mechanism(

@@ -221,6 +221,7 @@ class Failure:
 
 
 ServerStep: TypeAlias = Challenge | VerifyPassword | NeedSecret | Success | Failure
+"""What a server mechanism asks of its caller next: one of the five step types."""
 _Producer: TypeAlias = Callable[[], ServerStep]
 
 

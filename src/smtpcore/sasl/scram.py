@@ -49,6 +49,7 @@ __all__ = [
 ]
 
 DEFAULT_MAX_ITERATIONS: Final = 1_000_000  # ours: bounds the PBKDF2 work a server can ask for
+"""The most PBKDF2 iterations a SCRAM client agrees to compute (a server could ask for more)."""
 
 # RFC 5802 7: printable = %x21-2B / %x2D-7E (no comma).
 _PRINTABLE: Final = re.compile(r"[\x21-\x2b\x2d-\x7e]+")

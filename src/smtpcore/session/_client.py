@@ -75,6 +75,7 @@ __all__ = [
 #: Content is gathered into writes (and BDAT chunks) of about this many
 #: octets: fewer system calls and packets than one per caller piece.
 WRITE_BATCH: Final = 64 * 1024
+"""Octets of content gathered into one write or BDAT chunk."""
 
 _OLD_VERBS: Final = {"SEND": Send, "SOML": Soml, "SAML": Saml}
 

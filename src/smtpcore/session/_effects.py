@@ -82,7 +82,9 @@ class NextChunk:
 
 
 Effect: TypeAlias = Write | Read | Handshake | Close | NextChunk
+"""Any effect a client procedure yields for its driver to perform."""
 Procedure: TypeAlias = Generator[Effect, bytes | None, T]
+"""A client procedure: yields effects, is sent their answers, returns ``T``."""
 
 
 def read(timeout: float) -> Procedure[bytes]:

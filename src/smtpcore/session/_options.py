@@ -26,7 +26,10 @@ __all__ = [
 ]
 
 TLSMode: TypeAlias = Literal["starttls", "implicit", "opportunistic", "none"]
+"""The client's TLS policy: require STARTTLS, TLS from the first byte, STARTTLS when
+offered, or never."""
 Body: TypeAlias = Literal["7BIT", "8BITMIME", "BINARYMIME"]
+"""The MAIL BODY parameter values (RFC 6152, RFC 3030)."""
 _TLS_MODES: Final = ("starttls", "implicit", "opportunistic", "none")
 _BODIES: Final = ("7BIT", "8BITMIME", "BINARYMIME")
 _NOTIFY: Final = frozenset({"SUCCESS", "FAILURE", "DELAY"})

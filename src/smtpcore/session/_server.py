@@ -145,11 +145,13 @@ HOOKS: Final = (
     "on_vrfy",
     "on_expn",
 )
+"""Every hook a handler may define, by name; all are optional."""
 
 #: Seconds a client may stay silent (RFC 5321 4.5.3.2.7: at least 5 minutes).
 IDLE_TIMEOUT: Final = 300.0
 #: Octets per second message content must keep up (Postfix smtpd_min_data_rate: 500).
 MIN_DATA_RATE: Final = 500.0
+"""Octets per second that message content must keep up, by default."""
 #: The largest message accepted when no ServerConfig says otherwise.
 DEFAULT_MESSAGE_SIZE: Final = 32 * 1024 * 1024
 #: Octets of one message held in memory; the rest goes to a spool (a temporary file).
@@ -174,7 +176,9 @@ class Interrupted(enum.Enum):
 
 
 TIMED_OUT: Final = Interrupted.TIMED_OUT
+"""The answer to ``Receive`` when nothing came within its timeout."""
 SHUT_DOWN: Final = Interrupted.SHUT_DOWN
+"""The answer to an interruptible ``Receive`` when the server is shutting down."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +267,9 @@ class SpoolWrite:
 ServerEffect: TypeAlias = (
     Write | Receive | Handshake | Close | CallHook | Now | Clock | NewId | SpoolWrite
 )
+"""Any effect the server procedure yields for its driver to perform."""
 ServerProcedure: TypeAlias = Generator[ServerEffect, object, T]
+"""The server procedure: yields server effects, is sent their answers, returns ``T``."""
 
 
 # --- facts about the connection ----------------------------------------------
