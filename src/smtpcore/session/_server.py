@@ -149,18 +149,16 @@ HOOKS: Final = (
 
 #: Seconds a client may stay silent (RFC 5321 4.5.3.2.7: at least 5 minutes).
 IDLE_TIMEOUT: Final = 300.0
-#: Octets per second message content must keep up (Postfix smtpd_min_data_rate: 500).
 MIN_DATA_RATE: Final = 500.0
-"""Octets per second that message content must keep up, by default."""
+"""Octets per second message content must keep up, by default (Postfix's smtpd_min_data_rate)."""
 #: The largest message accepted when no ServerConfig says otherwise.
 DEFAULT_MESSAGE_SIZE: Final = 32 * 1024 * 1024
-#: Octets of one message held in memory; the rest goes to a spool (a temporary file).
 SPOOL_THRESHOLD: Final = 1024 * 1024
-#: Ours: seconds of waiting one message's content may take from 354 (or its
-#: first BDAT chunk) to its end, whatever its rate. Postfix's per-record deadline
-#: is the model, applied to the message as one record: at this bound a 32 MiB
-#: message still goes through at 9.3 kB/s on average.
+"""Octets of one message held in memory by default; the rest goes to a spool (a temporary file)."""
+# Postfix's per-record deadline is the model, applied to the message as one
+# record: at this bound a 32 MiB message still goes through at 9.3 kB/s.
 DATA_TIMEOUT: Final = 3600.0
+"""Seconds of waiting one message may take from its 354 (or first BDAT chunk) to its end."""
 #: PBKDF2 rounds for SCRAM credentials derived from a password lookup (RFC 7677 4: 4096 at least).
 SCRAM_ITERATIONS: Final = 4096
 
