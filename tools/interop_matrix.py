@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PEERS = ("postfix", "exim", "opensmtpd", "aiosmtpd", "smtp-sink", "dovecot-lmtp")
+PEERS = ("postfix", "exim", "opensmtpd", "aiosmtpd", "smtp-sink", "smtp-server", "dovecot-lmtp")
 KINDS = ("sync", "asyncio", "trio", "anyio-asyncio", "anyio-trio")
 CLIENT_MODULE = "test_client_peers"
 SERVER_MODULE = "test_server_peers"
@@ -102,6 +102,17 @@ def first_line(argv: list[str]) -> str:
     return text.splitlines()[0] if text else "not installed"
 
 
+def npm_version(peers: Path, package: str) -> str:
+    """The version of an npm package installed under $PEERS/node by scripts/peers.sh."""
+    import json
+
+    try:
+        meta = json.loads((peers / "node" / "node_modules" / package / "package.json").read_text())
+    except (OSError, ValueError):
+        return "not installed"
+    return f"{package} {meta.get('version', '?')} (Node.js {first_line(['node', '--version'])})"
+
+
 def versions() -> dict[str, str]:
     """Each peer's version, asked from what is installed here."""
     import os
@@ -121,6 +132,12 @@ def versions() -> dict[str, str]:
         "msmtp": first_line(["msmtp", "--version"]),
         "smtp-source": f"smtp-source (Postfix {postfix})",
         "smtplib": f"Python {sys.version.split()[0]} smtplib",
+        "smtp-server": npm_version(peers, "smtp-server"),
+        "nodemailer": npm_version(peers, "nodemailer"),
+        "curl": " ".join(first_line(["curl", "--version"]).split()[:2]),
+        "s-nail": first_line(["s-nail", "-V"]).split(",")[0],
+        "Net::SMTP": "Perl Net::SMTP "
+        + first_line(["perl", "-MNet::SMTP", "-e", "print $Net::SMTP::VERSION"]),
     }
     for module in ("aiosmtpd", "aiosmtplib"):
         try:

@@ -386,9 +386,7 @@ def node_package_version(package: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def smtp_server_peer(
-    peers_cafile: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Peer]:
+def smtp_server_peer(peers_cafile: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peer]:
     """nodemailer's smtp-server (npm) on 2532: STARTTLS, AUTH PLAIN/LOGIN, a Maildir."""
     env = node_env()
     need_root()  # the shared key under $PEERS/tls is root's
