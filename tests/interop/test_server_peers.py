@@ -405,6 +405,12 @@ def test_postfix_relays_to_us(
         assert mark.encode() in stored
 
 
+def exited(tool: str, returncode: int, log: str, lines: int = 4) -> str:
+    """Why a client failed, first: its exit code and the last lines of its transcript."""
+    tail = [line for line in log.splitlines() if line.strip()][-lines:]
+    return f"{tool} exited {returncode}: " + " | ".join(tail) + "\n\n" + log[-3000:]
+
+
 # -- curl --------------------------------------------------------------------------------
 
 # curl sends the file as it is: without --crlf a file with LF line ends goes out with bare
@@ -449,7 +455,7 @@ def test_curl(ours: Ours, tmp_path: Path, variant: str) -> None:
         capture_output=True, timeout=120, check=False,
     )  # fmt: skip
     log = done.stderr.decode(errors="replace")  # -v: "> " sent, "< " received
-    assert done.returncode == 0, log[-3000:]
+    assert done.returncode == 0, exited("curl", done.returncode, log, 3)
     sent = [line[2:] for line in log.splitlines() if line.startswith("> ")]
     assert sent[0] == "EHLO client.example"
     assert ("STARTTLS" in sent) == bool(tls)
@@ -485,7 +491,7 @@ def s_nail(ours: Ours, home: Path, *settings: str, subject: str, body: str) -> s
         env={"HOME": str(home), "PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"},
     )  # fmt: skip
     log = (done.stdout + done.stderr).decode(errors="replace")
-    assert done.returncode == 0, log[-3000:]
+    assert done.returncode == 0, exited("s-nail", done.returncode, log, 3)
     return log
 
 
@@ -537,7 +543,7 @@ def test_msmtp_scram_sha256(ours: Ours) -> None:
         input=message(mark), capture_output=True, timeout=60, check=False,
     )  # fmt: skip
     log = (done.stdout + done.stderr).decode(errors="replace")
-    assert done.returncode == 0, log[-3000:]
+    assert done.returncode == 0, exited("msmtp", done.returncode, done.stderr.decode(), 2)
     lines = log.splitlines()
     assert "--> AUTH SCRAM-SHA-256" in lines
     assert any(line.startswith("<-- 235 ") for line in lines)
@@ -571,7 +577,7 @@ def test_net_smtp(ours: Ours, tmp_path: Path, variant: str) -> None:
         capture_output=True, timeout=120, check=False,
     )  # fmt: skip
     log = (done.stdout + done.stderr).decode(errors="replace")  # Debug: ">>> " sent
-    assert done.returncode == 0, log[-3000:]
+    assert done.returncode == 0, exited("Net::SMTP", done.returncode, log)
     # Debug lines: "Net::SMTP=GLOB(0x...)>>> EHLO ..." (sent), "<<< ..." (received); the
     # ones without a GLOB name show module versions.
     sent = re.findall(r"=GLOB\(0x[0-9a-f]+\)>>> ([^\r\n]*)", log)
@@ -608,7 +614,8 @@ def test_nodemailer(ours: Ours, tmp_path: Path, variant: str) -> None:
         capture_output=True, timeout=120, check=False, env=env,
     )  # fmt: skip
     log = done.stderr.decode(errors="replace")  # the dialogue, one line per line
-    assert done.returncode == 0, done.stdout.decode(errors="replace") + log[-3000:]
+    assert done.returncode == 0, exited("nodemailer", done.returncode,
+                                        log + done.stdout.decode(errors="replace"))  # fmt: skip
     lines = log.splitlines()
     # nodemailer pipelines when PIPELINING is offered: MAIL, both RCPTs and DATA first.
     mail_at = lines.index("MAIL FROM:<a@example.org>")
