@@ -203,7 +203,10 @@ def render(outcomes: list[Outcome], found: dict[str, str]) -> str:
         "## Our clients against each server",
         "",
         "Every feature over each client kind (the variant in brackets): sync, asyncio, trio,",
-        "and anyio on both of its backends.",
+        "and anyio on both of its backends. `reply_then_close` is Exim's `drop` ACL: it",
+        "answers 550 to the sender dropped@example.org (mail) or the recipient",
+        "dropped@example.test (rcpt) and closes the connection; the client must report",
+        "that refusal, not a lost connection.",
         "",
     ]
     peers = [p for p in PEERS if any(p in o.params for o in client)]

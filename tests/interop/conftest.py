@@ -1,4 +1,4 @@
-"""Real SMTP/LMTP peers for the interoperability tests (issue 6).
+"""Real SMTP/LMTP peers for the interoperability tests.
 
 Each server peer is a session fixture: started once per run on its own
 loopback port (the port map of scripts/peers.sh), ready when its ``220``
