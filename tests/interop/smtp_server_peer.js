@@ -2,7 +2,7 @@
 //
 //   node smtp_server_peer.js PORT CERT KEY MAILDIR
 //
-// Listens on 127.0.0.1:PORT with STARTTLS (CERT/KEY), AUTH PLAIN/LOGIN after TLS for
+// Listens on 127.0.0.1:PORT with STARTTLS (CERT/KEY), AUTH PLAIN/LOGIN over TLS for
 // test/secret, SIZE 10 MiB, refuses refused@example.test with 550, and stores each
 // message as one file in MAILDIR/new (written to MAILDIR/tmp first, then renamed).
 // smtp-server and nodemailer come from $PEERS/node (NODE_PATH). Stops on SIGTERM.
@@ -36,7 +36,7 @@ const server = new SMTPServer({
     cert: fs.readFileSync(certFile),
     size: 10 * 1024 * 1024,
     authMethods: ["PLAIN", "LOGIN"],
-    // AUTH only after STARTTLS, as every other peer here (the default: no insecure AUTH).
+    // AUTH is advertised in clear too, but answered 538 until STARTTLS (the default).
     allowInsecureAuth: false,
     authOptional: true,
     logger: false,
