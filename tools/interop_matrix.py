@@ -218,16 +218,23 @@ def render(outcomes: list[Outcome], found: dict[str, str]) -> str:
     out += ["", "## Notes on cells that did not pass", ""]
     if not notes:
         out.append("None.")
-    seen: set[tuple[str, str]] = set()
+    # Cells that failed alike (the same feature, the same first line of the message: it
+    # names the cause; the lines after it hold ports and transcripts) share one note.
+    alike: dict[tuple[str, str], list[Outcome]] = {}
     for o in notes:
-        key = (o.feature, o.message)
-        if key in seen:
-            continue
-        seen.add(key)
-        message = " ".join(o.message.split())[:300].replace("|", "\\|")
-        out.append(f"- `{o.module}::test_{o.feature}[{'-'.join(o.params)}]` ({o.verdict}): "
-                   f"{message}")  # fmt: skip
+        alike.setdefault((o.feature, headline(o.message)), []).append(o)
+    for (_, head), cells in alike.items():
+        o = cells[0]
+        message = " ".join(head.split())[:300].replace("|", "\\|")
+        more = f" (and {len(cells) - 1} more cells alike)" if len(cells) > 1 else ""
+        out.append(f"- `{o.module}::test_{o.feature}[{'-'.join(o.params)}]` ({o.verdict})"
+                   f"{more}: {message}")  # fmt: skip
     return "\n".join(out) + "\n"
+
+
+def headline(message: str) -> str:
+    """The first non-empty line of a test's failure or skip message."""
+    return next((line for line in message.splitlines() if line.strip()), "")
 
 
 def main(argv: list[str] | None = None) -> int:
