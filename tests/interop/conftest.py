@@ -13,6 +13,7 @@ otherwise (a developer without root can still run everything else).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import mailbox
 import os
 import shutil
@@ -50,6 +51,10 @@ NODE_MODULES: Final = PEERS / "node" / "node_modules"
 RELAY_SMTP_PORT: Final = 2540
 RELAY_LMTP_PORT: Final = 2541
 BANNER_TIMEOUT: Final = 15.0
+# The peers listen on fixed ports and share $PEERS: one interop run at a time on a
+# machine. A second run (another checkout's `make test`, say) waits for the first.
+RUN_LOCK: Final = Path("/tmp/smtpcore-interop.lock")
+RUN_LOCK_WAIT: Final = 1200.0
 
 
 def missing(what: str) -> NoReturn:
@@ -200,6 +205,35 @@ def _version(argv: list[str], default: str = "?") -> str:
         return default
     text = (out.stdout or out.stderr).strip()
     return text.splitlines()[0] if text else default
+
+
+# -- one run at a time ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_interop_run() -> Iterator[None]:
+    """Hold the machine's interop lock for the whole run (waiting for another run first)."""
+    with RUN_LOCK.open("a+") as lock:
+        deadline = time.monotonic() + RUN_LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    lock.seek(0)
+                    holder = lock.read().strip() or "?"
+                    pytest.fail(f"another interop run ({holder}) held {RUN_LOCK} "
+                                f"for over {RUN_LOCK_WAIT:.0f} s")  # fmt: skip
+                time.sleep(1)
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"pid {os.getpid()}, {os.getcwd()}\n")
+        lock.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 # -- the certificate --------------------------------------------------------------------
