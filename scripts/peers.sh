@@ -8,8 +8,8 @@
 # The tests read $PEERS too (same default), so export it for both or neither.
 #
 # Port map (see tests/interop/conftest.py): postfix 2525, exim 2526, OpenSMTPD 2527,
-# aiosmtpd 2528, smtp-sink 2530, Dovecot LMTP 2424; our servers behind Postfix 2540 (SMTP)
-# and 2541 (LMTP).
+# aiosmtpd 2528, smtp-sink 2530, nodemailer's smtp-server 2532, Dovecot LMTP 2424; our
+# servers behind Postfix 2540 (SMTP) and 2541 (LMTP).
 set -euo pipefail
 
 PEERS=${PEERS:-/opt/smtpcore-peers}
@@ -39,9 +39,12 @@ update_once() { if [ $updated = no ]; then apt update -qq; updated=yes; fi; }
 
 missing=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed'; }
+# curl, s-nail and Perl's Net::SMTP (perl-modules; STARTTLS needs IO::Socket::SSL, AUTH
+# needs Authen::SASL) are clients the interop tests drive against our servers.
 for p in postfix dovecot-core dovecot-lmtpd swaks msmtp libnet-ssleay-perl \
          libio-socket-inet6-perl openssl libgnutls-dane0 libidn12 libdb5.3 libpcre2-8-0 \
-         libnsl2 libevent-2.1-7 ca-certificates; do
+         libnsl2 libevent-2.1-7 ca-certificates curl s-nail libio-socket-ssl-perl \
+         libauthen-sasl-perl; do
     have_pkg "$p" || missing+=("$p")
 done
 if ((${#missing[@]})); then
@@ -53,8 +56,12 @@ if ((${#missing[@]})); then
     if ! have_pkg postfix; then apt install --no-install-recommends postfix; fi
     apt install --no-install-recommends "${missing[@]}"
 fi
-for c in postfix postconf smtp-sink smtp-source dovecot doveconf swaks msmtp openssl; do
+for c in postfix postconf smtp-sink smtp-source dovecot doveconf swaks msmtp openssl curl \
+         s-nail perl; do
     command -v "$c" >/dev/null || die "$c is still missing after the install"
+done
+for m in Net::SMTP IO::Socket::SSL Authen::SASL; do
+    perl -M"$m" -e1 2>/dev/null || die "the Perl module $m is still missing after the install"
 done
 
 mkdir -p "$PEERS"/{debs,tls,log}
@@ -102,15 +109,24 @@ prdr_enable = true
 chunking_advertise_hosts = *
 message_size_limit = 10M
 auth_advertise_hosts = ${if eq{$tls_in_cipher}{}{}{*}}
+acl_smtp_mail = acl_mail
 acl_smtp_rcpt = acl_rcpt
 acl_smtp_data = accept
 acl_smtp_vrfy = accept
 acl_smtp_expn = accept
 
 begin acl
+# "drop" answers like "deny", then closes the connection: a server that replies and
+# hangs up, for the clients' handling of a reply that arrives just before the close.
+acl_mail:
+  drop    senders = dropped@example.org
+          message = 550 5.7.1 sender dropped by the interop configuration
+  accept
 acl_rcpt:
   deny    local_parts = refused
           message = 550 5.1.1 refused by the interop configuration
+  drop    local_parts = dropped
+          message = 550 5.7.1 recipient dropped by the interop configuration
   accept
 
 begin routers
@@ -300,6 +316,33 @@ postconf -M '127.0.0.1:2525/inet=127.0.0.1:2525 inet n - n - - smtpd'
 postconf -M '[::1]:2525/inet=[::1]:2525 inet n - n - - smtpd'
 postconf -F '*/*/chroot = n'
 postfix check || die "postfix check failed"
+
+# -- nodemailer and its smtp-server, from npm, into $PEERS/node --------------------------
+# Both need Node.js 20 or newer (their "engines"); the machine's node is used as it is.
+command -v node >/dev/null || die "node (Node.js >= 20) is missing: nodemailer needs it"
+command -v npm >/dev/null || die "npm is missing: nodemailer and smtp-server come from npm"
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+[ "$node_major" -ge 20 ] || die "Node.js $(node --version) is too old: nodemailer needs >= 20"
+mkdir -p "$PEERS/node"
+# Caret ranges: any later release of these majors speaks the SMTP the tests expect.
+cat >"$PEERS/node/package.json" <<'EOF'
+{
+  "name": "smtpcore-interop-peers",
+  "private": true,
+  "description": "nodemailer (client) and smtp-server (server) for smtpcore's interop tests",
+  "dependencies": {
+    "nodemailer": "^10.6.0",
+    "smtp-server": "^3.21.0"
+  }
+}
+EOF
+node_ok() { (cd "$PEERS/node" && node -e 'require("nodemailer"); require("smtp-server")') 2>/dev/null; }
+if ! node_ok; then
+    step "installing nodemailer and smtp-server from npm into $PEERS/node"
+    (cd "$PEERS/node" && npm install --no-audit --no-fund --loglevel=error) ||
+        die "npm install of nodemailer and smtp-server failed"
+    node_ok || die "nodemailer or smtp-server does not load from $PEERS/node"
+fi
 
 # -- aiosmtpd and the rest come from the project's venv (pip: aiosmtpd) ------------------
 step "ready in $PEERS"

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PEERS = ("postfix", "exim", "opensmtpd", "aiosmtpd", "smtp-sink", "dovecot-lmtp")
+PEERS = ("postfix", "exim", "opensmtpd", "aiosmtpd", "smtp-sink", "smtp-server", "dovecot-lmtp")
 KINDS = ("sync", "asyncio", "trio", "anyio-asyncio", "anyio-trio")
 CLIENT_MODULE = "test_client_peers"
 SERVER_MODULE = "test_server_peers"
@@ -102,6 +102,17 @@ def first_line(argv: list[str]) -> str:
     return text.splitlines()[0] if text else "not installed"
 
 
+def npm_version(peers: Path, package: str) -> str:
+    """The version of an npm package installed under $PEERS/node by scripts/peers.sh."""
+    import json
+
+    try:
+        meta = json.loads((peers / "node" / "node_modules" / package / "package.json").read_text())
+    except (OSError, ValueError):
+        return "not installed"
+    return f"{package} {meta.get('version', '?')} (Node.js {first_line(['node', '--version'])})"
+
+
 def versions() -> dict[str, str]:
     """Each peer's version, asked from what is installed here."""
     import os
@@ -121,6 +132,12 @@ def versions() -> dict[str, str]:
         "msmtp": first_line(["msmtp", "--version"]),
         "smtp-source": f"smtp-source (Postfix {postfix})",
         "smtplib": f"Python {sys.version.split()[0]} smtplib",
+        "smtp-server": npm_version(peers, "smtp-server"),
+        "nodemailer": npm_version(peers, "nodemailer"),
+        "curl": " ".join(first_line(["curl", "--version"]).split()[:2]),
+        "s-nail": first_line(["s-nail", "-V"]).split(",")[0],
+        "Net::SMTP": "Perl Net::SMTP "
+        + first_line(["perl", "-MNet::SMTP", "-e", "print $Net::SMTP::VERSION"]),
     }
     for module in ("aiosmtpd", "aiosmtplib"):
         try:
@@ -186,7 +203,10 @@ def render(outcomes: list[Outcome], found: dict[str, str]) -> str:
         "## Our clients against each server",
         "",
         "Every feature over each client kind (the variant in brackets): sync, asyncio, trio,",
-        "and anyio on both of its backends.",
+        "and anyio on both of its backends. `reply_then_close` is Exim's `drop` ACL: it",
+        "answers 550 to the sender dropped@example.org (mail) or the recipient",
+        "dropped@example.test (rcpt) and closes the connection; the client must report",
+        "that refusal, not a lost connection.",
         "",
     ]
     peers = [p for p in PEERS if any(p in o.params for o in client)]
@@ -198,16 +218,23 @@ def render(outcomes: list[Outcome], found: dict[str, str]) -> str:
     out += ["", "## Notes on cells that did not pass", ""]
     if not notes:
         out.append("None.")
-    seen: set[tuple[str, str]] = set()
+    # Cells that failed alike (the same feature, the same first line of the message: it
+    # names the cause; the lines after it hold ports and transcripts) share one note.
+    alike: dict[tuple[str, str], list[Outcome]] = {}
     for o in notes:
-        key = (o.feature, o.message)
-        if key in seen:
-            continue
-        seen.add(key)
-        message = " ".join(o.message.split())[:300].replace("|", "\\|")
-        out.append(f"- `{o.module}::test_{o.feature}[{'-'.join(o.params)}]` ({o.verdict}): "
-                   f"{message}")  # fmt: skip
+        alike.setdefault((o.feature, headline(o.message)), []).append(o)
+    for (_, head), cells in alike.items():
+        o = cells[0]
+        message = " ".join(head.split())[:300].replace("|", "\\|")
+        more = f" (and {len(cells) - 1} more cells alike)" if len(cells) > 1 else ""
+        out.append(f"- `{o.module}::test_{o.feature}[{'-'.join(o.params)}]` ({o.verdict})"
+                   f"{more}: {message}")  # fmt: skip
     return "\n".join(out) + "\n"
+
+
+def headline(message: str) -> str:
+    """The first non-empty line of a test's failure or skip message."""
+    return next((line for line in message.splitlines() if line.strip()), "")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,7 @@ otherwise (a developer without root can still run everything else).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import mailbox
 import os
 import shutil
@@ -41,12 +42,19 @@ PORTS: Final = {
     "opensmtpd": 2527,
     "aiosmtpd": 2528,
     "smtp-sink": 2530,
+    "smtp-server": 2532,
     "dovecot-lmtp": 2424,
 }
+# nodemailer and smtp-server, installed from npm by scripts/peers.sh.
+NODE_MODULES: Final = PEERS / "node" / "node_modules"
 # Our servers as Postfix's next hop (transport map in scripts/peers.sh).
 RELAY_SMTP_PORT: Final = 2540
 RELAY_LMTP_PORT: Final = 2541
 BANNER_TIMEOUT: Final = 15.0
+# The peers listen on fixed ports and share $PEERS: one interop run at a time on a
+# machine. A second run (another checkout's `make test`, say) waits for the first.
+RUN_LOCK: Final = Path("/tmp/smtpcore-interop.lock")
+RUN_LOCK_WAIT: Final = 1200.0
 
 
 def missing(what: str) -> NoReturn:
@@ -152,11 +160,11 @@ def log_file(name: str) -> Path:
 class Process:
     """A daemon we started in the foreground: stopped by its PID only."""
 
-    def __init__(self, name: str, argv: list[str]) -> None:
+    def __init__(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         self.name = name
         self.log = log_file(name).open("ab")
         self.popen = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT
+            argv, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT, env=env
         )
 
     def check_alive(self) -> None:
@@ -197,6 +205,35 @@ def _version(argv: list[str], default: str = "?") -> str:
         return default
     text = (out.stdout or out.stderr).strip()
     return text.splitlines()[0] if text else default
+
+
+# -- one run at a time ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_interop_run() -> Iterator[None]:
+    """Hold the machine's interop lock for the whole run (waiting for another run first)."""
+    with RUN_LOCK.open("a+") as lock:
+        deadline = time.monotonic() + RUN_LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    lock.seek(0)
+                    holder = lock.read().strip() or "?"
+                    pytest.fail(f"another interop run ({holder}) held {RUN_LOCK} "
+                                f"for over {RUN_LOCK_WAIT:.0f} s")  # fmt: skip
+                time.sleep(1)
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"pid {os.getpid()}, {os.getcwd()}\n")
+        lock.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 # -- the certificate --------------------------------------------------------------------
@@ -363,12 +400,52 @@ def smtp_sink(peers_cafile: str) -> Iterator[Peer]:
         process.stop()
 
 
+def node_env() -> dict[str, str]:
+    """The environment for a node script that requires nodemailer or smtp-server."""
+    need_command("node")
+    for package in ("nodemailer", "smtp-server"):
+        need_file(NODE_MODULES / package / "package.json")
+    return {**os.environ, "NODE_PATH": str(NODE_MODULES)}
+
+
+def node_package_version(package: str) -> str:
+    """The installed version of an npm package under $PEERS/node ("?" when unreadable)."""
+    import json
+
+    try:
+        meta = json.loads((NODE_MODULES / package / "package.json").read_text())
+    except (OSError, ValueError):
+        return "?"
+    return str(meta.get("version", "?"))
+
+
+@pytest.fixture(scope="session")
+def smtp_server_peer(peers_cafile: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peer]:
+    """nodemailer's smtp-server (npm) on 2532: STARTTLS, AUTH PLAIN/LOGIN, a Maildir."""
+    env = node_env()
+    need_root()  # the shared key under $PEERS/tls is root's
+    port_free(PORTS["smtp-server"])
+    maildir = tmp_path_factory.mktemp("smtp-server") / "Maildir"
+    script = Path(__file__).with_name("smtp_server_peer.js")
+    key = str(PEERS / "tls" / "key.pem")
+    argv = ["node", str(script), str(PORTS["smtp-server"]), peers_cafile, key, str(maildir)]
+    process = Process("smtp-server", argv, env=env)
+    try:
+        greeting = wait_ready(process, PORTS["smtp-server"])
+        version = f"smtp-server {node_package_version('smtp-server')} (Node.js)"
+        yield Peer("smtp-server", PORTS["smtp-server"], version, peers_cafile, maildir,
+                   banner=greeting)  # fmt: skip
+    finally:
+        process.stop()
+
+
 SERVER_FIXTURES: Final = {
     "postfix": "postfix",
     "exim": "exim",
     "opensmtpd": "opensmtpd",
     "aiosmtpd": "aiosmtpd_peer",
     "smtp-sink": "smtp_sink",
+    "smtp-server": "smtp_server_peer",
     "dovecot-lmtp": "dovecot_lmtp",
 }
 

@@ -1,4 +1,5 @@
-"""Our clients against real servers: Postfix, Exim, OpenSMTPD, aiosmtpd, smtp-sink, Dovecot LMTP.
+"""Our clients against real servers: Postfix, Exim, OpenSMTPD, aiosmtpd, smtp-sink,
+nodemailer's smtp-server, Dovecot LMTP.
 
 Plain delivery runs over every client kind against every server; the other
 features run over the blocking client (the transports share one session
@@ -25,18 +26,24 @@ from smtpcore.sasl import choose_client_mechanism
 from smtpcore.session import (
     DSN,
     AuthenticationError,
+    ConnectionLost,
     NotSupported,
+    PermanentError,
+    RecipientsRefused,
+    ReplyError,
     TLSError,
 )
 from tests.transports.conftest import KINDS, Smtp, run
 
 from .conftest import HOST, PASSWORD, USER, Peer, peer_by_name
 
-SMTP_PEERS: Final = ("postfix", "exim", "opensmtpd", "aiosmtpd", "smtp-sink")
+SMTP_PEERS: Final = ("postfix", "exim", "opensmtpd", "aiosmtpd", "smtp-sink", "smtp-server")
 ALL_PEERS: Final = (*SMTP_PEERS, "dovecot-lmtp")
-STORING: Final = ("postfix", "exim", "opensmtpd", "aiosmtpd", "dovecot-lmtp")
+STORING: Final = ("postfix", "exim", "opensmtpd", "aiosmtpd", "smtp-server", "dovecot-lmtp")
 TLS_PEERS: Final = STORING
-AUTH_PEERS: Final = ("postfix", "exim", "opensmtpd", "aiosmtpd")
+AUTH_PEERS: Final = ("postfix", "exim", "opensmtpd", "aiosmtpd", "smtp-server")
+# Every peer that refuses refused@example.test and enforces a 10 MiB SIZE.
+REFUSING: Final = AUTH_PEERS
 SIZE_LIMIT: Final = 10 * 1024 * 1024  # every peer's configured limit (scripts/peers.sh)
 HEADER_LINE: Final = re.compile(rb"^([!-9;-~]+:|[ \t])")
 
@@ -359,7 +366,7 @@ def test_dsn(request: pytest.FixtureRequest, name: str, kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("name", ["postfix", "exim", "opensmtpd", "aiosmtpd"])
+@pytest.mark.parametrize("name", REFUSING)
 def test_size_refused_before_data(request: pytest.FixtureRequest, name: str, kind: str) -> None:
     peer = peer_by_name(request, name)
     big = message(new_marker(), body=(b"y" * 998 + b"\r\n") * (SIZE_LIMIT // 1000 + 10))
@@ -382,14 +389,15 @@ def test_size_refused_before_data(request: pytest.FixtureRequest, name: str, kin
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("name", ["postfix", "exim", "opensmtpd", "aiosmtpd"])
+@pytest.mark.parametrize("name", REFUSING)
 def test_one_recipient_refused(request: pytest.FixtureRequest, name: str, kind: str) -> None:
     peer = peer_by_name(request, name)
     result, _, content, marker = deliver(peer, kind, recipients=("b", "refused", "c"))
     assert list(result.accepted) == ["b@example.test", "c@example.test"]
     assert list(result.refused) == ["refused@example.test"]
     assert result.refused["refused@example.test"].code in (550, 553, 554)
-    copies = 1 if name == "aiosmtpd" else 2  # aiosmtpd_peer.py stores once per message
+    # aiosmtpd_peer.py and smtp_server_peer.js store once per message, the MTAs per recipient.
+    copies = 1 if name in ("aiosmtpd", "smtp-server") else 2
     hits = peer.find(marker.encode(), copies)
     assert len(hits) == copies, f"{len(hits)} copies stored, expected {copies}"
     for stored in hits:
@@ -419,6 +427,7 @@ COMMAND_CODES: Final = {
     "opensmtpd": (250, 250, 500, 500, 214),
     "aiosmtpd": (250, 250, 252, 502, 250),
     "smtp-sink": (250, 250, 250, 500, 500),
+    "smtp-server": (250, 250, 252, 500, 214),
     "dovecot-lmtp": (250, 250, 501, 500, 500),  # VRFY needs an argument it cannot parse
 }
 
@@ -461,3 +470,46 @@ def test_many_messages_one_connection(request: pytest.FixtureRequest, name: str,
     assert run(kind, body) == [250] * 10
     for m in markers:
         assert_intact(find_one(peer, m), message(m))
+
+
+# -- a server that replies, then closes ------------------------------------------------------
+
+# Exim's "drop" ACL (scripts/peers.sh) answers 550 and closes the connection at once: at MAIL
+# for the sender dropped@example.org, at RCPT for the recipient dropped@example.test. The
+# reply arrived before the close, so it is the answer: a permanent refusal with its text,
+# never a ConnectionLost (which a caller would retry), and the clean-up that fails on the
+# closed connection does not replace it.
+DROPPED: Final = {
+    "mail": ("dropped@example.org", "b@example.test", "sender dropped"),
+    "rcpt": ("a@example.org", "dropped@example.test", "recipient dropped"),
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("stage", list(DROPPED))
+@pytest.mark.parametrize("name", ["exim"])
+def test_reply_then_close(request: pytest.FixtureRequest, name: str, stage: str, kind: str) -> None:
+    peer = peer_by_name(request, name)
+    sender, rcpt, words = DROPPED[stage]
+    trace = Trace()
+
+    async def body() -> BaseException:
+        async with smtp(peer, kind, trace=trace) as client:
+            try:
+                await client.sendmail(sender, [rcpt], message(new_marker()))
+            except (ReplyError, ConnectionLost) as error:
+                return error
+        raise AssertionError("the message was reported sent")
+
+    error = run(kind, body)
+    # The server's words are on the wire, whatever the client made of them.
+    assert any(words.encode() in read for read in trace.reads), trace.reads
+    assert not isinstance(error, ConnectionLost), f"the 550 reply was lost: {error!r}"
+    if isinstance(error, RecipientsRefused):  # the only recipient refused: nothing was sent
+        assert stage == "rcpt", repr(error)
+        assert not error.is_transient
+        assert {r: reply.code for r, reply in error.refused.items()} == {rcpt: 550}
+    else:
+        assert isinstance(error, PermanentError), repr(error)
+    assert error.reply.code == 550
+    assert error.reply.text == f"5.7.1 {words} by the interop configuration"

@@ -1,4 +1,5 @@
-"""Real clients against our servers: smtplib, aiosmtplib, swaks, msmtp, smtp-source, Postfix.
+"""Real clients against our servers: smtplib, aiosmtplib, swaks, msmtp, smtp-source, curl,
+s-nail, Perl's Net::SMTP, nodemailer, Postfix.
 
 Every client runs against each of our server kinds (sync, asyncio, trio,
 anyio on asyncio and on trio) where that is cheap. Our server stores into a
@@ -46,6 +47,7 @@ from .conftest import (
     USER,
     Peer,
     need_command,
+    node_env,
 )
 
 KINDS: Final = ("sync", "asyncio", "trio", "anyio-asyncio", "anyio-trio")
@@ -401,3 +403,234 @@ def test_postfix_relays_to_us(
         # Postfix added its own Received: (and Return-Path-free) headers before ours.
         assert stored.replace(b"\r\n", b"\n").endswith(content.replace(b"\r\n", b"\n"))
         assert mark.encode() in stored
+
+
+def exited(tool: str, returncode: int, log: str, lines: int = 4) -> str:
+    """Why a client failed, first: its exit code and the last lines of its transcript."""
+    tail = [line for line in log.splitlines() if line.strip()][-lines:]
+    return f"{tool} exited {returncode}: " + " | ".join(tail) + "\n\n" + log[-3000:]
+
+
+# -- curl --------------------------------------------------------------------------------
+
+# curl sends the file as it is: without --crlf a file with LF line ends goes out with bare
+# LFs (the long-standing tolerance most servers keep: each line end is taken as CRLF);
+# with --crlf curl turns them into CRLF. It always doubles a leading dot.
+CURL_VARIANTS: Final = {
+    "lf": [],
+    "crlf": ["--crlf"],
+    "starttls": ["--crlf", "--ssl-reqd"],
+    "auth": ["--crlf", "--ssl-reqd", "--user", f"{USER}:{PASSWORD}"],
+    "auth_plain": ["--crlf", "--ssl-reqd", "--user", f"{USER}:{PASSWORD}",
+                   "--login-options", "AUTH=PLAIN"],
+    "auth_login": ["--crlf", "--ssl-reqd", "--user", f"{USER}:{PASSWORD}",
+                   "--login-options", "AUTH=LOGIN"],
+}  # fmt: skip
+# The mechanism curl 7.88 chooses among ours (it has no SCRAM): CRAM-MD5.
+CURL_AUTH: Final = {"auth": "CRAM-MD5", "auth_plain": "PLAIN", "auth_login": "LOGIN"}
+
+
+def lf_message(mark: str) -> bytes:
+    """A message with LF line ends only (as a file on disk), with dot-led lines."""
+    return (
+        "From: a@example.org\nTo: b@example.test\n"
+        f"Subject: {mark}\nMessage-ID: <{mark}@example.org>\n"
+        "Date: Thu, 01 Jan 2026 00:00:00 +0000\n\n"
+        "body line\n.leading dot\n..two dots\n\nlast line\n"
+    ).encode()
+
+
+@pytest.mark.parametrize("variant", list(CURL_VARIANTS))
+def test_curl(ours: Ours, tmp_path: Path, variant: str) -> None:
+    command = need_command("curl")
+    mark = marker()
+    content = lf_message(mark)
+    upload = tmp_path / "message.eml"
+    upload.write_bytes(content)
+    tls = ["--cacert", ours.cafile] if "--ssl-reqd" in CURL_VARIANTS[variant] else []
+    done = subprocess.run(
+        [command, "-sS", "-v", "--max-time", "60", f"smtp://{HOST}:{ours.port}/client.example",
+         "--mail-from", "a@example.org", "--mail-rcpt", "b@example.test",
+         "--upload-file", str(upload), *CURL_VARIANTS[variant], *tls],
+        capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    log = done.stderr.decode(errors="replace")  # -v: "> " sent, "< " received
+    assert done.returncode == 0, exited("curl", done.returncode, log, 3)
+    sent = [line[2:] for line in log.splitlines() if line.startswith("> ")]
+    assert sent[0] == "EHLO client.example"
+    assert ("STARTTLS" in sent) == bool(tls)
+    if variant in CURL_AUTH:
+        assert any(line.startswith(f"AUTH {CURL_AUTH[variant]}") for line in sent), sent
+        assert "< 235 " in log
+    [envelope] = ours.store.envelopes
+    assert (envelope.sender, envelope.recipients) == ("a@example.org", ("b@example.test",))
+    assert envelope.is_tls == bool(tls)
+    # A file that does not end in CRLF gets "\r\n.\r\n" after it: without --crlf its
+    # last line ends in a bare LF, so the CRLF before the dot adds one empty line.
+    expected = content + b"\n" if variant == "lf" else content
+    assert_intact(ours.one(mark.encode()), expected)
+
+
+# -- s-nail ------------------------------------------------------------------------------
+
+
+def s_nail(ours: Ours, home: Path, *settings: str, subject: str, body: str) -> str:
+    """Send one message with s-nail's built-in SMTP client; return its -vv transcript.
+
+    s-nail matches the certificate's DNS names only (not IP addresses), so it connects
+    to ``localhost`` (our test certificate names it).
+    """
+    command = need_command("s-nail")
+    home.mkdir(exist_ok=True)
+    done = subprocess.run(
+        [command, "-:/", "-#", "-vv", "-S", "v15-compat", "-S", "ttycharset=utf-8",
+         "-S", "hostname=client.example", "-S", "nosave", "-S", f"tls-ca-file={ours.cafile}",
+         "-S", "tls-ca-no-defaults", "-S", "tls-verify=strict", *settings,
+         "-r", "a@example.org", "-s", subject, "b@example.test"],
+        input=body.encode(), capture_output=True, timeout=120, check=False,
+        env={"HOME": str(home), "PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"},
+    )  # fmt: skip
+    log = (done.stdout + done.stderr).decode(errors="replace")
+    assert done.returncode == 0, exited("s-nail", done.returncode, log, 3)
+    return log
+
+
+S_NAIL_VARIANTS: Final = {
+    "plain": ["-S", "smtp-auth=none"],
+    "starttls": ["-S", "smtp-use-starttls", "-S", "smtp-auth=none"],
+    # s-nail's default mechanism: AUTH PLAIN without an initial response, so it waits for
+    # the server's empty challenge, "334 " (RFC 4954 4).
+    "auth_plain": ["-S", "smtp-use-starttls", "-S", "smtp-auth=plain"],
+    "auth_login": ["-S", "smtp-use-starttls", "-S", "smtp-auth=login"],
+}
+
+
+@pytest.mark.parametrize("variant", list(S_NAIL_VARIANTS))
+def test_s_nail(ours: Ours, tmp_path: Path, variant: str) -> None:
+    mark = marker()
+    user = f"{USER}:{PASSWORD}@" if variant.startswith("auth") else ""
+    body = "body line\n.leading dot\n..two dots\nlast line\n"
+    log = s_nail(ours, tmp_path / "home", "-S", f"mta=smtp://{user}localhost:{ours.port}",
+                 *S_NAIL_VARIANTS[variant], subject=mark, body=body)  # fmt: skip
+    said = [line.split(">>> ", 1)[1] for line in log.splitlines() if ">>> " in line]
+    sent = [line for line in said if not line.startswith("SERVER: ")]
+    # s-nail says EHLO only when it needs an extension (STARTTLS, AUTH).
+    assert sent[0] == ("HELO" if variant == "plain" else "EHLO") + " client.example"
+    if variant.startswith("auth"):
+        mechanism = variant.removeprefix("auth_").upper()
+        assert f"AUTH {mechanism}" in sent, sent
+    [envelope] = ours.store.envelopes
+    assert (envelope.sender, envelope.recipients) == ("a@example.org", ("b@example.test",))
+    assert envelope.is_tls == (variant != "plain")
+    stored = ours.one(mark.encode())
+    assert stored.startswith(b"Received: ")
+    assert stored.endswith(b"\n\n" + body.encode()), stored[-200:]
+
+
+# -- msmtp with SCRAM-SHA-256 ------------------------------------------------------------
+
+
+def test_msmtp_scram_sha256(ours: Ours) -> None:
+    """SCRAM-SHA-256 (RFC 7677): msmtp starts without an initial response, so the first
+    challenge is the empty one, "334 " (RFC 4954 4)."""
+    command = need_command("msmtp")
+    mark = marker()
+    done = subprocess.run(
+        [command, "-v", f"--host={HOST}", f"--port={ours.port}", "--domain=client.example",
+         "--tls=on", "--tls-starttls=on", f"--tls-trust-file={ours.cafile}",
+         "--auth=scram-sha-256", f"--user={USER}", f"--passwordeval=echo {PASSWORD}",
+         "-f", "a@example.org", "b@example.test"],
+        input=message(mark), capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    log = (done.stdout + done.stderr).decode(errors="replace")
+    assert done.returncode == 0, exited("msmtp", done.returncode, done.stderr.decode(), 2)
+    lines = log.splitlines()
+    assert "--> AUTH SCRAM-SHA-256" in lines
+    assert any(line.startswith("<-- 235 ") for line in lines)
+    assert_intact(ours.one(mark.encode()), message(mark))
+    [envelope] = ours.store.envelopes
+    assert envelope.is_tls
+
+
+# -- Perl's Net::SMTP ----------------------------------------------------------------------
+
+NET_SMTP_VARIANTS: Final = {
+    "plain": [],
+    "starttls": ["tls"],
+    "auth": ["tls", USER, PASSWORD],  # Authen::SASL's choice among ours: PLAIN
+    "auth_login": ["tls", USER, PASSWORD, "LOGIN"],
+}
+
+
+@pytest.mark.parametrize("variant", list(NET_SMTP_VARIANTS))
+def test_net_smtp(ours: Ours, tmp_path: Path, variant: str) -> None:
+    perl = need_command("perl")
+    mark = marker()
+    content = lf_message(mark)  # datasend turns LF into CRLF
+    upload = tmp_path / "message.eml"
+    upload.write_bytes(content)
+    extra = [ours.cafile if a == "tls" else a for a in NET_SMTP_VARIANTS[variant]]
+    script = Path(__file__).with_name("net_smtp_client.pl")
+    done = subprocess.run(
+        [perl, str(script), str(ours.port), "a@example.org", "b@example.test", str(upload),
+         *extra],
+        capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    log = (done.stdout + done.stderr).decode(errors="replace")  # Debug: ">>> " sent
+    assert done.returncode == 0, exited("Net::SMTP", done.returncode, log)
+    # Debug lines: "Net::SMTP=GLOB(0x...)>>> EHLO ..." (sent), "<<< ..." (received); the
+    # ones without a GLOB name show module versions.
+    sent = re.findall(r"=GLOB\(0x[0-9a-f]+\)>>> ([^\r\n]*)", log)
+    assert sent[0] == "EHLO client.example"
+    if variant.startswith("auth"):
+        mechanism = "LOGIN" if variant == "auth_login" else "PLAIN"
+        assert any(line.startswith(f"AUTH {mechanism}") for line in sent), sent
+    [envelope] = ours.store.envelopes
+    assert envelope.is_tls == (variant != "plain")
+    assert_intact(ours.one(mark.encode()), content)
+
+
+# -- nodemailer ----------------------------------------------------------------------------
+
+NODEMAILER_VARIANTS: Final = {
+    "plain": [],
+    "auth": ["tls", USER, PASSWORD],  # nodemailer's choice among ours: PLAIN
+    "auth_login": ["tls", USER, PASSWORD, "LOGIN"],
+    "auth_cram_md5": ["tls", USER, PASSWORD, "CRAM-MD5"],
+}
+
+
+@pytest.mark.parametrize("variant", list(NODEMAILER_VARIANTS))
+def test_nodemailer(ours: Ours, tmp_path: Path, variant: str) -> None:
+    env = node_env()
+    mark = marker()
+    upload = tmp_path / "message.eml"
+    upload.write_bytes(message(mark))
+    extra = [ours.cafile if a == "tls" else a for a in NODEMAILER_VARIANTS[variant]]
+    script = Path(__file__).with_name("nodemailer_client.js")
+    done = subprocess.run(
+        ["node", str(script), str(ours.port), "a@example.org", "b@example.test,c@example.test",
+         str(upload), *extra],
+        capture_output=True, timeout=120, check=False, env=env,
+    )  # fmt: skip
+    log = done.stderr.decode(errors="replace")  # the dialogue, one line per line
+    assert done.returncode == 0, exited("nodemailer", done.returncode,
+                                        log + done.stdout.decode(errors="replace"))  # fmt: skip
+    lines = log.splitlines()
+    # nodemailer pipelines when PIPELINING is offered: MAIL, both RCPTs and DATA first.
+    mail_at = lines.index("MAIL FROM:<a@example.org>")
+    assert lines[mail_at : mail_at + 5] == [
+        "MAIL FROM:<a@example.org>",
+        "RCPT TO:<b@example.test>",
+        "RCPT TO:<c@example.test>",
+        "DATA",
+        "250 2.1.0 Sender OK",
+    ], lines[mail_at : mail_at + 5]
+    if variant.startswith("auth"):
+        mechanism = {"auth": "PLAIN", "auth_login": "LOGIN", "auth_cram_md5": "CRAM-MD5"}[variant]
+        assert any(line.startswith(f"AUTH {mechanism}") for line in lines), lines
+        assert any(line.startswith("235 ") for line in lines)
+    [envelope] = ours.store.envelopes
+    assert envelope.recipients == ("b@example.test", "c@example.test")
+    assert envelope.is_tls == (variant != "plain")
+    assert_intact(ours.one(mark.encode()), message(mark))
