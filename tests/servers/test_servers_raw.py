@@ -233,3 +233,18 @@ def test_lmtp_gives_one_reply_per_recipient(start: Starter, raw: Connect) -> Non
     assert wait_for(lambda: len(handler.messages) == 1)
     assert handler.messages[0].recipients == ("b@y.example", "c@y.example")
     assert b" with LMTP id " in handler.messages[0].received_header
+
+
+def test_empty_challenge_is_334_space_on_the_wire(
+    start: Starter, raw: Connect, server_tls: ssl.SSLContext, client_tls: ssl.SSLContext
+) -> None:
+    """RFC 4954 4: ``334 SP [base64]``; the AUTH PLAIN of s-nail waits for ``334 \\r\\n``."""
+    _, client = session(start, raw, tls_context=server_tls)
+    client.send(b"STARTTLS\r\n")
+    client.reply()
+    client.starttls(client_tls)
+    client.send(b"EHLO c.example\r\nAUTH PLAIN\r\n")
+    client.reply()
+    assert client.reply() == b"334 \r\n"
+    client.send(b"AGFsaWNlAHdvbmRlcmxhbmQ=\r\n")
+    assert client.reply() == b"235 2.7.0 Authentication successful\r\n"
