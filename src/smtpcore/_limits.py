@@ -31,8 +31,17 @@ class Limits:
     reply_line: int = 2048
     #: Ours: RFC 5321 sets no bound on the lines of one reply; more is hostile.
     reply_lines: int = 100
-    #: RFC 5321 4.5.3.1.8: the least number of recipients a server must take.
-    recipients: int = 100
+    #: Recipients a server takes in one transaction; RCPTs beyond get
+    #: ``452 4.5.3`` and the client goes on with those accepted (RFC 5321
+    #: 4.5.3.1.10). 1000 is Postfix's smtpd_recipient_limit; RFC 5321 4.5.3.1.8
+    #: asks for at least 100.
+    recipients: int = 1000
+    #: RCPTs beyond ``recipients`` in one transaction that are answered 452
+    #: without counting as errors (Postfix's smtpd_recipient_overshoot_limit);
+    #: after this many, each one also counts toward ``errors``, so endless
+    #: RCPTs are not free. Ours is 10000 (Postfix: 1000), so a client that
+    #: pipelines a list of 11000 addresses still delivers to the first 1000.
+    recipient_overshoot: int = 10000
     #: Ours: the largest message we accept or send, in octets; None: no limit
     #: of our own (a server's advertised SIZE still applies).
     message_size: int | None = None
@@ -56,6 +65,7 @@ class Limits:
             "reply_line",
             "reply_lines",
             "recipients",
+            "recipient_overshoot",
             "errors",
             "auth_failures",
             "sasl_rounds",

@@ -20,7 +20,9 @@ Security rules enforced here, so every session gets them:
   normalised (SMTP smuggling);
 - a too long line is skipped to its CRLF, never parsed in parts;
 - a refused BDAT chunk is read and dropped, never parsed as commands;
-- recipients, errors and message size are bounded by ``Limits``;
+- recipients, errors and message size are bounded by ``Limits``; a RCPT
+  over ``Limits.recipients`` gets 452 and is not an error of the client
+  (RFC 5321 4.5.3.1.10) until ``Limits.recipient_overshoot`` of them;
 - NOOP, RSET, VRFY, EXPN, HELP and ETRN beyond ``Limits.junk_commands``
   count as errors (Postfix's smtpd_junk_command_limit), so a client cannot
   keep a session alive on free commands.
@@ -231,6 +233,7 @@ class _Transaction:
     recipient_params: list[Mapping[str, str | None]] = field(default_factory=list)
     chunked: bool = False  # a BDAT chunk was accepted (RFC 3030 2: no DATA now)
     size: int = 0  # octets of BDAT chunks announced so far
+    overshoot: int = 0  # RCPTs refused 452 because of Limits.recipients
 
 
 class ServerConnection:
@@ -502,9 +505,14 @@ class ServerConnection:
         # Limits.errors, like Postfix's smtpd_hard_error_limit.
         return self._reply(421, "4.7.0", f"{self.config.hostname} Error limit reached, closing")
 
-    def _invalid(self, reason: str, reply: Reply, *, close: bool = False) -> InvalidCommand:
-        """An InvalidCommand to answer; beyond Limits.errors it becomes 421 and closes."""
-        self._errors += 1
+    def _invalid(
+        self, reason: str, reply: Reply, *, close: bool = False, counted: bool = True
+    ) -> InvalidCommand:
+        """An InvalidCommand to answer; beyond Limits.errors it becomes 421 and closes.
+
+        ``counted`` false: not an error of the client (452 too many recipients).
+        """
+        self._errors += counted
         if self._errors > self.limits.errors and not close:
             reply = self._error_limit_reply()
             close = True
@@ -513,9 +521,11 @@ class ServerConnection:
         self._awaiting = event
         return event
 
-    def _refuse(self, refusal: Refusal, *, close: bool = False) -> InvalidCommand:
+    def _refuse(
+        self, refusal: Refusal, *, close: bool = False, counted: bool = True
+    ) -> InvalidCommand:
         reply = self._reply(refusal.code, refusal.status, refusal.text)
-        return self._invalid(refusal.text, reply, close=close)
+        return self._invalid(refusal.text, reply, close=close, counted=counted)
 
     def _limit_of(self, start: bytes) -> int:
         if self._phase is P.AUTH:
@@ -553,6 +563,13 @@ class ServerConnection:
             return self._refuse(command, close=line[:5].upper() == b"BDAT ")
         refusal = self._check(command)
         if refusal is not None:
+            if refusal.code == 452 and type(command) is Rcpt:
+                # RFC 5321 4.5.3.1.10: too many recipients is not the client's
+                # error; it goes on with those accepted. Only an overshoot
+                # beyond Limits.recipient_overshoot counts (Postfix does too).
+                self._transaction.overshoot += 1
+                counted = self._transaction.overshoot > self.limits.recipient_overshoot
+                return self._refuse(refusal, counted=counted)
             return self._refuse(refusal)
         if type(command) in _JUNK:
             self._junk += 1

@@ -255,6 +255,37 @@ def test_too_many_recipients_gives_452() -> None:
     assert invalid(events) == ["452 4.5.3 Too many recipients (limit 2)"]
 
 
+def test_recipients_over_the_limit_are_not_errors() -> None:
+    """RFC 5321 4.5.3.1.10: after 452 the client goes on with the recipients accepted.
+
+    The 452s are no fault of the client, so they do not count toward
+    ``Limits.errors``: the message still gets its DATA and its 250.
+    """
+    wire = (
+        EHLO
+        + b"MAIL FROM:<a@b.example>\r\n"
+        + b"RCPT TO:<c@d.example>\r\n" * 150
+        + b"DATA\r\nhi\r\n.\r\nQUIT\r\n"
+    )
+    out = replies(wire, limits=Limits(recipients=100, errors=20))
+    assert out.count(b"452 4.5.3 Too many recipients (limit 100)\r\n") == 50
+    assert b"421" not in out
+    assert out.endswith(b"354 End data with <CR><LF>.<CR><LF>\r\n250 2.0.0 OK\r\n221 2.0.0 Bye\r\n")
+
+
+def test_recipients_far_over_the_limit_become_errors() -> None:
+    """Beyond ``Limits.recipient_overshoot`` excess recipients, each 452 is an error
+    (Postfix smtpd_recipient_overshoot_limit): endless RCPTs are not free."""
+    wire = EHLO + b"MAIL FROM:<a@b.example>\r\n" + b"RCPT TO:<c@d.example>\r\n" * 20
+    out = replies(wire, limits=Limits(recipients=2, recipient_overshoot=5, errors=3))
+    assert out.count(b"452 4.5.3") == 5 + 3
+    assert out.endswith(b"421 4.7.0 localhost Error limit reached, closing\r\n")
+
+
+def test_default_recipient_limit_is_postfix_s_1000() -> None:
+    assert Limits().recipients == 1000
+
+
 def test_error_limit_gives_421_and_closes() -> None:
     auto = Auto(server(limits=Limits(errors=2)))
     auto.receive_data(b"FOO\r\nFOO\r\nFOO\r\nNOOP\r\n")
