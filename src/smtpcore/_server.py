@@ -44,6 +44,7 @@ from ._commands import (
     PARAMETER_VERBS,
     LineReader,
     Refusal,
+    is_bdat,
     parse_auth_response,
     parse_command,
 )
@@ -546,7 +547,13 @@ class ServerConnection:
             limit = self._limit_of(b"")
             if self._phase is P.AUTH:
                 self._phase = P.READY  # the exchange is over
-            return self._refuse(Refusal(500, "5.5.2", f"Line too long (limit {limit} octets)"))
+                close = False
+            else:
+                # A BDAT whose size is too long to read: its octets cannot be
+                # skipped and would be read as commands (RFC 3030 2). Close.
+                close = is_bdat(self._lines.long_head)
+            too_long = Refusal(500, "5.5.2", f"Line too long (limit {limit} octets)")
+            return self._refuse(too_long, close=close)
         if self._phase is P.AUTH:
             response = parse_auth_response(line)
             if isinstance(response, Refusal):
@@ -560,7 +567,7 @@ class ServerConnection:
         if isinstance(command, Refusal):
             # A malformed BDAT leaves its octets unknown: they would be read as
             # commands. Close rather than parse content (RFC 3030 2).
-            return self._refuse(command, close=line[:5].upper() == b"BDAT ")
+            return self._refuse(command, close=is_bdat(line[:5]))
         refusal = self._check(command)
         if refusal is not None:
             if refusal.code == 452 and type(command) is Rcpt:

@@ -389,6 +389,32 @@ def test_malformed_bdat_size_is_501_and_closes() -> None:
     assert auto.conn.phase is ServerPhase.CLOSED
 
 
+@pytest.mark.parametrize(
+    ("line", "reply"),
+    [
+        (b"BDAT " + b"9" * 3000, "500 5.5.2 Line too long (limit 512 octets)"),
+        (b"bdat " + b"1" * 600 + b" LAST", "500 5.5.2 Line too long (limit 512 octets)"),
+        (b"BDAT", "501 5.5.4 Syntax: BDAT chunk-size [LAST] (RFC 3030 2)"),
+        (b"BDAT   ", "501 5.5.4 Syntax: BDAT chunk-size [LAST] (RFC 3030 2)"),
+        (b"BDAT x LAST", "501 5.5.4 Syntax: BDAT chunk-size [LAST] (RFC 3030 2)"),
+    ],
+    ids=["3000-digits", "600-digits-last", "no-size", "spaces", "not-a-number"],
+)
+def test_bdat_whose_size_cannot_be_read_is_answered_then_closed(line: bytes, reply: str) -> None:
+    """RFC 3030 2: the chunk's octets follow at once; without a size we cannot skip
+    them, and reading on would take them for commands. Reply and close."""
+    wire = ENVELOPE + line + b"\r\n" + b"RSET\r\nNOOP\r\n"
+    events = run(wire, chunking=True)
+    assert invalid(events) == [reply]
+    assert events[-1] == ConnectionClosed() or isinstance(events[-1], InvalidCommand)
+    assert not any(isinstance(e, (Rset, Noop)) for e in events)
+    auto = Auto(server(chunking=True))
+    auto.receive_data(wire)
+    while auto.next_event() is not NEED_DATA and auto.conn.phase is not ServerPhase.CLOSED:
+        pass
+    assert auto.conn.phase is ServerPhase.CLOSED
+
+
 def test_bdat_beyond_the_size_limit_is_read_and_dropped() -> None:
     wire = ENVELOPE + b"BDAT 20 LAST\r\n" + b"z" * 20 + b"NOOP\r\n"
     events = run(wire, chunking=True, size=10)

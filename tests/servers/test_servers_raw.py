@@ -116,7 +116,10 @@ def test_over_long_line_is_500_and_skipped(start: Starter, raw: Connect) -> None
             b"501 5.5.4 Syntax: BDAT chunk-size [LAST] (RFC 3030 2)\r\n",
         ),
         (b"BDAT 4 FIRST\r\n", b"501 5.5.4 Syntax: BDAT chunk-size [LAST] (RFC 3030 2)\r\n"),
+        (b"BDAT\r\n", b"501 5.5.4 Syntax: BDAT chunk-size [LAST] (RFC 3030 2)\r\n"),
+        (b"BDAT " + b"9" * 3000 + b"\r\n", b"500 5.5.2 Line too long (limit 512 octets)\r\n"),
     ],
+    ids=["plus", "21-digits", "first", "no-size", "3000-digits"],
 )
 def test_malformed_bdat_is_501_and_closes(
     start: Starter, raw: Connect, command: bytes, reply: bytes
