@@ -53,9 +53,15 @@ class Limits:
     #: Ours: challenges in one SASL exchange before it is called endless.
     sasl_rounds: int = 10
     #: Postfix's smtpd_junk_command_limit (default 100): NOOP, RSET, VRFY,
-    #: EXPN, HELP and ETRN beyond this many in one session each count as an
+    #: EXPN, HELP, ETRN, a repeated EHLO/HELO/LHLO and an empty BDAT chunk
+    #: (``BDAT 0`` without LAST) beyond this many in one session each count as an
     #: error toward ``errors``; the count starts again after an accepted message.
     junk_commands: int = 100
+    #: Ours: the largest refused BDAT chunk a server reads to drop it (RFC 3030
+    #: 2 asks it to read the chunk). A larger one is answered and the
+    #: connection closed, as Postfix hangs up: reading gigabytes only to drop
+    #: them would be a free resource drain.
+    skipped_chunk: int = 1024 * 1024
 
     def __post_init__(self) -> None:
         for name in (
@@ -70,6 +76,7 @@ class Limits:
             "auth_failures",
             "sasl_rounds",
             "junk_commands",
+            "skipped_chunk",
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:

@@ -19,13 +19,15 @@ Security rules enforced here, so every session gets them:
 - a bare CR or LF never ends DATA; a message with one is refused or
   normalised (SMTP smuggling);
 - a too long line is skipped to its CRLF, never parsed in parts;
-- a refused BDAT chunk is read and dropped, never parsed as commands;
+- a refused BDAT chunk is read and dropped, never parsed as commands; one
+  over ``Limits.skipped_chunk`` octets is answered and the connection closed;
 - recipients, errors and message size are bounded by ``Limits``; a RCPT
   over ``Limits.recipients`` gets 452 and is not an error of the client
   (RFC 5321 4.5.3.1.10) until ``Limits.recipient_overshoot`` of them;
-- NOOP, RSET, VRFY, EXPN, HELP and ETRN beyond ``Limits.junk_commands``
-  count as errors (Postfix's smtpd_junk_command_limit), so a client cannot
-  keep a session alive on free commands.
+- NOOP, RSET, VRFY, EXPN, HELP, ETRN, a repeated EHLO/HELO and ``BDAT 0``
+  beyond ``Limits.junk_commands`` count as errors (Postfix's
+  smtpd_junk_command_limit), so a client cannot keep a session alive on
+  free commands.
 
 Time is not ours to read: ``has_partial_command`` and
 ``is_receiving_content`` tell the session procedure when a deadline runs.
@@ -183,6 +185,7 @@ _AFTER_POSITIVE: Final[Mapping[type[Awaited], ServerPhase]] = {
 _ANYTIME: Final = frozenset({Noop, Rset, Quit, Vrfy, Expn, Help})
 # Commands that cost the client nothing and move no mail: beyond
 # Limits.junk_commands each is also an error (Postfix smtpd_junk_command_limit).
+# A repeated hello and an empty BDAT chunk count too (``_junk_event``).
 _JUNK: Final = frozenset({Noop, Rset, Vrfy, Expn, Help, Etrn})
 _NOTHING: Final[frozenset[type[Command]]] = frozenset()
 # The commands ``_not_offered`` has an opinion on.
@@ -578,24 +581,35 @@ class ServerConnection:
                 counted = self._transaction.overshoot > self.limits.recipient_overshoot
                 return self._refuse(refusal, counted=counted)
             return self._refuse(refusal)
-        if type(command) in _JUNK:
-            self._junk += 1
-            if self._junk > self.limits.junk_commands:
-                # Postfix: past smtpd_junk_command_limit each one is an error.
-                # The command is still answered until the errors run out.
-                self._errors += 1
-                if self._errors > self.limits.errors:
-                    reason = (
-                        f"{command.verb} beyond Limits.junk_commands "
-                        f"({self.limits.junk_commands}) reached Limits.errors "
-                        f"({self.limits.errors})"
-                    )
-                    self._closing = True
-                    event = InvalidCommand(reason, self._error_limit_reply())
-                    self._awaiting = event
-                    return event
+        kind = type(command)
+        if kind in _JUNK or (kind in _HELLOS and self._phase is not P.HELLO):
+            # A second EHLO/HELO moves no mail either (after STARTTLS the
+            # phase is HELLO again, and that EHLO is required).
+            junk = self._junk_event(command)
+            if junk is not None:
+                return junk
         self._awaiting = command
         return command
+
+    def _junk_event(self, command: Command) -> InvalidCommand | None:
+        """Count one junk command; the 421 to send instead once errors run out."""
+        self._junk += 1
+        if self._junk <= self.limits.junk_commands:
+            return None
+        # Postfix: past smtpd_junk_command_limit each one is an error.
+        # The command is still answered until the errors run out.
+        self._errors += 1
+        if self._errors <= self.limits.errors:
+            return None
+        reason = (
+            f"{command.verb} beyond Limits.junk_commands "
+            f"({self.limits.junk_commands}) reached Limits.errors "
+            f"({self.limits.errors})"
+        )
+        self._closing = True
+        event = InvalidCommand(reason, self._error_limit_reply())
+        self._awaiting = event
+        return event
 
     # -- checks of a well-formed command ---------------------------------------
 
@@ -790,18 +804,28 @@ class ServerConnection:
         if refusal is None:
             limit = self.size_limit
             if limit is not None and transaction.size + command.size > limit:
-                # RFC 3030 2: the server must still read the chunk; it is dropped.
-                self._chunk = ChunkReader(command.size, discard=True)
-                self._chunk_end = self._oversize()
-                return self._next_chunk(self._chunk)
+                return self._skip_chunk(command.size, self._oversize())
+            if command.size == 0 and not command.last:
+                junk = self._junk_event(command)  # an empty chunk moves nothing
+                if junk is not None:
+                    self._reset_transaction(P.READY)
+                    return junk
             transaction.size += command.size
             self._chunk = ChunkReader(command.size)
             self._chunk_end = EndOfData() if command.last else EndOfChunk()
             return command
-        self._chunk = ChunkReader(command.size, discard=True)
-        self._chunk_end = InvalidCommand(
-            refusal.text, self._reply(refusal.code, refusal.status, refusal.text)
-        )
+        reply = self._reply(refusal.code, refusal.status, refusal.text)
+        return self._skip_chunk(command.size, InvalidCommand(refusal.text, reply))
+
+    def _skip_chunk(self, size: int, end: InvalidCommand) -> Event | _Need:
+        """A refused chunk: read and dropped (RFC 3030 2), or answered at once and closed."""
+        if size > self.limits.skipped_chunk:
+            # Postfix hangs up rather than read a refused chunk this large.
+            if self._phase in (P.RCPT, P.BDAT):
+                self._reset_transaction(P.READY)
+            return self._invalid(end.reason, end.reply, close=True)
+        self._chunk = ChunkReader(size, discard=True)
+        self._chunk_end = end
         return self._next_chunk(self._chunk)
 
     def _next_chunk(self, reader: ChunkReader) -> Event | _Need:

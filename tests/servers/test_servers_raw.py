@@ -251,3 +251,40 @@ def test_empty_challenge_is_334_space_on_the_wire(
     assert client.reply() == b"334 \r\n"
     client.send(b"AGFsaWNlAHdvbmRlcmxhbmQ=\r\n")
     assert client.reply() == b"235 2.7.0 Authentication successful\r\n"
+
+
+def _replies_until_closed(client: Raw, limit: int) -> list[bytes]:
+    """Every reply until the server closes; fails if it answers more than ``limit``."""
+    replies: list[bytes] = []
+    while len(replies) <= limit:
+        try:
+            replies.append(client.reply())
+        except (EOFError, ConnectionResetError):
+            return replies
+    raise AssertionError(f"still answering after {limit} replies: {replies[-1]!r}")
+
+
+@pytest.mark.parametrize("command", [b"EHLO c.example\r\n", b"BDAT 0\r\n"], ids=["ehlo", "bdat0"])
+def test_5000_free_commands_end_the_session(start: Starter, raw: Connect, command: bytes) -> None:
+    """Repeated EHLO and empty BDAT chunks are junk: past Limits.junk_commands (100)
+    each is an error, and past Limits.errors (20) the session ends with 421."""
+    _, client = session(start, raw)
+    if command.startswith(b"BDAT"):
+        envelope(client)
+    try:
+        client.send(command * 5000)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the server may have closed before it read everything
+    replies = _replies_until_closed(client, 200)
+    assert replies[-1] == b"421 4.7.0 mx.test Error limit reached, closing\r\n"
+    assert len(replies) == 100 + 20 + 1  # free, then errors still answered, then the 421
+
+
+def test_a_huge_refused_bdat_is_answered_and_closed_not_read(start: Starter, raw: Connect) -> None:
+    """A refused chunk over Limits.skipped_chunk (1 MiB) is not read: reply and hang up."""
+    _, client = session(start, raw)
+    client.send(b"BDAT 100000000000 LAST\r\n" + b"x" * 65536)
+    assert client.reply() == (
+        b"503 5.5.1 Bad sequence of commands: need MAIL and RCPT before BDAT\r\n"
+    )
+    assert _replies_until_closed(client, 0) == []
