@@ -16,8 +16,9 @@ content (``DataReader``: ends only on CRLF.CRLF) and BDAT chunks
 
 Security rules enforced here, so every session gets them:
 - nothing pipelined behind STARTTLS survives the 220 (RFC 3207 5, CVE-2011-0411);
-- a bare CR or LF never ends DATA; a message with one is refused or
-  normalised (SMTP smuggling);
+- a bare CR or LF never ends DATA; a message with a bare CR is refused, one
+  with a bare LF normalised or refused (``ServerConfig.bare_lf``), in DATA
+  and in BDAT content alike (SMTP smuggling);
 - a too long line is skipped to its CRLF, never parsed in parts;
 - a refused BDAT chunk is read and dropped, never parsed as commands; one
   over ``Limits.skipped_chunk`` octets is answered and the connection closed;
@@ -86,7 +87,7 @@ from ._events import (
     _Need,
 )
 from ._limits import Limits
-from ._unstuff import ChunkReader, DataReader
+from ._unstuff import ChunkReader, DataReader, LineEndCheck
 
 __all__ = ["ServerConfig", "ServerConnection", "ServerPhase"]
 
@@ -125,14 +126,17 @@ class ServerConfig:
     expn: bool = False  # RFC 5321 3.5.2; off by default (list harvesting)
     #: SEND, SOML, SAML (RFC 821); off: parsed, then 502.
     legacy_send: bool = False
-    #: A message with a bare CR or LF: "refuse" it (550 5.5.2 after its end) or
-    #: "normalise" the bare CR/LF to CRLF and accept it.
-    smuggling: Literal["refuse", "normalise"] = "refuse"
+    #: A line of message content (DATA, or BDAT without BODY=BINARYMIME) that
+    #: ends in a bare LF: "normalise" takes it as ending in CRLF (Postfix 3.9's
+    #: smtpd_forbid_bare_newline = normalize); "reject" refuses the message
+    #: with 550 5.5.2 after its end. Either way only CRLF.CRLF ends DATA and a
+    #: message with a bare CR is refused (RFC 5321 2.3.8; SMTP smuggling).
+    bare_lf: Literal["normalise", "reject"] = "normalise"
 
     def __post_init__(self) -> None:
-        if self.smuggling not in ("refuse", "normalise"):
+        if self.bare_lf not in ("normalise", "reject"):
             raise ValueError(
-                f"ServerConfig.smuggling must be 'refuse' or 'normalise', not {self.smuggling!r}"
+                f"ServerConfig.bare_lf must be 'normalise' or 'reject', not {self.bare_lf!r}"
             )
         if self.size is not None and self.size < 0:
             raise ValueError("ServerConfig.size must be None or >= 0")
@@ -237,6 +241,7 @@ class _Transaction:
     recipient_params: list[Mapping[str, str | None]] = field(default_factory=list)
     chunked: bool = False  # a BDAT chunk was accepted (RFC 3030 2: no DATA now)
     size: int = 0  # octets of BDAT chunks announced so far
+    line_ends: LineEndCheck | None = None  # BDAT content: line ends seen so far
     overshoot: int = 0  # RCPTs refused 452 because of Limits.recipients
 
 
@@ -289,6 +294,7 @@ class ServerConnection:
         self._data_end: Awaited | None = None  # the end event, once the reader is done
         self._chunk: ChunkReader | None = None
         self._chunk_end: Awaited | None = None
+        self._chunk_last = False  # the chunk being read is BDAT ... LAST
         self._errors = 0
         self._junk = 0  # junk commands since the session began or a message was accepted
         self._early_talker = False
@@ -778,16 +784,23 @@ class ServerConnection:
         return end
 
     def _end_of_data(self, reader: DataReader) -> EndOfData | InvalidCommand:
-        if reader.has_bare_newline and self.config.smuggling == "refuse":
-            # RFC 5321 2.3.8: CR and LF only as CRLF. Postfix answers
-            # "550 5.5.2 Error: bare <LF> received" (smtpd_forbid_bare_newline).
-            reply = self._reply(
-                550, "5.5.2", "Message refused: bare CR or LF in the content (RFC 5321 2.3.8)"
-            )
-            return InvalidCommand("bare CR or LF in the message content", reply)
+        if self._has_bare_newline(reader):
+            return self._bare_newline()
         if reader.is_oversize:
             return self._oversize()
         return EndOfData()
+
+    def _has_bare_newline(self, seen: DataReader | LineEndCheck) -> bool:
+        """Whether the content broke the line-end rule this server keeps."""
+        return seen.has_bare_cr or (seen.has_bare_lf and self.config.bare_lf == "reject")
+
+    def _bare_newline(self) -> InvalidCommand:
+        # RFC 5321 2.3.8: CR and LF only as CRLF. Postfix answers
+        # "550 5.5.2 Error: bare <LF> received" (smtpd_forbid_bare_newline).
+        reply = self._reply(
+            550, "5.5.2", "Message refused: bare CR or LF in the content (RFC 5321 2.3.8)"
+        )
+        return InvalidCommand("bare CR or LF in the message content", reply)
 
     def _oversize(self) -> InvalidCommand:
         limit = self.size_limit
@@ -804,47 +817,65 @@ class ServerConnection:
         if refusal is None:
             limit = self.size_limit
             if limit is not None and transaction.size + command.size > limit:
-                return self._skip_chunk(command.size, self._oversize())
+                return self._skip_chunk(command, self._oversize())
             if command.size == 0 and not command.last:
                 junk = self._junk_event(command)  # an empty chunk moves nothing
                 if junk is not None:
                     self._reset_transaction(P.READY)
                     return junk
             transaction.size += command.size
+            if transaction.line_ends is None and self.body != "BINARYMIME":
+                # RFC 3030 3: only BINARYMIME content is octets rather than lines.
+                normalise = self.config.bare_lf == "normalise"
+                transaction.line_ends = LineEndCheck(normalise_lf=normalise)
             self._chunk = ChunkReader(command.size)
             self._chunk_end = EndOfData() if command.last else EndOfChunk()
+            self._chunk_last = command.last
             return command
         reply = self._reply(refusal.code, refusal.status, refusal.text)
-        return self._skip_chunk(command.size, InvalidCommand(refusal.text, reply))
+        return self._skip_chunk(command, InvalidCommand(refusal.text, reply))
 
-    def _skip_chunk(self, size: int, end: InvalidCommand) -> Event | _Need:
+    def _skip_chunk(self, command: Bdat, end: InvalidCommand) -> Event | _Need:
         """A refused chunk: read and dropped (RFC 3030 2), or answered at once and closed."""
-        if size > self.limits.skipped_chunk:
+        if command.size > self.limits.skipped_chunk:
             # Postfix hangs up rather than read a refused chunk this large.
             if self._phase in (P.RCPT, P.BDAT):
                 self._reset_transaction(P.READY)
             return self._invalid(end.reason, end.reply, close=True)
-        self._chunk = ChunkReader(size, discard=True)
+        self._chunk = ChunkReader(command.size, discard=True)
         self._chunk_end = end
+        self._chunk_last = command.last
         return self._next_chunk(self._chunk)
 
     def _next_chunk(self, reader: ChunkReader) -> Event | _Need:
         buffer = self._lines.buffer
+        line_ends = None if reader.discard else self._transaction.line_ends
         if reader.left:
             piece = reader.take(bytes(buffer[: reader.left]))
             del buffer[: len(piece)]
+            if line_ends is not None and piece:
+                piece = line_ends.feed(piece)
             if piece and not reader.discard:
                 return MessageData(piece)
             if reader.left:
                 return self._closed() if self._peer_closed else NEED_DATA
         end = self._chunk_end
         assert end is not None
+        if line_ends is not None and isinstance(end, EndOfData):
+            line_ends.end()  # a CR held at the very end is bare: refused below
+            if self._has_bare_newline(line_ends):
+                end = self._bare_newline()
         self._chunk, self._chunk_end = None, None
         if isinstance(end, InvalidCommand):
+            # RFC 2033 4.2 with RFC 3030: a LAST chunk, refused or not, gets one
+            # reply per accepted recipient (the client counts them).
+            replies = self._lmtp_replies() if self._chunk_last else 1
             if self._phase in (P.RCPT, P.BDAT):
                 # RFC 3030 2: after a refused chunk the transaction has failed.
                 self._reset_transaction(P.READY)
-            return self._invalid(end.reason, end.reply)
+            event = self._invalid(end.reason, end.reply)
+            self._replies_left = replies
+            return event
         self._awaiting = end
         self._replies_left = self._lmtp_replies() if isinstance(end, EndOfData) else 1
         return end
@@ -944,7 +975,7 @@ class ServerConnection:
         if code == 354 and kind is Data:
             self._phase = P.DATA
             self._data = DataReader(
-                normalise=self.config.smuggling == "normalise", max_size=self.size_limit
+                normalise_lf=self.config.bare_lf == "normalise", max_size=self.size_limit
             )
             return
         if not 200 <= code < 300:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import ssl
 import time
 from collections.abc import Callable
@@ -36,43 +37,82 @@ def envelope(client: Raw) -> None:
 SMUGGLING = [b"\n.\n", b"\r.\r", b"\r\n.\r", b"\n.\r\n", b"\r.\n", b"\r\n.\n", b"\r.\r\n"]
 
 
+@pytest.mark.parametrize("bare_lf", ["reject", "normalise"])
 @pytest.mark.parametrize("end", SMUGGLING, ids=repr)
-def test_smuggling_variant_is_refused_and_nothing_smuggled(
-    start: Starter, raw: Connect, end: bytes
+def test_smuggling_variant_is_one_message_and_nothing_smuggled(
+    start: Starter, raw: Connect, end: bytes, bare_lf: str
 ) -> None:
-    handler, client = session(start, raw)
+    """Only CRLF.CRLF ends DATA: the variant is refused (a bare CR; any bare LF under
+    ``reject``) or stored as one message with the injected commands as content."""
+    handler, client = session(start, raw, config=ServerConfig(bare_lf=bare_lf))  # type: ignore[arg-type]
     envelope(client)
     client.send(b"DATA\r\n")
     assert client.reply() == b"354 End data with <CR><LF>.<CR><LF>\r\n"
+    injected = b"MAIL FROM:<evil@x.example>\r\nRCPT TO:<victim@y.example>\r\nDATA\r\n"
     client.send(
-        b"Subject: one\r\n\r\nfirst"
-        + end
-        + b"MAIL FROM:<evil@x.example>\r\nRCPT TO:<victim@y.example>\r\nDATA\r\n"
-        + b"Subject: smuggled\r\n\r\n.\r\nNOOP\r\n"
+        b"Subject: one\r\n\r\nfirst" + end + injected + b"Subject: smuggled\r\n\r\n.\r\nNOOP\r\n"
     )
-    assert client.reply() == (
-        b"550 5.5.2 Message refused: bare CR or LF in the content (RFC 5321 2.3.8)\r\n"
-    )
+    refused = bare_lf == "reject" or b"\r" in end.replace(b"\r\n", b"")
+    if refused:
+        assert client.reply() == (
+            b"550 5.5.2 Message refused: bare CR or LF in the content (RFC 5321 2.3.8)\r\n"
+        )
+    else:
+        assert client.reply().startswith(b"250 2.0.0 OK queued as ")
     assert client.reply() == b"250 2.0.0 OK\r\n"  # the NOOP: the session goes on
     envelope(client)  # a clean message afterwards is stored, alone
     client.send(b"DATA\r\n")
     client.reply()
     client.send(b"Subject: two\r\n\r\nclean\r\n.\r\n")
     assert client.reply().startswith(b"250 2.0.0 OK queued as ")
-    assert wait_for(lambda: len(handler.messages) == 1)
-    assert handler.messages[0].original_content == b"Subject: two\r\n\r\nclean\r\n"
+    assert wait_for(lambda: len(handler.messages) == (1 if refused else 2))
+    assert handler.messages[-1].original_content == b"Subject: two\r\n\r\nclean\r\n"
+    if not refused:
+        first = handler.messages[0]
+        assert first.sender == "a@x.example" and first.recipients == ("b@y.example",)
+        sent = b"Subject: one\r\n\r\nfirst" + end + injected + b"Subject: smuggled\r\n\r\n"
+        # Unstuffed after each CRLF only, then each bare LF made CRLF.
+        kept = re.sub(rb"(?<!\r)\n", b"\r\n", sent.replace(b"\r\n.", b"\r\n"))
+        assert first.original_content == kept
 
 
-def test_smuggling_normalised_gives_one_message(start: Starter, raw: Connect) -> None:
-    handler, client = session(start, raw, config=ServerConfig(smuggling="normalise"))
+def test_bare_lf_is_normalised_by_default(start: Starter, raw: Connect) -> None:
+    """Senders that end lines in LF (curl without --crlf) are served, as by Postfix 3.9."""
+    handler, client = session(start, raw)
     envelope(client)
-    client.send(b"DATA\r\nSubject: one\r\n\r\nfirst\n.\nMAIL FROM:<evil@x.example>\r\n.\r\n")
+    client.send(b"DATA\r\nSubject: one\n\nfirst\n.\nMAIL FROM:<evil@x.example>\r\n.\r\n")
     assert client.reply().startswith(b"354")
     assert client.reply().startswith(b"250 2.0.0 OK queued as ")
     assert wait_for(lambda: len(handler.messages) == 1)
     assert handler.messages[0].original_content == (
         b"Subject: one\r\n\r\nfirst\r\n.\r\nMAIL FROM:<evil@x.example>\r\n"
     )
+
+
+@pytest.mark.parametrize("bare_lf", ["reject", "normalise"])
+def test_bdat_content_follows_the_bare_lf_policy(
+    start: Starter, raw: Connect, bare_lf: str
+) -> None:
+    """BDAT content other than BINARYMIME is CRLF text (RFC 3030 3): same rule as DATA."""
+    config = ServerConfig(chunking=True, bare_lf=bare_lf)  # type: ignore[arg-type]
+    handler, client = session(start, raw, config=config)
+    envelope(client)
+    client.send(b"BDAT 4\r\na\nb\rBDAT 3 LAST\r\n\nc\n")
+    assert client.reply() == b"250 2.0.0 Chunk received\r\n"
+    if bare_lf == "reject":
+        assert client.reply() == (
+            b"550 5.5.2 Message refused: bare CR or LF in the content (RFC 5321 2.3.8)\r\n"
+        )
+    else:
+        assert client.reply().startswith(b"250 2.0.0 OK queued as ")
+        assert wait_for(lambda: len(handler.messages) == 1)
+        assert handler.messages[0].original_content == b"a\r\nb\r\nc\r\n"
+    envelope(client)
+    client.send(b"BDAT 3 LAST\r\na\rb")  # a bare CR: refused under both policies
+    assert client.reply() == (
+        b"550 5.5.2 Message refused: bare CR or LF in the content (RFC 5321 2.3.8)\r\n"
+    )
+    assert len(handler.messages) == (0 if bare_lf == "reject" else 1)
 
 
 def test_pipelined_starttls_injection_is_never_executed(
