@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import secrets
 import ssl
 from collections.abc import Awaitable, Coroutine
 from types import TracebackType
@@ -337,6 +338,7 @@ class SMTPServer:
             max_connections=max_connections,
             greeting_delay=greeting_delay,
             min_data_rate=min_data_rate,
+            scram_secret=secrets.token_bytes(32),  # this server's own: see ServerOptions
         )
         self._server: asyncio.Server | None = None
         self._sessions: set[_Session] = set()

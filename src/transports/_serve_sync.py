@@ -9,6 +9,7 @@ procedure allows an interruption, so a shutdown reaches idle sessions within
 from __future__ import annotations
 
 import contextlib
+import secrets
 import socket
 import ssl
 import threading
@@ -93,6 +94,7 @@ class SMTPServer:
             max_connections=max_connections,
             greeting_delay=greeting_delay,
             min_data_rate=min_data_rate,
+            scram_secret=secrets.token_bytes(32),  # this server's own: see ServerOptions
         )
         self._listener: socket.socket | None = None
         self._acceptor: threading.Thread | None = None

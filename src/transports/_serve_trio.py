@@ -8,6 +8,7 @@ new connections meanwhile get 421.
 
 from __future__ import annotations
 
+import secrets
 import socket
 import ssl
 from typing import cast
@@ -232,6 +233,7 @@ async def serve(
         max_connections=max_connections,
         greeting_delay=greeting_delay,
         min_data_rate=min_data_rate,
+        scram_secret=secrets.token_bytes(32),  # this server's own: see ServerOptions
     )
     server = _Server(handler, options, tls_context)
     server.implicit_tls = implicit_tls

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import ssl
 import time
@@ -328,3 +329,33 @@ def test_a_huge_refused_bdat_is_answered_and_closed_not_read(start: Starter, raw
         b"503 5.5.1 Bad sequence of commands: need MAIL and RCPT before BDAT\r\n"
     )
     assert _replies_until_closed(client, 0) == []
+
+
+def test_scram_does_not_tell_which_accounts_exist(
+    start: Starter, raw: Connect, server_tls: ssl.SSLContext, client_tls: ssl.SSLContext
+) -> None:
+    """RFC 5802 9: an unknown user gets a challenge like a known one (a salt stable
+    per user, the same iteration count) and fails only at the proof, with 535."""
+
+    def server_first(client: Raw, username: bytes) -> bytes:
+        first = base64.b64encode(b"n,,n=" + username + b",r=cnonce")
+        client.send(b"AUTH SCRAM-SHA-256 " + first + b"\r\n")
+        reply = client.reply()
+        assert reply.startswith(b"334 "), reply
+        return base64.b64decode(reply[4:-2])
+
+    _, client = session(start, raw, tls_context=server_tls, limits=Limits(auth_failures=5))
+    client.send(b"STARTTLS\r\n")
+    client.reply()
+    client.starttls(client_tls)
+    client.send(b"EHLO c.example\r\n")
+    client.reply()
+    seen: dict[bytes, list[bytes]] = {}
+    for username in (b"alice", b"nobody", b"nobody"):
+        nonce, salt, iterations = server_first(client, username).split(b",")
+        assert iterations == b"i=4096" and len(base64.b64decode(salt[2:])) == 16
+        seen.setdefault(username, []).append(salt)
+        proof = base64.b64encode(bytes(32))
+        client.send(base64.b64encode(b"c=biws," + nonce + b",p=" + proof) + b"\r\n")
+        assert client.reply() == b"535 5.7.8 Authentication credentials invalid\r\n"
+    assert seen[b"nobody"][0] == seen[b"nobody"][1] != seen[b"alice"][0]

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smtpcore import Limits, Reply, ServerConfig
-from smtpcore.sasl import client_mechanism, derive_scram_credentials
+from smtpcore.sasl import client_mechanism, derive_scram_credentials, scram_salt
 from smtpcore.session._effects import Close, Handshake, Write
 from smtpcore.session._server import (
     SHUT_DOWN,
@@ -397,3 +397,60 @@ def test_reply_to_bytes_always_has_the_separator() -> None:
     assert Reply(334, ("",)).to_bytes() == b"334 \r\n"
     assert Reply(250, ("", "")).to_bytes() == b"250-\r\n250 \r\n"
     assert Reply(250, ("a", "b")).to_bytes() == b"250-a\r\n250 b\r\n"
+
+
+SECRET = b"0123456789abcdef0123456789abcdef"
+
+
+class Alice(Keep):
+    def lookup_secret(self, mechanism: str, username: str) -> object:
+        return "pencil" if username == "alice" else None
+
+
+def _scram_first_challenge(username: str, secret: bytes | None = SECRET) -> bytes:
+    """The server-first message a SCRAM-SHA-256 client gets for ``username``."""
+    first = b"n,,n=" + username.encode() + b",r=clientnonce"
+    script = Script(Alice(), [b"EHLO c\r\nAUTH SCRAM-SHA-256 " + b64(first) + b"\r\n"])
+    opts = ServerOptions.create(
+        Alice(),
+        config=ServerConfig(hostname="mx.test", auth_mechanisms=("SCRAM-SHA-256",)),
+        scram_secret=secret,
+    )
+    script.run(opts, tls=TLSInfo())
+    last = script.wire.split(b"\r\n")[-2]
+    assert last.startswith(b"334 "), script.wire
+    return base64.b64decode(last[4:])
+
+
+def test_scram_unknown_user_looks_like_a_known_one() -> None:
+    """RFC 5802 9: the same form of challenge, the salt derived from the server's
+    secret (stable per user, as a stored account's), the same iteration count."""
+    known = _scram_first_challenge("alice").split(b",")
+    unknown = _scram_first_challenge("nobody").split(b",")
+    assert known[0] == b"r=clientnonceID1" and unknown[0] == b"r=clientnonceID1"
+    assert known[2] == unknown[2] == b"i=4096"
+    assert known[1] == b"s=" + b64(scram_salt(SECRET, "alice"))
+    assert unknown[1] == b"s=" + b64(scram_salt(SECRET, "nobody"))
+    assert _scram_first_challenge("nobody") == _scram_first_challenge("nobody")
+
+
+def test_scram_unknown_user_fails_at_the_proof_with_535() -> None:
+    client = client_mechanism("SCRAM-SHA-256", username="nobody", password="x", nonce="cn")
+    first = client.initial_response() or b""
+    challenge = _scram_first_challenge("nobody").replace(b"r=clientnonce", b"r=cn")
+    final = client.respond(challenge)
+    script = Script(
+        Alice(),
+        [b"EHLO c\r\nAUTH SCRAM-SHA-256 " + b64(first) + b"\r\n", b64(final) + b"\r\nQUIT\r\n"],
+    )
+    opts = ServerOptions.create(
+        Alice(),
+        config=ServerConfig(hostname="mx.test", auth_mechanisms=("SCRAM-SHA-256",)),
+        scram_secret=SECRET,
+    )
+    script.run(opts, tls=TLSInfo())
+    assert script.wire.endswith(
+        b"334 " + b64(challenge) + b"\r\n"
+        b"535 5.7.8 Authentication credentials invalid\r\n"
+        b"221 2.0.0 mx.test closing connection\r\n"
+    )

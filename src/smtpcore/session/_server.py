@@ -80,6 +80,7 @@ from .._events import (
 from .._limits import Limits
 from .._server import ServerConfig, ServerConnection, ServerPhase
 from ..sasl import (
+    MOCK_ITERATIONS,
     Challenge,
     Failure,
     NeedSecret,
@@ -88,6 +89,7 @@ from ..sasl import (
     Success,
     VerifyPassword,
     derive_scram_credentials,
+    scram_salt,
     server_mechanism,
 )
 from ._effects import Close, Handshake, Write
@@ -139,8 +141,9 @@ IDLE_TIMEOUT: Final = 300.0
 MIN_DATA_RATE: Final = 500.0
 #: The largest message accepted when no ServerConfig says otherwise.
 DEFAULT_MESSAGE_SIZE: Final = 32 * 1024 * 1024
-#: PBKDF2 rounds for SCRAM credentials derived from a password lookup (RFC 7677 4: 4096 at least).
-SCRAM_ITERATIONS: Final = 4096
+#: PBKDF2 rounds for SCRAM credentials derived from a password lookup (RFC 7677 4: 4096 at
+#: least); the same count an unknown user is shown, so the two look alike (RFC 5802 9).
+SCRAM_ITERATIONS: Final = MOCK_ITERATIONS
 
 
 # --- effects ---------------------------------------------------------------
@@ -377,6 +380,9 @@ class ServerOptions:
     max_connections: int | None = None
     greeting_delay: float = 0.0
     min_data_rate: float = MIN_DATA_RATE
+    #: Random octets kept for the server's lifetime: SCRAM salts derive from
+    #: them, so unknown users look like known ones (RFC 5802 9).
+    scram_secret: bytes | None = field(default=None, repr=False)
 
     @classmethod
     def create(
@@ -391,6 +397,7 @@ class ServerOptions:
         max_connections: int | None = None,
         greeting_delay: float = 0.0,
         min_data_rate: float = MIN_DATA_RATE,
+        scram_secret: bytes | None = None,
     ) -> ServerOptions:
         """Options for ``handler``.
 
@@ -405,9 +412,16 @@ class ServerOptions:
         ``min_data_rate`` (octets per second) stretches it for message
         content (see ``serve_connection``). ``greeting_delay`` holds the 220
         back that many seconds; a client that talks meanwhile gets 554.
+        ``scram_secret``: random octets (``secrets.token_bytes(32)``; the
+        transports give each server its own) from which SCRAM derives the
+        salt of every user, so a user that does not exist gets a challenge
+        like one that does and fails only at the proof (RFC 5802 9); without
+        it, salts are fresh for each exchange and unknown users fail at once.
         Raises ``ValueError`` for a non-positive timeout, data rate or
-        connection cap, or a negative greeting delay.
+        connection cap, a negative greeting delay or an empty secret.
         """
+        if scram_secret is not None and len(scram_secret) < 16:
+            raise ValueError("scram_secret must be None or at least 16 random octets")
         if not idle_timeout > 0:
             raise ValueError(f"idle_timeout must be > 0, not {idle_timeout!r}")
         if not min_data_rate > 0:
@@ -440,6 +454,7 @@ class ServerOptions:
             max_connections=max_connections,
             greeting_delay=greeting_delay,
             min_data_rate=min_data_rate,
+            scram_secret=scram_secret,
         )
 
     def refusal(self, active: int, *, stopping: bool) -> str | None:
@@ -474,6 +489,7 @@ class ServerOptions:
             refuse=refuse,
             greeting_delay=self.greeting_delay,
             min_data_rate=self.min_data_rate,
+            scram_secret=self.scram_secret,
         )
 
 
@@ -572,6 +588,7 @@ class _Session:
         self.accepted = 0
         self.auth_failures = 0
         self.closed = False
+        self.scram_secret: bytes | None = None  # see ServerOptions.scram_secret
 
     # -- small steps ------------------------------------------------------------
 
@@ -705,6 +722,7 @@ def serve_connection(
     refuse: str | None = None,
     greeting_delay: float = 0.0,
     min_data_rate: float = MIN_DATA_RATE,
+    scram_secret: bytes | None = None,
 ) -> ServerProcedure[int]:
     """Serve one connection from greeting to close; return the number of messages accepted.
 
@@ -730,6 +748,7 @@ def serve_connection(
     the connection closes.
     """
     session = _Session(conn, hooks, peer, session_id, tls, idle_timeout, min_data_rate)
+    session.scram_secret = scram_secret
     if refuse is not None:
         session.send(Reply(421, (f"{conn.config.hostname} 4.3.2 {refuse}",)))
         yield from session.close()
@@ -863,7 +882,9 @@ def _auth(session: _Session, command: Auth) -> ServerProcedure[None]:
     conn = session.conn
     limits = conn.limits
     nonce = yield from session.fresh_id()
-    mechanism = server_mechanism(command.mechanism, nonce=nonce, hostname=conn.config.hostname)
+    mechanism = server_mechanism(
+        command.mechanism, nonce=nonce, hostname=conn.config.hostname, secret=session.scram_secret
+    )
     step: ServerStep = mechanism.start(command.initial_response)
     challenges = 0
     while True:
@@ -954,16 +975,21 @@ def _lookup_secret(
 ) -> ServerProcedure[str | ScramCredentials | HookFailed | None]:
     """The secret CRAM-MD5 or SCRAM needs, from ``lookup_secret(mechanism, username)``.
 
-    A password (str) given for SCRAM is turned into credentials with a fresh salt.
+    A password (str) given for SCRAM is turned into credentials, with the
+    salt ``scram_salt`` derives from the server's secret (the one an unknown
+    user is shown too, RFC 5802 9), or a fresh one without a secret.
     """
     result = yield from session.hook("lookup_secret", step.mechanism, step.username)
     if isinstance(result, HookFailed):
         return result
     scram = step.mechanism.startswith("SCRAM-")
     if isinstance(result, str) and scram:
-        salt = yield from session.fresh_id()
+        if session.scram_secret is not None:
+            salt = scram_salt(session.scram_secret, step.username)
+        else:
+            salt = (yield from session.fresh_id()).encode()
         hash_name = "sha256" if step.mechanism == "SCRAM-SHA-256" else "sha1"
-        return derive_scram_credentials(result, salt.encode(), SCRAM_ITERATIONS, hash_name)
+        return derive_scram_credentials(result, salt, SCRAM_ITERATIONS, hash_name)
     if isinstance(result, ScramCredentials) and scram:
         return result
     if isinstance(result, str) and not scram:
