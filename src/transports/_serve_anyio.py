@@ -21,7 +21,12 @@ import anyio
 import anyio.abc
 
 from smtpcore import Limits, ServerConfig
-from smtpcore.session._server import IDLE_TIMEOUT, MIN_DATA_RATE
+from smtpcore.session._server import (
+    AUTH_FAILURE_DELAY,
+    AUTH_FAILURES_PER_ADDRESS,
+    IDLE_TIMEOUT,
+    MIN_DATA_RATE,
+)
 
 from . import _serve_asyncio
 from ._backend import running_on_trio
@@ -41,6 +46,8 @@ class _Options(TypedDict):
     max_connections: int | None
     greeting_delay: float
     min_data_rate: float
+    auth_failure_delay: float
+    auth_failures_per_address: int | None
 
 
 async def serve(
@@ -57,6 +64,8 @@ async def serve(
     max_connections: int | None = None,
     greeting_delay: float = 0.0,
     min_data_rate: float = MIN_DATA_RATE,
+    auth_failure_delay: float = AUTH_FAILURE_DELAY,
+    auth_failures_per_address: int | None = AUTH_FAILURES_PER_ADDRESS,
     shutdown: anyio.Event | None = None,
     grace: float = 5.0,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
@@ -77,6 +86,8 @@ async def serve(
         max_connections=max_connections,
         greeting_delay=greeting_delay,
         min_data_rate=min_data_rate,
+        auth_failure_delay=auth_failure_delay,
+        auth_failures_per_address=auth_failures_per_address,
     )
     if running_on_trio():
         await _on_trio(handler, host, port, options, shutdown, grace, task_status)

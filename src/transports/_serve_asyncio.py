@@ -28,6 +28,8 @@ from typing import Final
 from smtpcore import Limits, ServerConfig
 from smtpcore.session._effects import Close, Handshake, Write
 from smtpcore.session._server import (
+    AUTH_FAILURE_DELAY,
+    AUTH_FAILURES_PER_ADDRESS,
     IDLE_TIMEOUT,
     MIN_DATA_RATE,
     SHUT_DOWN,
@@ -35,7 +37,9 @@ from smtpcore.session._server import (
     CallHook,
     Clock,
     NewId,
+    Notice,
     Now,
+    Pause,
     Peer,
     Receive,
     ServerOptions,
@@ -183,6 +187,11 @@ class _Session(asyncio.BufferedProtocol):
                             answer = now()
                         case NewId():
                             answer = new_id()
+                        case Pause(seconds):
+                            self.spawn(self.pause(seconds))
+                            return
+                        case Notice(message):
+                            LOG.warning("%s", message)
                         case Close():
                             if self.transport is not None:
                                 self.transport.close()
@@ -237,6 +246,11 @@ class _Session(asyncio.BufferedProtocol):
     def spawn(self, step: Coroutine[object, object, None]) -> None:
         self.waiting = "task"
         self.task = self.loop.create_task(step)
+
+    async def pause(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self.waiting = ""
+        self.advance(None)
 
     async def hook(self, effect: CallHook, pending: Awaitable[object]) -> None:
         try:
@@ -320,6 +334,8 @@ class SMTPServer:
         max_connections: int | None = None,
         greeting_delay: float = 0.0,
         min_data_rate: float = MIN_DATA_RATE,
+        auth_failure_delay: float = AUTH_FAILURE_DELAY,
+        auth_failures_per_address: int | None = AUTH_FAILURES_PER_ADDRESS,
     ) -> None:
         if implicit_tls and tls_context is None:
             raise ValueError("implicit_tls needs a tls_context")
@@ -339,6 +355,8 @@ class SMTPServer:
             greeting_delay=greeting_delay,
             min_data_rate=min_data_rate,
             scram_secret=secrets.token_bytes(32),  # this server's own: see ServerOptions
+            auth_failure_delay=auth_failure_delay,
+            auth_failures_per_address=auth_failures_per_address,
         )
         self._server: asyncio.Server | None = None
         self._sessions: set[_Session] = set()
@@ -402,6 +420,8 @@ async def start_server(
     max_connections: int | None = None,
     greeting_delay: float = 0.0,
     min_data_rate: float = MIN_DATA_RATE,
+    auth_failure_delay: float = AUTH_FAILURE_DELAY,
+    auth_failures_per_address: int | None = AUTH_FAILURES_PER_ADDRESS,
 ) -> SMTPServer:
     """A started ``SMTPServer``; ``await server.aclose()`` stops it."""
     server = SMTPServer(
@@ -417,6 +437,8 @@ async def start_server(
         max_connections=max_connections,
         greeting_delay=greeting_delay,
         min_data_rate=min_data_rate,
+        auth_failure_delay=auth_failure_delay,
+        auth_failures_per_address=auth_failures_per_address,
     )
     return await server.start()
 
@@ -435,6 +457,8 @@ async def serve(
     max_connections: int | None = None,
     greeting_delay: float = 0.0,
     min_data_rate: float = MIN_DATA_RATE,
+    auth_failure_delay: float = AUTH_FAILURE_DELAY,
+    auth_failures_per_address: int | None = AUTH_FAILURES_PER_ADDRESS,
     grace: float = 5.0,
 ) -> None:
     """Serve ``handler`` until cancelled; on cancellation, close gracefully within ``grace``."""
@@ -451,6 +475,8 @@ async def serve(
         max_connections=max_connections,
         greeting_delay=greeting_delay,
         min_data_rate=min_data_rate,
+        auth_failure_delay=auth_failure_delay,
+        auth_failures_per_address=auth_failures_per_address,
     )
     try:
         await asyncio.Event().wait()

@@ -21,6 +21,8 @@ from typing import Final
 from smtpcore import Limits, ServerConfig
 from smtpcore.session._effects import Close, Handshake, Write
 from smtpcore.session._server import (
+    AUTH_FAILURE_DELAY,
+    AUTH_FAILURES_PER_ADDRESS,
     IDLE_TIMEOUT,
     MIN_DATA_RATE,
     SHUT_DOWN,
@@ -28,7 +30,9 @@ from smtpcore.session._server import (
     CallHook,
     Clock,
     NewId,
+    Notice,
     Now,
+    Pause,
     Peer,
     Receive,
     ServerOptions,
@@ -57,6 +61,9 @@ class SMTPServer:
     message content may take ``idle_timeout`` plus a second per
     ``min_data_rate`` octets (Postfix smtpd_min_data_rate). A
     ``greeting_delay`` holds the 220 back; a client that talks first gets 554.
+    Each failed AUTH waits ``auth_failure_delay`` seconds before its reply;
+    a client address with ``auth_failures_per_address`` failures in 10
+    minutes gets 421 to AUTH (see ``ServerOptions.create``).
     Raises ``OSError`` when the address cannot be bound, ``ValueError`` for
     an option out of range.
     """
@@ -76,6 +83,8 @@ class SMTPServer:
         max_connections: int | None = None,
         greeting_delay: float = 0.0,
         min_data_rate: float = MIN_DATA_RATE,
+        auth_failure_delay: float = AUTH_FAILURE_DELAY,
+        auth_failures_per_address: int | None = AUTH_FAILURES_PER_ADDRESS,
     ) -> None:
         if implicit_tls and tls_context is None:
             raise ValueError("implicit_tls needs a tls_context")
@@ -95,6 +104,8 @@ class SMTPServer:
             greeting_delay=greeting_delay,
             min_data_rate=min_data_rate,
             scram_secret=secrets.token_bytes(32),  # this server's own: see ServerOptions
+            auth_failure_delay=auth_failure_delay,
+            auth_failures_per_address=auth_failures_per_address,
         )
         self._listener: socket.socket | None = None
         self._acceptor: threading.Thread | None = None
@@ -197,6 +208,10 @@ class SMTPServer:
                         answer = time.monotonic()
                     case NewId():
                         answer = new_id()
+                    case Pause(seconds):
+                        time.sleep(seconds)
+                    case Notice(message):
+                        LOG.warning("%s", message)
                     case _:
                         unknown_effect(effect)
         finally:
@@ -264,6 +279,8 @@ def serve(
     max_connections: int | None = None,
     greeting_delay: float = 0.0,
     min_data_rate: float = MIN_DATA_RATE,
+    auth_failure_delay: float = AUTH_FAILURE_DELAY,
+    auth_failures_per_address: int | None = AUTH_FAILURES_PER_ADDRESS,
     ready: Callable[[SMTPServer], object] | None = None,
 ) -> None:
     """Serve ``handler`` until interrupted (Ctrl-C closes gracefully).
@@ -284,6 +301,8 @@ def serve(
         max_connections=max_connections,
         greeting_delay=greeting_delay,
         min_data_rate=min_data_rate,
+        auth_failure_delay=auth_failure_delay,
+        auth_failures_per_address=auth_failures_per_address,
     )
     with server:
         if ready is not None:

@@ -18,6 +18,8 @@ import trio
 from smtpcore import Limits, ServerConfig
 from smtpcore.session._effects import Close, Handshake, Write
 from smtpcore.session._server import (
+    AUTH_FAILURE_DELAY,
+    AUTH_FAILURES_PER_ADDRESS,
     IDLE_TIMEOUT,
     MIN_DATA_RATE,
     SHUT_DOWN,
@@ -25,7 +27,9 @@ from smtpcore.session._server import (
     CallHook,
     Clock,
     NewId,
+    Notice,
     Now,
+    Pause,
     Peer,
     Receive,
     ServerOptions,
@@ -191,6 +195,10 @@ class _Server:
                         answer = trio.current_time()
                     case NewId():
                         answer = new_id()
+                    case Pause(seconds):
+                        await trio.sleep(seconds)
+                    case Notice(message):
+                        LOG.warning("%s", message)
                     case _:
                         unknown_effect(effect)
         finally:
@@ -211,6 +219,8 @@ async def serve(
     max_connections: int | None = None,
     greeting_delay: float = 0.0,
     min_data_rate: float = MIN_DATA_RATE,
+    auth_failure_delay: float = AUTH_FAILURE_DELAY,
+    auth_failures_per_address: int | None = AUTH_FAILURES_PER_ADDRESS,
     shutdown: trio.Event | None = None,
     grace: float = 5.0,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
@@ -234,6 +244,8 @@ async def serve(
         greeting_delay=greeting_delay,
         min_data_rate=min_data_rate,
         scram_secret=secrets.token_bytes(32),  # this server's own: see ServerOptions
+        auth_failure_delay=auth_failure_delay,
+        auth_failures_per_address=auth_failures_per_address,
     )
     server = _Server(handler, options, tls_context)
     server.implicit_tls = implicit_tls

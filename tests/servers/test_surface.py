@@ -19,6 +19,8 @@ COMMON = [
     "max_connections",
     "greeting_delay",
     "min_data_rate",
+    "auth_failure_delay",
+    "auth_failures_per_address",
 ]
 
 

@@ -56,7 +56,9 @@ from ._server import (
     HookFailed,
     Interrupted,
     NewId,
+    Notice,
     Now,
+    Pause,
     Peer,
     Receive,
     ServerEffect,
@@ -69,6 +71,7 @@ from ._server import (
     received_header,
     serve_connection,
 )
+from ._throttle import AuthBudget
 from ._tls import TLSInfo
 
 __all__ = [
@@ -78,6 +81,7 @@ __all__ = [
     "SHUT_DOWN",
     "TIMED_OUT",
     "WRITE_BATCH",
+    "AuthBudget",
     "AuthenticationError",
     "Body",
     "CallHook",
@@ -93,7 +97,9 @@ __all__ = [
     "NewId",
     "NextChunk",
     "NotSupported",
+    "Notice",
     "Now",
+    "Pause",
     "Peer",
     "PermanentError",
     "Procedure",

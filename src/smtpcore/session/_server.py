@@ -2,7 +2,7 @@
 
 How this works: ``serve_connection`` drives a ``ServerConnection`` and
 yields effects. Besides ``Write``, ``Handshake`` and ``Close`` of the client
-side it yields five of its own:
+side it yields seven of its own:
 
     Receive(timeout, interruptible)  bytes, or TIMED_OUT / SHUT_DOWN
     CallHook(name, args)             run the handler's hook; answer its result
@@ -10,6 +10,8 @@ side it yields five of its own:
     Now()                            the current time, an aware datetime
     Clock()                          seconds on a monotonic clock, a float
     NewId()                          a fresh random token (ids, SASL nonces)
+    Pause(seconds)                   sleep (after a failed AUTH); answer None
+    Notice(message)                  log it at WARNING; answer None
 
 The procedure holds every decision of a server session: the default reply
 to each command, what a hook's answer means, the SASL exchange, the
@@ -93,9 +95,12 @@ from ..sasl import (
     server_mechanism,
 )
 from ._effects import Close, Handshake, Write
+from ._throttle import AUTH_FAILURE_WINDOW, AUTH_FAILURES_PER_ADDRESS, AuthBudget
 from ._tls import TLSInfo
 
 __all__ = [
+    "AUTH_FAILURES_PER_ADDRESS",
+    "AUTH_FAILURE_DELAY",
     "HOOKS",
     "SHUT_DOWN",
     "TIMED_OUT",
@@ -104,7 +109,9 @@ __all__ = [
     "HookFailed",
     "Interrupted",
     "NewId",
+    "Notice",
     "Now",
+    "Pause",
     "Peer",
     "Receive",
     "ServerEffect",
@@ -139,6 +146,8 @@ HOOKS: Final = (
 IDLE_TIMEOUT: Final = 300.0
 #: Octets per second message content must keep up (Postfix smtpd_min_data_rate: 500).
 MIN_DATA_RATE: Final = 500.0
+#: Seconds a failed AUTH waits before its reply (Postfix smtpd_error_sleep_time: 1 s).
+AUTH_FAILURE_DELAY: Final = 1.0
 #: The largest message accepted when no ServerConfig says otherwise.
 DEFAULT_MESSAGE_SIZE: Final = 32 * 1024 * 1024
 #: PBKDF2 rounds for SCRAM credentials derived from a password lookup (RFC 7677 4: 4096 at
@@ -214,7 +223,31 @@ class NewId:
     """Answer: a fresh random token of letters and digits (message ids, SASL nonces)."""
 
 
-ServerEffect: TypeAlias = Write | Receive | Handshake | Close | CallHook | Now | Clock | NewId
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """Wait ``seconds`` before going on (after a failed AUTH). Answer: None.
+
+    Like Postfix's smtpd_error_sleep_time: each wrong password costs the
+    client time, whatever it does meanwhile (its bytes wait in the buffer).
+    """
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Log ``message`` at WARNING on the ``smtpcore.server`` logger. Answer: None.
+
+    For what an operator must see (a client address refused AUTH); never a
+    password or message content.
+    """
+
+    message: str
+
+
+ServerEffect: TypeAlias = (
+    Write | Receive | Handshake | Close | CallHook | Now | Clock | NewId | Pause | Notice
+)
 ServerProcedure: TypeAlias = Generator[ServerEffect, object, T]
 
 
@@ -383,6 +416,10 @@ class ServerOptions:
     #: Random octets kept for the server's lifetime: SCRAM salts derive from
     #: them, so unknown users look like known ones (RFC 5802 9).
     scram_secret: bytes | None = field(default=None, repr=False)
+    #: Seconds each failed AUTH waits before its reply (``Pause``).
+    auth_failure_delay: float = AUTH_FAILURE_DELAY
+    #: Failed AUTH per client address across sessions; None: no such bound.
+    auth_budget: AuthBudget | None = field(default=None, compare=False)
 
     @classmethod
     def create(
@@ -398,6 +435,9 @@ class ServerOptions:
         greeting_delay: float = 0.0,
         min_data_rate: float = MIN_DATA_RATE,
         scram_secret: bytes | None = None,
+        auth_failure_delay: float = AUTH_FAILURE_DELAY,
+        auth_failures_per_address: int | None = AUTH_FAILURES_PER_ADDRESS,
+        auth_failure_window: float = AUTH_FAILURE_WINDOW,
     ) -> ServerOptions:
         """Options for ``handler``.
 
@@ -417,9 +457,21 @@ class ServerOptions:
         salt of every user, so a user that does not exist gets a challenge
         like one that does and fails only at the proof (RFC 5802 9); without
         it, salts are fresh for each exchange and unknown users fail at once.
+        Password guessing: each failed AUTH waits ``auth_failure_delay``
+        seconds before its reply (Postfix's smtpd_error_sleep_time; 0 for
+        none), and a client address that failed ``auth_failures_per_address``
+        times within ``auth_failure_window`` seconds, over any number of
+        sessions, gets ``421 4.7.0`` to AUTH until the oldest failure is that
+        old (``AuthBudget``, kept in these options' memory; None: no bound).
         Raises ``ValueError`` for a non-positive timeout, data rate or
-        connection cap, a negative greeting delay or an empty secret.
+        connection cap, a negative greeting delay or AUTH delay, or a short
+        secret.
         """
+        if not auth_failure_delay >= 0:
+            raise ValueError(f"auth_failure_delay must be >= 0 seconds, not {auth_failure_delay!r}")
+        budget = None
+        if auth_failures_per_address is not None:
+            budget = AuthBudget(auth_failures_per_address, auth_failure_window)
         if scram_secret is not None and len(scram_secret) < 16:
             raise ValueError("scram_secret must be None or at least 16 random octets")
         if not idle_timeout > 0:
@@ -455,6 +507,8 @@ class ServerOptions:
             greeting_delay=greeting_delay,
             min_data_rate=min_data_rate,
             scram_secret=scram_secret,
+            auth_failure_delay=auth_failure_delay,
+            auth_budget=budget,
         )
 
     def refusal(self, active: int, *, stopping: bool) -> str | None:
@@ -490,6 +544,8 @@ class ServerOptions:
             greeting_delay=self.greeting_delay,
             min_data_rate=self.min_data_rate,
             scram_secret=self.scram_secret,
+            auth_failure_delay=self.auth_failure_delay,
+            auth_budget=self.auth_budget,
         )
 
 
@@ -589,6 +645,8 @@ class _Session:
         self.auth_failures = 0
         self.closed = False
         self.scram_secret: bytes | None = None  # see ServerOptions.scram_secret
+        self.auth_failure_delay = 0.0  # see ServerOptions.auth_failure_delay
+        self.auth_budget: AuthBudget | None = None  # shared by the server's sessions
 
     # -- small steps ------------------------------------------------------------
 
@@ -723,6 +781,8 @@ def serve_connection(
     greeting_delay: float = 0.0,
     min_data_rate: float = MIN_DATA_RATE,
     scram_secret: bytes | None = None,
+    auth_failure_delay: float = 0.0,
+    auth_budget: AuthBudget | None = None,
 ) -> ServerProcedure[int]:
     """Serve one connection from greeting to close; return the number of messages accepted.
 
@@ -749,6 +809,8 @@ def serve_connection(
     """
     session = _Session(conn, hooks, peer, session_id, tls, idle_timeout, min_data_rate)
     session.scram_secret = scram_secret
+    session.auth_failure_delay = auth_failure_delay
+    session.auth_budget = auth_budget
     if refuse is not None:
         session.send(Reply(421, (f"{conn.config.hostname} 4.3.2 {refuse}",)))
         yield from session.close()
@@ -881,6 +943,10 @@ def _starttls(session: _Session) -> ServerProcedure[None]:
 def _auth(session: _Session, command: Auth) -> ServerProcedure[None]:
     conn = session.conn
     limits = conn.limits
+    budget = session.auth_budget
+    if budget is not None and budget.exhausted(session.peer.host, (yield from session.clock())):
+        session.send(_address_refused(conn, session.peer))
+        return
     nonce = yield from session.fresh_id()
     mechanism = server_mechanism(
         command.mechanism, nonce=nonce, hostname=conn.config.hostname, secret=session.scram_secret
@@ -936,6 +1002,19 @@ def _auth(session: _Session, command: Auth) -> ServerProcedure[None]:
             return
         else:
             session.auth_failures += 1
+            if budget is not None:
+                host = session.peer.host
+                if budget.fail(host, (yield from session.clock())):
+                    yield Notice(
+                        f"AUTH refused to {host} for up to {budget.window:g} s: "
+                        f"{budget.failures} failed attempts within {budget.window:g} s"
+                    )
+                    session.send(_address_refused(conn, session.peer))
+                    return
+            if session.auth_failure_delay > 0:
+                # Postfix smtpd_error_sleep_time: a wrong guess costs time.
+                yield from session.flush()
+                yield Pause(session.auth_failure_delay)
             if session.auth_failures >= limits.auth_failures:
                 session.send(_too_many_auth_failures(conn))
             elif step.malformed:
@@ -948,6 +1027,12 @@ def _auth(session: _Session, command: Auth) -> ServerProcedure[None]:
 def _too_many_auth_failures(conn: ServerConnection) -> Reply:
     # Limits.auth_failures failed or cancelled exchanges: 421 and close (RFC 5321 3.8).
     text = "4.7.0 Too many failed authentication attempts, closing"
+    return Reply(421, (f"{conn.config.hostname} {text}",))
+
+
+def _address_refused(conn: ServerConnection, peer: Peer) -> Reply:
+    # The client address used up its AuthBudget: 421 and close (RFC 5321 3.8).
+    text = f"4.7.0 Too many failed authentication attempts from {peer.host}, try again later"
     return Reply(421, (f"{conn.config.hostname} {text}",))
 
 
