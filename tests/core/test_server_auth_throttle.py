@@ -182,6 +182,19 @@ def test_budget_memory_is_bounded() -> None:
     assert len(budget._failures["x"]) == 2
 
 
+def test_an_ipv6_client_counts_by_its_64_network() -> None:
+    """One host usually holds a /64: stepping through it must not reset the count."""
+    budget = AuthBudget(failures=2, window=10.0)
+    assert not budget.fail("2001:db8:1:2::1", 0.0)
+    assert budget.fail("2001:db8:1:2:ffff::7", 1.0)
+    assert budget.exhausted("2001:db8:1:2:abcd::99", 2.0)
+    assert not budget.exhausted("2001:db8:1:3::1", 2.0)
+    assert AuthBudget.key("2001:db8:1:2::1") == "2001:db8:1:2::/64"
+    assert AuthBudget.key("fe80::1%eth0") == "fe80::/64"
+    assert AuthBudget.key("192.0.2.1") == "192.0.2.1"
+    assert AuthBudget.key("not:an:address:") == "not:an:address:"
+
+
 @pytest.mark.parametrize("bad", [{"failures": 0}, {"addresses": 0}, {"window": 0.0}])
 def test_budget_refuses_nonsense(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="AuthBudget"):

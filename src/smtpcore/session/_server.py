@@ -1006,7 +1006,7 @@ def _auth(session: _Session, command: Auth) -> ServerProcedure[None]:
                 host = session.peer.host
                 if budget.fail(host, (yield from session.clock())):
                     yield Notice(
-                        f"AUTH refused to {host} for up to {budget.window:g} s: "
+                        f"AUTH refused to {budget.key(host)} for up to {budget.window:g} s: "
                         f"{budget.failures} failed attempts within {budget.window:g} s"
                     )
                     session.send(_address_refused(conn, session.peer))

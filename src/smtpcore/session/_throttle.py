@@ -7,6 +7,8 @@ One session alone is bounded by ``Limits.auth_failures``; this bounds a
 client that reconnects to guess again (Postfix's anvil rate limits are the
 model). Memory is bounded: at most ``addresses`` addresses and ``failures``
 timestamps each; beyond that the address not seen for longest is forgotten.
+An IPv6 client counts by its /64 network: one host usually holds a whole
+/64 and could otherwise step to a fresh address for every few guesses.
 
 The server's sessions share one budget, and the sync server runs them in
 threads: every step below is a single operation on a built-in container
@@ -17,6 +19,7 @@ threading).
 
 from __future__ import annotations
 
+import ipaddress
 from collections import OrderedDict, deque
 from typing import Final
 
@@ -54,8 +57,19 @@ class AuthBudget:
         self.addresses = addresses
         self._failures: OrderedDict[str, deque[float]] = OrderedDict()
 
+    @staticmethod
+    def key(host: str) -> str:
+        """What ``host``'s failures are counted under: the address, or its /64 for IPv6."""
+        if ":" not in host:
+            return host
+        try:
+            network = ipaddress.IPv6Network((host.split("%")[0], 64), strict=False)
+        except ValueError:
+            return host  # not an address we can parse: counted as given
+        return str(network)
+
     def _recent(self, host: str, now: float) -> deque[float] | None:
-        times = self._failures.get(host)
+        times = self._failures.get(self.key(host))
         if times is None:
             return None
         try:
@@ -77,6 +91,7 @@ class AuthBudget:
     def fail(self, host: str, now: float) -> bool:
         """Record a failed AUTH of ``host`` at ``now``; True when its budget is now used up."""
         times = self._recent(host, now)
+        host = self.key(host)
         if times is None:
             times = self._failures.setdefault(host, deque(maxlen=self.failures))
             while len(self._failures) > self.addresses:
