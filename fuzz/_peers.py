@@ -58,7 +58,7 @@ def server_config(source: Input) -> ServerConfig:
         etrn=bool(bits & 1024),
         expn=bool(bits & 2048),
         legacy_send=bool(bits & 4096),
-        smuggling="normalise" if bits & 8192 else "refuse",
+        bare_lf="reject" if bits & 8192 else "normalise",
         enhanced_status_codes=not bits & 16384,
     )
 

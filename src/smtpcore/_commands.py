@@ -49,7 +49,7 @@ from ._events import (
 )
 from ._syntax import domain_error, ehlo_argument_error, mailbox_error, parameter_error
 
-__all__ = ["LineReader", "Refusal", "parse_auth_response", "parse_command"]
+__all__ = ["LineReader", "Refusal", "is_bdat", "parse_auth_response", "parse_command"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +68,14 @@ class LineReader:
     the DATA or BDAT reader.
     """
 
-    __slots__ = ("_scanned", "_skipping", "buffer")
+    __slots__ = ("_scanned", "_skipping", "buffer", "long_head")
 
     def __init__(self) -> None:
         self.buffer = bytearray()
         self._scanned = 0
         self._skipping = False
+        #: The first octets of the last line reported too long (its verb).
+        self.long_head = b""
 
     def clear(self) -> None:
         """Forget everything received (STARTTLS: nothing may survive the handshake)."""
@@ -108,6 +110,7 @@ class LineReader:
             if len(buffer) >= limit:
                 # Even its CRLF could not make it fit: skip it now.
                 length = len(buffer)
+                self.long_head = bytes(buffer[:5])
                 keep = 1 if buffer.endswith(b"\r") else 0
                 del buffer[: len(buffer) - keep]
                 self._scanned = 0
@@ -119,6 +122,7 @@ class LineReader:
         line = bytes(buffer[:end])
         del buffer[: end + 2]
         if end + 2 > limit_of(line[:5]):
+            self.long_head = line[:5]
             return end + 2
         return line
 
@@ -345,6 +349,12 @@ _PARSERS: Final[Mapping[str, Callable[[str], Command | Refusal]]] = {
     "STARTTLS": _no_arguments(StartTLS()),
     "AUTH": _auth,
 }
+
+
+def is_bdat(head: bytes) -> bool:
+    """Whether a line starting with ``head`` is a BDAT command, whatever follows the verb."""
+    return head[:4].upper() == b"BDAT" and head[4:5] in (b"", b" ")
+
 
 #: The verbs whose lines may be ``Limits.parameter_line`` or ``auth_line`` long.
 PARAMETER_VERBS: Final = frozenset({b"MAIL ", b"RCPT "})

@@ -98,7 +98,8 @@ class Reply(Event):
 
     ``command`` is the command this reply answers (client side; ``None`` for
     the greeting and an unsolicited 421). A reply always has at least one
-    line; the bare-code form ``250`` has the single line ``""``.
+    line; a reply received in the bare-code form ``250`` has the single line
+    ``""``, and is sent back as ``250 `` (the space always follows the code).
     Raises ``LocalProtocolError`` for a code outside RFC 5321 4.2's grammar
     (2-5, 0-5, 0-9) or a line with CR, LF or NUL.
     """
@@ -176,13 +177,11 @@ class Reply(Event):
         code = str(self.code)
         last = len(self.lines) - 1
         out = []
+        # The separator is always there, even before an empty text: RFC 4954 4
+        # writes the AUTH continuation "334 SP [base64]", and clients (s-nail,
+        # msmtp) wait for "334 " exactly; RFC 5321 4.2 allows it on every reply.
         for i, line in enumerate(self.lines):
-            if i < last:
-                out.append(f"{code}-{line}\r\n")
-            elif line:
-                out.append(f"{code} {line}\r\n")
-            else:
-                out.append(f"{code}\r\n")
+            out.append(f"{code}-{line}\r\n" if i < last else f"{code} {line}\r\n")
         return "".join(out).encode("utf-8")
 
     def __str__(self) -> str:

@@ -31,8 +31,17 @@ class Limits:
     reply_line: int = 2048
     #: Ours: RFC 5321 sets no bound on the lines of one reply; more is hostile.
     reply_lines: int = 100
-    #: RFC 5321 4.5.3.1.8: the least number of recipients a server must take.
-    recipients: int = 100
+    #: Recipients a server takes in one transaction; RCPTs beyond get
+    #: ``452 4.5.3`` and the client goes on with those accepted (RFC 5321
+    #: 4.5.3.1.10). 1000 is Postfix's smtpd_recipient_limit; RFC 5321 4.5.3.1.8
+    #: asks for at least 100.
+    recipients: int = 1000
+    #: RCPTs beyond ``recipients`` in one transaction that are answered 452
+    #: without counting as errors (Postfix's smtpd_recipient_overshoot_limit);
+    #: after this many, each one also counts toward ``errors``, so endless
+    #: RCPTs are not free. Ours is 10000 (Postfix: 1000), so a client that
+    #: pipelines a list of 11000 addresses still delivers to the first 1000.
+    recipient_overshoot: int = 10000
     #: Ours: the largest message we accept or send, in octets; None: no limit
     #: of our own (a server's advertised SIZE still applies).
     message_size: int | None = None
@@ -44,9 +53,15 @@ class Limits:
     #: Ours: challenges in one SASL exchange before it is called endless.
     sasl_rounds: int = 10
     #: Postfix's smtpd_junk_command_limit (default 100): NOOP, RSET, VRFY,
-    #: EXPN, HELP and ETRN beyond this many in one session each count as an
+    #: EXPN, HELP, ETRN, a repeated EHLO/HELO/LHLO and an empty BDAT chunk
+    #: (``BDAT 0`` without LAST) beyond this many in one session each count as an
     #: error toward ``errors``; the count starts again after an accepted message.
     junk_commands: int = 100
+    #: Ours: the largest refused BDAT chunk a server reads to drop it (RFC 3030
+    #: 2 asks it to read the chunk). A larger one is answered and the
+    #: connection closed, as Postfix hangs up: reading gigabytes only to drop
+    #: them would be a free resource drain.
+    skipped_chunk: int = 1024 * 1024
 
     def __post_init__(self) -> None:
         for name in (
@@ -56,10 +71,12 @@ class Limits:
             "reply_line",
             "reply_lines",
             "recipients",
+            "recipient_overshoot",
             "errors",
             "auth_failures",
             "sasl_rounds",
             "junk_commands",
+            "skipped_chunk",
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:

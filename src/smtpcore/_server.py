@@ -16,14 +16,19 @@ content (``DataReader``: ends only on CRLF.CRLF) and BDAT chunks
 
 Security rules enforced here, so every session gets them:
 - nothing pipelined behind STARTTLS survives the 220 (RFC 3207 5, CVE-2011-0411);
-- a bare CR or LF never ends DATA; a message with one is refused or
-  normalised (SMTP smuggling);
+- a bare CR or LF never ends DATA; a message with a bare CR is refused, one
+  with a bare LF normalised or refused (``ServerConfig.bare_lf``), in DATA
+  and in BDAT content alike (SMTP smuggling);
 - a too long line is skipped to its CRLF, never parsed in parts;
-- a refused BDAT chunk is read and dropped, never parsed as commands;
-- recipients, errors and message size are bounded by ``Limits``;
-- NOOP, RSET, VRFY, EXPN, HELP and ETRN beyond ``Limits.junk_commands``
-  count as errors (Postfix's smtpd_junk_command_limit), so a client cannot
-  keep a session alive on free commands.
+- a refused BDAT chunk is read and dropped, never parsed as commands; one
+  over ``Limits.skipped_chunk`` octets is answered and the connection closed;
+- recipients, errors and message size are bounded by ``Limits``; a RCPT
+  over ``Limits.recipients`` gets 452 and is not an error of the client
+  (RFC 5321 4.5.3.1.10) until ``Limits.recipient_overshoot`` of them;
+- NOOP, RSET, VRFY, EXPN, HELP, ETRN, a repeated EHLO/HELO and ``BDAT 0``
+  beyond ``Limits.junk_commands`` count as errors (Postfix's
+  smtpd_junk_command_limit), so a client cannot keep a session alive on
+  free commands.
 
 Time is not ours to read: ``has_partial_command`` and
 ``is_receiving_content`` tell the session procedure when a deadline runs.
@@ -42,6 +47,7 @@ from ._commands import (
     PARAMETER_VERBS,
     LineReader,
     Refusal,
+    is_bdat,
     parse_auth_response,
     parse_command,
 )
@@ -81,7 +87,7 @@ from ._events import (
     _Need,
 )
 from ._limits import Limits
-from ._unstuff import ChunkReader, DataReader
+from ._unstuff import ChunkReader, DataReader, LineEndCheck
 
 __all__ = ["ServerConfig", "ServerConnection", "ServerPhase"]
 
@@ -120,14 +126,17 @@ class ServerConfig:
     expn: bool = False  # RFC 5321 3.5.2; off by default (list harvesting)
     #: SEND, SOML, SAML (RFC 821); off: parsed, then 502.
     legacy_send: bool = False
-    #: A message with a bare CR or LF: "refuse" it (550 5.5.2 after its end) or
-    #: "normalise" the bare CR/LF to CRLF and accept it.
-    smuggling: Literal["refuse", "normalise"] = "refuse"
+    #: A line of message content (DATA, or BDAT without BODY=BINARYMIME) that
+    #: ends in a bare LF: "normalise" takes it as ending in CRLF (Postfix 3.9's
+    #: smtpd_forbid_bare_newline = normalize); "reject" refuses the message
+    #: with 550 5.5.2 after its end. Either way only CRLF.CRLF ends DATA and a
+    #: message with a bare CR is refused (RFC 5321 2.3.8; SMTP smuggling).
+    bare_lf: Literal["normalise", "reject"] = "normalise"
 
     def __post_init__(self) -> None:
-        if self.smuggling not in ("refuse", "normalise"):
+        if self.bare_lf not in ("normalise", "reject"):
             raise ValueError(
-                f"ServerConfig.smuggling must be 'refuse' or 'normalise', not {self.smuggling!r}"
+                f"ServerConfig.bare_lf must be 'normalise' or 'reject', not {self.bare_lf!r}"
             )
         if self.size is not None and self.size < 0:
             raise ValueError("ServerConfig.size must be None or >= 0")
@@ -180,6 +189,7 @@ _AFTER_POSITIVE: Final[Mapping[type[Awaited], ServerPhase]] = {
 _ANYTIME: Final = frozenset({Noop, Rset, Quit, Vrfy, Expn, Help})
 # Commands that cost the client nothing and move no mail: beyond
 # Limits.junk_commands each is also an error (Postfix smtpd_junk_command_limit).
+# A repeated hello and an empty BDAT chunk count too (``_junk_event``).
 _JUNK: Final = frozenset({Noop, Rset, Vrfy, Expn, Help, Etrn})
 _NOTHING: Final[frozenset[type[Command]]] = frozenset()
 # The commands ``_not_offered`` has an opinion on.
@@ -231,6 +241,8 @@ class _Transaction:
     recipient_params: list[Mapping[str, str | None]] = field(default_factory=list)
     chunked: bool = False  # a BDAT chunk was accepted (RFC 3030 2: no DATA now)
     size: int = 0  # octets of BDAT chunks announced so far
+    line_ends: LineEndCheck | None = None  # BDAT content: line ends seen so far
+    overshoot: int = 0  # RCPTs refused 452 because of Limits.recipients
 
 
 class ServerConnection:
@@ -282,6 +294,7 @@ class ServerConnection:
         self._data_end: Awaited | None = None  # the end event, once the reader is done
         self._chunk: ChunkReader | None = None
         self._chunk_end: Awaited | None = None
+        self._chunk_last = False  # the chunk being read is BDAT ... LAST
         self._errors = 0
         self._junk = 0  # junk commands since the session began or a message was accepted
         self._early_talker = False
@@ -502,9 +515,14 @@ class ServerConnection:
         # Limits.errors, like Postfix's smtpd_hard_error_limit.
         return self._reply(421, "4.7.0", f"{self.config.hostname} Error limit reached, closing")
 
-    def _invalid(self, reason: str, reply: Reply, *, close: bool = False) -> InvalidCommand:
-        """An InvalidCommand to answer; beyond Limits.errors it becomes 421 and closes."""
-        self._errors += 1
+    def _invalid(
+        self, reason: str, reply: Reply, *, close: bool = False, counted: bool = True
+    ) -> InvalidCommand:
+        """An InvalidCommand to answer; beyond Limits.errors it becomes 421 and closes.
+
+        ``counted`` false: not an error of the client (452 too many recipients).
+        """
+        self._errors += counted
         if self._errors > self.limits.errors and not close:
             reply = self._error_limit_reply()
             close = True
@@ -513,9 +531,11 @@ class ServerConnection:
         self._awaiting = event
         return event
 
-    def _refuse(self, refusal: Refusal, *, close: bool = False) -> InvalidCommand:
+    def _refuse(
+        self, refusal: Refusal, *, close: bool = False, counted: bool = True
+    ) -> InvalidCommand:
         reply = self._reply(refusal.code, refusal.status, refusal.text)
-        return self._invalid(refusal.text, reply, close=close)
+        return self._invalid(refusal.text, reply, close=close, counted=counted)
 
     def _limit_of(self, start: bytes) -> int:
         if self._phase is P.AUTH:
@@ -536,7 +556,13 @@ class ServerConnection:
             limit = self._limit_of(b"")
             if self._phase is P.AUTH:
                 self._phase = P.READY  # the exchange is over
-            return self._refuse(Refusal(500, "5.5.2", f"Line too long (limit {limit} octets)"))
+                close = False
+            else:
+                # A BDAT whose size is too long to read: its octets cannot be
+                # skipped and would be read as commands (RFC 3030 2). Close.
+                close = is_bdat(self._lines.long_head)
+            too_long = Refusal(500, "5.5.2", f"Line too long (limit {limit} octets)")
+            return self._refuse(too_long, close=close)
         if self._phase is P.AUTH:
             response = parse_auth_response(line)
             if isinstance(response, Refusal):
@@ -550,28 +576,46 @@ class ServerConnection:
         if isinstance(command, Refusal):
             # A malformed BDAT leaves its octets unknown: they would be read as
             # commands. Close rather than parse content (RFC 3030 2).
-            return self._refuse(command, close=line[:5].upper() == b"BDAT ")
+            return self._refuse(command, close=is_bdat(line[:5]))
         refusal = self._check(command)
         if refusal is not None:
+            if refusal.code == 452 and type(command) is Rcpt:
+                # RFC 5321 4.5.3.1.10: too many recipients is not the client's
+                # error; it goes on with those accepted. Only an overshoot
+                # beyond Limits.recipient_overshoot counts (Postfix does too).
+                self._transaction.overshoot += 1
+                counted = self._transaction.overshoot > self.limits.recipient_overshoot
+                return self._refuse(refusal, counted=counted)
             return self._refuse(refusal)
-        if type(command) in _JUNK:
-            self._junk += 1
-            if self._junk > self.limits.junk_commands:
-                # Postfix: past smtpd_junk_command_limit each one is an error.
-                # The command is still answered until the errors run out.
-                self._errors += 1
-                if self._errors > self.limits.errors:
-                    reason = (
-                        f"{command.verb} beyond Limits.junk_commands "
-                        f"({self.limits.junk_commands}) reached Limits.errors "
-                        f"({self.limits.errors})"
-                    )
-                    self._closing = True
-                    event = InvalidCommand(reason, self._error_limit_reply())
-                    self._awaiting = event
-                    return event
+        kind = type(command)
+        if kind in _JUNK or (kind in _HELLOS and self._phase is not P.HELLO):
+            # A second EHLO/HELO moves no mail either (after STARTTLS the
+            # phase is HELLO again, and that EHLO is required).
+            junk = self._junk_event(command)
+            if junk is not None:
+                return junk
         self._awaiting = command
         return command
+
+    def _junk_event(self, command: Command) -> InvalidCommand | None:
+        """Count one junk command; the 421 to send instead once errors run out."""
+        self._junk += 1
+        if self._junk <= self.limits.junk_commands:
+            return None
+        # Postfix: past smtpd_junk_command_limit each one is an error.
+        # The command is still answered until the errors run out.
+        self._errors += 1
+        if self._errors <= self.limits.errors:
+            return None
+        reason = (
+            f"{command.verb} beyond Limits.junk_commands "
+            f"({self.limits.junk_commands}) reached Limits.errors "
+            f"({self.limits.errors})"
+        )
+        self._closing = True
+        event = InvalidCommand(reason, self._error_limit_reply())
+        self._awaiting = event
+        return event
 
     # -- checks of a well-formed command ---------------------------------------
 
@@ -740,16 +784,23 @@ class ServerConnection:
         return end
 
     def _end_of_data(self, reader: DataReader) -> EndOfData | InvalidCommand:
-        if reader.has_bare_newline and self.config.smuggling == "refuse":
-            # RFC 5321 2.3.8: CR and LF only as CRLF. Postfix answers
-            # "550 5.5.2 Error: bare <LF> received" (smtpd_forbid_bare_newline).
-            reply = self._reply(
-                550, "5.5.2", "Message refused: bare CR or LF in the content (RFC 5321 2.3.8)"
-            )
-            return InvalidCommand("bare CR or LF in the message content", reply)
+        if self._has_bare_newline(reader):
+            return self._bare_newline()
         if reader.is_oversize:
             return self._oversize()
         return EndOfData()
+
+    def _has_bare_newline(self, seen: DataReader | LineEndCheck) -> bool:
+        """Whether the content broke the line-end rule this server keeps."""
+        return seen.has_bare_cr or (seen.has_bare_lf and self.config.bare_lf == "reject")
+
+    def _bare_newline(self) -> InvalidCommand:
+        # RFC 5321 2.3.8: CR and LF only as CRLF. Postfix answers
+        # "550 5.5.2 Error: bare <LF> received" (smtpd_forbid_bare_newline).
+        reply = self._reply(
+            550, "5.5.2", "Message refused: bare CR or LF in the content (RFC 5321 2.3.8)"
+        )
+        return InvalidCommand("bare CR or LF in the message content", reply)
 
     def _oversize(self) -> InvalidCommand:
         limit = self.size_limit
@@ -766,37 +817,65 @@ class ServerConnection:
         if refusal is None:
             limit = self.size_limit
             if limit is not None and transaction.size + command.size > limit:
-                # RFC 3030 2: the server must still read the chunk; it is dropped.
-                self._chunk = ChunkReader(command.size, discard=True)
-                self._chunk_end = self._oversize()
-                return self._next_chunk(self._chunk)
+                return self._skip_chunk(command, self._oversize())
+            if command.size == 0 and not command.last:
+                junk = self._junk_event(command)  # an empty chunk moves nothing
+                if junk is not None:
+                    self._reset_transaction(P.READY)
+                    return junk
             transaction.size += command.size
+            if transaction.line_ends is None and self.body != "BINARYMIME":
+                # RFC 3030 3: only BINARYMIME content is octets rather than lines.
+                normalise = self.config.bare_lf == "normalise"
+                transaction.line_ends = LineEndCheck(normalise_lf=normalise)
             self._chunk = ChunkReader(command.size)
             self._chunk_end = EndOfData() if command.last else EndOfChunk()
+            self._chunk_last = command.last
             return command
+        reply = self._reply(refusal.code, refusal.status, refusal.text)
+        return self._skip_chunk(command, InvalidCommand(refusal.text, reply))
+
+    def _skip_chunk(self, command: Bdat, end: InvalidCommand) -> Event | _Need:
+        """A refused chunk: read and dropped (RFC 3030 2), or answered at once and closed."""
+        if command.size > self.limits.skipped_chunk:
+            # Postfix hangs up rather than read a refused chunk this large.
+            if self._phase in (P.RCPT, P.BDAT):
+                self._reset_transaction(P.READY)
+            return self._invalid(end.reason, end.reply, close=True)
         self._chunk = ChunkReader(command.size, discard=True)
-        self._chunk_end = InvalidCommand(
-            refusal.text, self._reply(refusal.code, refusal.status, refusal.text)
-        )
+        self._chunk_end = end
+        self._chunk_last = command.last
         return self._next_chunk(self._chunk)
 
     def _next_chunk(self, reader: ChunkReader) -> Event | _Need:
         buffer = self._lines.buffer
+        line_ends = None if reader.discard else self._transaction.line_ends
         if reader.left:
             piece = reader.take(bytes(buffer[: reader.left]))
             del buffer[: len(piece)]
+            if line_ends is not None and piece:
+                piece = line_ends.feed(piece)
             if piece and not reader.discard:
                 return MessageData(piece)
             if reader.left:
                 return self._closed() if self._peer_closed else NEED_DATA
         end = self._chunk_end
         assert end is not None
+        if line_ends is not None and isinstance(end, EndOfData):
+            line_ends.end()  # a CR held at the very end is bare: refused below
+            if self._has_bare_newline(line_ends):
+                end = self._bare_newline()
         self._chunk, self._chunk_end = None, None
         if isinstance(end, InvalidCommand):
+            # RFC 2033 4.2 with RFC 3030: a LAST chunk, refused or not, gets one
+            # reply per accepted recipient (the client counts them).
+            replies = self._lmtp_replies() if self._chunk_last else 1
             if self._phase in (P.RCPT, P.BDAT):
                 # RFC 3030 2: after a refused chunk the transaction has failed.
                 self._reset_transaction(P.READY)
-            return self._invalid(end.reason, end.reply)
+            event = self._invalid(end.reason, end.reply)
+            self._replies_left = replies
+            return event
         self._awaiting = end
         self._replies_left = self._lmtp_replies() if isinstance(end, EndOfData) else 1
         return end
@@ -896,7 +975,7 @@ class ServerConnection:
         if code == 354 and kind is Data:
             self._phase = P.DATA
             self._data = DataReader(
-                normalise=self.config.smuggling == "normalise", max_size=self.size_limit
+                normalise_lf=self.config.bare_lf == "normalise", max_size=self.size_limit
             )
             return
         if not 200 <= code < 300:

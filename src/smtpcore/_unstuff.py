@@ -8,10 +8,14 @@ bytes held back from the last one and searched once with ``bytes.find``.
 Without the end marker, the longest tail that could start it (``CR``,
 ``CRLF``, ``CRLF.``, ``CRLF.CR``) is held back, so where the wire was cut
 never changes the result. What is released is unstuffed with one
-``replace`` (a dot after CRLF goes), checked for bare CR or LF by counting,
-and, when asked, CRLF-normalised. Bare CR and bare LF never end anything:
-``LF.LF``, ``CR.CR``, ``CRLF.CR``, ``LF.CRLF`` and the rest are content
-(the SMTP smuggling variants, CVE-2023-51764/51765/51766).
+``replace`` (a dot after CRLF goes), checked for bare CR and bare LF by
+counting, and, when asked, a bare LF is made CRLF (Postfix 3.9's
+``smtpd_forbid_bare_newline = normalize``). Bare CR and bare LF never end
+anything: ``LF.LF``, ``CR.CR``, ``CRLF.CR``, ``LF.CRLF``, ``CRLF.LF`` and
+the rest are content (the SMTP smuggling variants, CVE-2023-51764/51765/
+51766). Only a dot after a real CRLF is stuffing: a line that follows a
+bare LF keeps its leading dot, as a sender that ends lines in LF does not
+stuff them.
 
 Memory: one received chunk plus at most four held bytes; the message itself
 is never held.
@@ -21,7 +25,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["ChunkReader", "DataReader"]
+__all__ = ["ChunkReader", "DataReader", "LineEndCheck"]
 
 _END: Final = b"\r\n.\r\n"
 # Tails that may be the start of the end marker, longest first.
@@ -36,33 +40,42 @@ class DataReader:
     ``done`` becomes true, ``data[consumed:]`` is what the client sent after
     the end marker (pipelined commands).
 
-    ``normalise`` turns bare CR and bare LF into CRLF (after unstuffing, so a
-    dot after a bare LF is kept); otherwise they are kept and ``has_bare_newline``
-    says so. Content beyond ``max_size`` octets is dropped and ``is_oversize``
-    set (the first ``max_size`` octets are released); the reader still reads
-    to the end marker (RFC 1870 6.2).
+    ``has_bare_cr`` and ``has_bare_lf`` say whether the content held a CR
+    not followed by LF, or an LF not preceded by CR. ``normalise_lf`` turns
+    each bare LF into CRLF (after unstuffing, so a dot after a bare LF is
+    kept); a bare CR is always kept as it is, for the server to refuse.
+    Content beyond ``max_size`` octets is dropped and ``is_oversize`` set
+    (the first ``max_size`` octets are released); the reader still reads to
+    the end marker (RFC 1870 6.2).
     """
 
     __slots__ = (
         "_held",
         "_max_size",
-        "_normalise",
+        "_normalise_lf",
         "_virtual",
         "done",
-        "has_bare_newline",
+        "has_bare_cr",
+        "has_bare_lf",
         "is_oversize",
         "size",
     )
 
-    def __init__(self, *, normalise: bool = False, max_size: int | None = None) -> None:
+    def __init__(self, *, normalise_lf: bool = False, max_size: int | None = None) -> None:
         self._held = b"\r\n"  # the CRLF that ended the 354 line: not content
         self._virtual = True
-        self._normalise = normalise
+        self._normalise_lf = normalise_lf
         self._max_size = max_size
         self.done = False
-        self.has_bare_newline = False
+        self.has_bare_cr = False
+        self.has_bare_lf = False
         self.is_oversize = False
         self.size = 0  # octets of content seen, kept or not
+
+    @property
+    def has_bare_newline(self) -> bool:
+        """Whether the content held a bare CR or a bare LF."""
+        return self.has_bare_cr or self.has_bare_lf
 
     def feed(self, data: bytes) -> tuple[bytes, int]:
         """The content ``data`` releases, and how many of its octets were content."""
@@ -93,10 +106,14 @@ class DataReader:
         # RFC 5321 4.5.2: a line starting with a dot lost its first dot.
         body = body.replace(b"\r\n.", b"\r\n")
         pairs = body.count(b"\r\n")
-        if body.count(b"\r") != pairs or body.count(b"\n") != pairs:
-            self.has_bare_newline = True
-            if self._normalise:
-                body = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
+        if body.count(b"\r") != pairs:
+            self.has_bare_cr = True
+        if body.count(b"\n") != pairs:
+            self.has_bare_lf = True
+            if self._normalise_lf:
+                # A CR held back at the end never reaches here, so a CRLF is
+                # never split: every LF left alone after this is bare.
+                body = body.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
         if self._virtual:
             body = body[2:]
             self._virtual = False
@@ -108,6 +125,52 @@ class DataReader:
             self.is_oversize = True
             return body[: max(self._max_size - before, 0)]
         return body
+
+
+class LineEndCheck:
+    """Line ends of BDAT content (RFC 5321 2.3.8, RFC 3030 3), across all chunks of a message.
+
+    Content sent with BDAT is framed by size, so a bare CR or LF cannot end
+    anything; but outside ``BODY=BINARYMIME`` it must still be CRLF text, and
+    the server applies the same rule as for DATA: ``feed`` notes bare CRs and
+    bare LFs and, with ``normalise_lf``, makes each bare LF CRLF. A CR at the
+    end of a piece is held until the next piece (of this chunk or the next)
+    shows whether an LF follows; ``end`` says what is held at the last chunk
+    (a CR then is bare).
+    """
+
+    __slots__ = ("_normalise_lf", "_pending_cr", "has_bare_cr", "has_bare_lf")
+
+    def __init__(self, *, normalise_lf: bool) -> None:
+        self._normalise_lf = normalise_lf
+        self._pending_cr = False
+        self.has_bare_cr = False
+        self.has_bare_lf = False
+
+    def feed(self, data: bytes) -> bytes:
+        """The content ``data`` releases (normalised when asked)."""
+        if self._pending_cr:
+            data = b"\r" + data
+            self._pending_cr = False
+        if data.endswith(b"\r"):
+            data = data[:-1]
+            self._pending_cr = True
+        pairs = data.count(b"\r\n")
+        if data.count(b"\r") != pairs:
+            self.has_bare_cr = True
+        if data.count(b"\n") != pairs:
+            self.has_bare_lf = True
+            if self._normalise_lf:
+                data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        return data
+
+    def end(self) -> bytes:
+        """The held CR, if any, at the end of the content: a bare CR."""
+        if self._pending_cr:
+            self._pending_cr = False
+            self.has_bare_cr = True
+            return b"\r"
+        return b""
 
 
 class ChunkReader:

@@ -21,7 +21,14 @@ import anyio
 import anyio.abc
 
 from smtpcore import Limits, ServerConfig
-from smtpcore.session._server import DATA_TIMEOUT, IDLE_TIMEOUT, MIN_DATA_RATE, SPOOL_THRESHOLD
+from smtpcore.session._server import (
+    AUTH_FAILURE_DELAY,
+    AUTH_FAILURES_PER_ADDRESS,
+    DATA_TIMEOUT,
+    IDLE_TIMEOUT,
+    MIN_DATA_RATE,
+    SPOOL_THRESHOLD,
+)
 
 from . import _serve_asyncio
 from ._backend import running_on_trio
@@ -43,6 +50,8 @@ class _Options(TypedDict):
     min_data_rate: float
     spool_threshold: int | None
     data_timeout: float
+    auth_failure_delay: float
+    auth_failures_per_address: int | None
 
 
 async def serve(
@@ -61,6 +70,8 @@ async def serve(
     min_data_rate: float = MIN_DATA_RATE,
     spool_threshold: int | None = SPOOL_THRESHOLD,
     data_timeout: float = DATA_TIMEOUT,
+    auth_failure_delay: float = AUTH_FAILURE_DELAY,
+    auth_failures_per_address: int | None = AUTH_FAILURES_PER_ADDRESS,
     shutdown: anyio.Event | None = None,
     grace: float = 5.0,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
@@ -83,6 +94,8 @@ async def serve(
         min_data_rate=min_data_rate,
         spool_threshold=spool_threshold,
         data_timeout=data_timeout,
+        auth_failure_delay=auth_failure_delay,
+        auth_failures_per_address=auth_failures_per_address,
     )
     if running_on_trio():
         await _on_trio(handler, host, port, options, shutdown, grace, task_status)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import secrets
 import ssl
 from collections.abc import Awaitable, Coroutine
 from types import TracebackType
@@ -27,6 +28,8 @@ from typing import Final
 from smtpcore import Limits, ServerConfig
 from smtpcore.session._effects import Close, Handshake, Write
 from smtpcore.session._server import (
+    AUTH_FAILURE_DELAY,
+    AUTH_FAILURES_PER_ADDRESS,
     DATA_TIMEOUT,
     IDLE_TIMEOUT,
     MIN_DATA_RATE,
@@ -36,7 +39,9 @@ from smtpcore.session._server import (
     CallHook,
     Clock,
     NewId,
+    Notice,
     Now,
+    Pause,
     Peer,
     Receive,
     ServerOptions,
@@ -188,6 +193,11 @@ class _Session(asyncio.BufferedProtocol):
                             answer = new_id()
                         case SpoolWrite():
                             answer = spool_write(effect)
+                        case Pause(seconds):
+                            self.spawn(self.pause(seconds))
+                            return
+                        case Notice(message):
+                            LOG.warning("%s", message)
                         case Close():
                             if self.transport is not None:
                                 self.transport.close()
@@ -242,6 +252,11 @@ class _Session(asyncio.BufferedProtocol):
     def spawn(self, step: Coroutine[object, object, None]) -> None:
         self.waiting = "task"
         self.task = self.loop.create_task(step)
+
+    async def pause(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self.waiting = ""
+        self.advance(None)
 
     async def hook(self, effect: CallHook, pending: Awaitable[object]) -> None:
         try:
@@ -327,6 +342,8 @@ class SMTPServer:
         min_data_rate: float = MIN_DATA_RATE,
         spool_threshold: int | None = SPOOL_THRESHOLD,
         data_timeout: float = DATA_TIMEOUT,
+        auth_failure_delay: float = AUTH_FAILURE_DELAY,
+        auth_failures_per_address: int | None = AUTH_FAILURES_PER_ADDRESS,
     ) -> None:
         if implicit_tls and tls_context is None:
             raise ValueError("implicit_tls needs a tls_context")
@@ -347,6 +364,9 @@ class SMTPServer:
             min_data_rate=min_data_rate,
             spool_threshold=spool_threshold,
             data_timeout=data_timeout,
+            scram_secret=secrets.token_bytes(32),  # this server's own: see ServerOptions
+            auth_failure_delay=auth_failure_delay,
+            auth_failures_per_address=auth_failures_per_address,
         )
         self._server: asyncio.Server | None = None
         self._sessions: set[_Session] = set()
@@ -412,6 +432,8 @@ async def start_server(
     min_data_rate: float = MIN_DATA_RATE,
     spool_threshold: int | None = SPOOL_THRESHOLD,
     data_timeout: float = DATA_TIMEOUT,
+    auth_failure_delay: float = AUTH_FAILURE_DELAY,
+    auth_failures_per_address: int | None = AUTH_FAILURES_PER_ADDRESS,
 ) -> SMTPServer:
     """A started ``SMTPServer``; ``await server.aclose()`` stops it."""
     server = SMTPServer(
@@ -429,6 +451,8 @@ async def start_server(
         min_data_rate=min_data_rate,
         spool_threshold=spool_threshold,
         data_timeout=data_timeout,
+        auth_failure_delay=auth_failure_delay,
+        auth_failures_per_address=auth_failures_per_address,
     )
     return await server.start()
 
@@ -449,6 +473,8 @@ async def serve(
     min_data_rate: float = MIN_DATA_RATE,
     spool_threshold: int | None = SPOOL_THRESHOLD,
     data_timeout: float = DATA_TIMEOUT,
+    auth_failure_delay: float = AUTH_FAILURE_DELAY,
+    auth_failures_per_address: int | None = AUTH_FAILURES_PER_ADDRESS,
     grace: float = 5.0,
 ) -> None:
     """Serve ``handler`` until cancelled; on cancellation, close gracefully within ``grace``."""
@@ -467,6 +493,8 @@ async def serve(
         min_data_rate=min_data_rate,
         spool_threshold=spool_threshold,
         data_timeout=data_timeout,
+        auth_failure_delay=auth_failure_delay,
+        auth_failures_per_address=auth_failures_per_address,
     )
     try:
         await asyncio.Event().wait()

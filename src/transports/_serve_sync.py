@@ -9,6 +9,7 @@ procedure allows an interruption, so a shutdown reaches idle sessions within
 from __future__ import annotations
 
 import contextlib
+import secrets
 import socket
 import ssl
 import threading
@@ -20,6 +21,8 @@ from typing import Final
 from smtpcore import Limits, ServerConfig
 from smtpcore.session._effects import Close, Handshake, Write
 from smtpcore.session._server import (
+    AUTH_FAILURE_DELAY,
+    AUTH_FAILURES_PER_ADDRESS,
     DATA_TIMEOUT,
     IDLE_TIMEOUT,
     MIN_DATA_RATE,
@@ -29,7 +32,9 @@ from smtpcore.session._server import (
     CallHook,
     Clock,
     NewId,
+    Notice,
     Now,
+    Pause,
     Peer,
     Receive,
     ServerOptions,
@@ -63,6 +68,9 @@ class SMTPServer:
     One message may take ``data_timeout`` seconds of waiting at most. A
     message's first ``spool_threshold`` octets are held in memory, the rest
     in a temporary file (None: all in memory); see ``ServerEnvelope``.
+    Each failed AUTH waits ``auth_failure_delay`` seconds before its reply;
+    a client address with ``auth_failures_per_address`` failures in 10
+    minutes gets 421 to AUTH (see ``ServerOptions.create``).
     Raises ``OSError`` when the address cannot be bound, ``ValueError`` for
     an option out of range.
     """
@@ -84,6 +92,8 @@ class SMTPServer:
         min_data_rate: float = MIN_DATA_RATE,
         spool_threshold: int | None = SPOOL_THRESHOLD,
         data_timeout: float = DATA_TIMEOUT,
+        auth_failure_delay: float = AUTH_FAILURE_DELAY,
+        auth_failures_per_address: int | None = AUTH_FAILURES_PER_ADDRESS,
     ) -> None:
         if implicit_tls and tls_context is None:
             raise ValueError("implicit_tls needs a tls_context")
@@ -104,6 +114,9 @@ class SMTPServer:
             min_data_rate=min_data_rate,
             spool_threshold=spool_threshold,
             data_timeout=data_timeout,
+            scram_secret=secrets.token_bytes(32),  # this server's own: see ServerOptions
+            auth_failure_delay=auth_failure_delay,
+            auth_failures_per_address=auth_failures_per_address,
         )
         self._listener: socket.socket | None = None
         self._acceptor: threading.Thread | None = None
@@ -208,6 +221,10 @@ class SMTPServer:
                         answer = new_id()
                     case SpoolWrite():
                         answer = spool_write(effect)
+                    case Pause(seconds):
+                        time.sleep(seconds)
+                    case Notice(message):
+                        LOG.warning("%s", message)
                     case _:
                         unknown_effect(effect)
         finally:
@@ -277,6 +294,8 @@ def serve(
     min_data_rate: float = MIN_DATA_RATE,
     spool_threshold: int | None = SPOOL_THRESHOLD,
     data_timeout: float = DATA_TIMEOUT,
+    auth_failure_delay: float = AUTH_FAILURE_DELAY,
+    auth_failures_per_address: int | None = AUTH_FAILURES_PER_ADDRESS,
     ready: Callable[[SMTPServer], object] | None = None,
 ) -> None:
     """Serve ``handler`` until interrupted (Ctrl-C closes gracefully).
@@ -299,6 +318,8 @@ def serve(
         min_data_rate=min_data_rate,
         spool_threshold=spool_threshold,
         data_timeout=data_timeout,
+        auth_failure_delay=auth_failure_delay,
+        auth_failures_per_address=auth_failures_per_address,
     )
     with server:
         if ready is not None:

@@ -8,6 +8,7 @@ new connections meanwhile get 421.
 
 from __future__ import annotations
 
+import secrets
 import socket
 import ssl
 from typing import cast
@@ -17,6 +18,8 @@ import trio
 from smtpcore import Limits, ServerConfig
 from smtpcore.session._effects import Close, Handshake, Write
 from smtpcore.session._server import (
+    AUTH_FAILURE_DELAY,
+    AUTH_FAILURES_PER_ADDRESS,
     DATA_TIMEOUT,
     IDLE_TIMEOUT,
     MIN_DATA_RATE,
@@ -26,7 +29,9 @@ from smtpcore.session._server import (
     CallHook,
     Clock,
     NewId,
+    Notice,
     Now,
+    Pause,
     Peer,
     Receive,
     ServerOptions,
@@ -196,6 +201,10 @@ class _Server:
                         answer = new_id()
                     case SpoolWrite():
                         answer = spool_write(effect)
+                    case Pause(seconds):
+                        await trio.sleep(seconds)
+                    case Notice(message):
+                        LOG.warning("%s", message)
                     case _:
                         unknown_effect(effect)
         finally:
@@ -218,6 +227,8 @@ async def serve(
     min_data_rate: float = MIN_DATA_RATE,
     spool_threshold: int | None = SPOOL_THRESHOLD,
     data_timeout: float = DATA_TIMEOUT,
+    auth_failure_delay: float = AUTH_FAILURE_DELAY,
+    auth_failures_per_address: int | None = AUTH_FAILURES_PER_ADDRESS,
     shutdown: trio.Event | None = None,
     grace: float = 5.0,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
@@ -242,6 +253,9 @@ async def serve(
         min_data_rate=min_data_rate,
         spool_threshold=spool_threshold,
         data_timeout=data_timeout,
+        scram_secret=secrets.token_bytes(32),  # this server's own: see ServerOptions
+        auth_failure_delay=auth_failure_delay,
+        auth_failures_per_address=auth_failures_per_address,
     )
     server = _Server(handler, options, tls_context)
     server.implicit_tls = implicit_tls

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 
 import pytest
 
@@ -22,6 +23,7 @@ from smtpcore.sasl import (
     Success,
     VerifyPassword,
     derive_scram_credentials,
+    scram_salt,
     server_mechanism,
 )
 
@@ -269,3 +271,60 @@ def test_server_mechanism_by_name() -> None:
         server_mechanism("XOAUTH2")
     with pytest.raises(LocalProtocolError, match="nonce"):
         server_mechanism("SCRAM-SHA-256")
+
+
+# --- SCRAM: no account oracle (RFC 5802 9) ------------------------------------
+
+SECRET = b"server secret, 32 octets long...."
+
+
+def _first_challenge(server: ScramSHA256Server | ScramSHA1Server, username: str) -> str:
+    assert server.start(f"n,,n={username},r=abc".encode()) == NeedSecret(server.name, username)
+    step = server.supply_secret(None)
+    assert isinstance(step, Challenge), step
+    return step.data.decode()
+
+
+@pytest.mark.parametrize("cls", [ScramSHA256Server, ScramSHA1Server])
+def test_scram_unknown_user_gets_a_challenge_then_fails_at_the_proof(
+    cls: type[ScramSHA256Server],
+) -> None:
+    """An unknown user is answered like a known one, with a salt and an iteration
+    count derived from the server's secret, and fails only at the proof."""
+    server = cls("srv", secret=SECRET)
+    first = _first_challenge(server, "nobody")
+    nonce, salt, iterations = (part[2:] for part in first.split(","))
+    assert nonce == "abcsrv" and iterations == "4096"
+    assert len(base64.b64decode(salt)) == 16
+    proof = base64.b64encode(bytes(hashlib.new(cls.hash_name).digest_size)).decode()
+    step = server.receive(f"c=biws,r={nonce},p={proof}".encode())
+    assert step == Failure("invalid credentials")
+
+
+def test_scram_unknown_user_salt_is_stable_per_user_and_secret() -> None:
+    """Asking twice must give the same salt, as for a stored account (RFC 5802 9)."""
+
+    def salt(username: str, secret: bytes = SECRET) -> str:
+        return _first_challenge(ScramSHA256Server("srv", secret=secret), username).split(",")[1]
+
+    assert salt("nobody") == salt("nobody")
+    assert salt("nobody") != salt("somebody")
+    assert salt("nobody") != salt("nobody", b"another secret")
+    assert salt("nobody") == "s=" + base64.b64encode(scram_salt(SECRET, "nobody")).decode()
+
+
+def test_scram_without_a_secret_still_fails_unknown_users_at_once() -> None:
+    server = ScramSHA256Server("srv")
+    server.start(b"n,,n=nobody,r=abc")
+    assert server.supply_secret(None) == Failure("no such user")
+
+
+def test_scram_secret_must_not_be_empty() -> None:
+    with pytest.raises(LocalProtocolError, match="secret"):
+        ScramSHA256Server("srv", secret=b"")
+
+
+def test_server_mechanism_passes_the_secret_to_scram() -> None:
+    server = server_mechanism("SCRAM-SHA-256", nonce="srv", secret=SECRET)
+    server.start(b"n,,n=nobody,r=abc")
+    assert isinstance(server.supply_secret(None), Challenge)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import pytest
@@ -255,6 +256,37 @@ def test_too_many_recipients_gives_452() -> None:
     assert invalid(events) == ["452 4.5.3 Too many recipients (limit 2)"]
 
 
+def test_recipients_over_the_limit_are_not_errors() -> None:
+    """RFC 5321 4.5.3.1.10: after 452 the client goes on with the recipients accepted.
+
+    The 452s are no fault of the client, so they do not count toward
+    ``Limits.errors``: the message still gets its DATA and its 250.
+    """
+    wire = (
+        EHLO
+        + b"MAIL FROM:<a@b.example>\r\n"
+        + b"RCPT TO:<c@d.example>\r\n" * 150
+        + b"DATA\r\nhi\r\n.\r\nQUIT\r\n"
+    )
+    out = replies(wire, limits=Limits(recipients=100, errors=20))
+    assert out.count(b"452 4.5.3 Too many recipients (limit 100)\r\n") == 50
+    assert b"421" not in out
+    assert out.endswith(b"354 End data with <CR><LF>.<CR><LF>\r\n250 2.0.0 OK\r\n221 2.0.0 Bye\r\n")
+
+
+def test_recipients_far_over_the_limit_become_errors() -> None:
+    """Beyond ``Limits.recipient_overshoot`` excess recipients, each 452 is an error
+    (Postfix smtpd_recipient_overshoot_limit): endless RCPTs are not free."""
+    wire = EHLO + b"MAIL FROM:<a@b.example>\r\n" + b"RCPT TO:<c@d.example>\r\n" * 20
+    out = replies(wire, limits=Limits(recipients=2, recipient_overshoot=5, errors=3))
+    assert out.count(b"452 4.5.3") == 5 + 3
+    assert out.endswith(b"421 4.7.0 localhost Error limit reached, closing\r\n")
+
+
+def test_default_recipient_limit_is_postfix_s_1000() -> None:
+    assert Limits().recipients == 1000
+
+
 def test_error_limit_gives_421_and_closes() -> None:
     auto = Auto(server(limits=Limits(errors=2)))
     auto.receive_data(b"FOO\r\nFOO\r\nFOO\r\nNOOP\r\n")
@@ -290,23 +322,35 @@ def test_mail_lines_may_be_parameter_line_long() -> None:
     "content",
     [b"a\n.\nb", b"a\r.\rb", b"a\r\n.\rb", b"a\n.\r\nb", b"a\r.\nb", b"a\r\n.\nb", b"a\r.\r\nb"],
 )
-def test_smuggling_gives_one_message_and_a_refusal(content: bytes) -> None:
+@pytest.mark.parametrize("bare_lf", ["reject", "normalise"])
+def test_smuggling_gives_one_message_and_a_refusal(content: bytes, bare_lf: str) -> None:
+    """Only CRLF.CRLF ends DATA under both policies: one message, refused or normalised.
+
+    A bare CR is refused under both; a bare LF only under ``reject``."""
     wire = ENVELOPE + b"DATA\r\n" + content + b"\r\n.\r\nRSET\r\n"
-    events = run(wire)
-    assert events[3:] == [
-        Data(),
-        MessageData(content.replace(b"\r\n.", b"\r\n") + b"\r\n"),
-        InvalidCommand(
+    events = run(wire, bare_lf=bare_lf)
+    kept = content.replace(b"\r\n.", b"\r\n") + b"\r\n"
+    bare_cr = b"\r" in content.replace(b"\r\n", b"")
+    if bare_lf == "normalise":
+        kept = re.sub(rb"(?<!\r)\n", b"\r\n", kept)
+    end: Event = EndOfData()
+    if bare_lf == "reject" or bare_cr:
+        end = InvalidCommand(
             "bare CR or LF in the message content",
             Reply(550, ("5.5.2 Message refused: bare CR or LF in the content (RFC 5321 2.3.8)",)),
-        ),
-        Rset(),
-    ]
+        )
+    assert events[3:] == [Data(), MessageData(kept), end, Rset()]
+
+
+def test_the_default_is_to_normalise_bare_lf() -> None:
+    assert ServerConfig().bare_lf == "normalise"
+    with pytest.raises(ValueError, match="bare_lf"):
+        ServerConfig(bare_lf="refuse")  # type: ignore[arg-type]
 
 
 def test_smuggled_commands_stay_content_when_normalised() -> None:
     wire = ENVELOPE + b"DATA\r\nx\n.\nMAIL FROM:<evil@x.example>\r\n.\r\nNOOP\r\n"
-    events = run(wire, smuggling="normalise")
+    events = run(wire)
     assert events[3:] == [
         Data(),
         MessageData(b"x\r\n.\r\nMAIL FROM:<evil@x.example>\r\n"),
@@ -356,6 +400,97 @@ def test_malformed_bdat_size_is_501_and_closes() -> None:
     events = [auto.next_event() for _ in range(4)]
     assert invalid(events) == ["501 5.5.4 Syntax: BDAT chunk-size [LAST] (RFC 3030 2)"]
     assert auto.conn.phase is ServerPhase.CLOSED
+
+
+@pytest.mark.parametrize(
+    ("line", "reply"),
+    [
+        (b"BDAT " + b"9" * 3000, "500 5.5.2 Line too long (limit 512 octets)"),
+        (b"bdat " + b"1" * 600 + b" LAST", "500 5.5.2 Line too long (limit 512 octets)"),
+        (b"BDAT", "501 5.5.4 Syntax: BDAT chunk-size [LAST] (RFC 3030 2)"),
+        (b"BDAT   ", "501 5.5.4 Syntax: BDAT chunk-size [LAST] (RFC 3030 2)"),
+        (b"BDAT x LAST", "501 5.5.4 Syntax: BDAT chunk-size [LAST] (RFC 3030 2)"),
+    ],
+    ids=["3000-digits", "600-digits-last", "no-size", "spaces", "not-a-number"],
+)
+def test_bdat_whose_size_cannot_be_read_is_answered_then_closed(line: bytes, reply: str) -> None:
+    """RFC 3030 2: the chunk's octets follow at once; without a size we cannot skip
+    them, and reading on would take them for commands. Reply and close."""
+    wire = ENVELOPE + line + b"\r\n" + b"RSET\r\nNOOP\r\n"
+    events = run(wire, chunking=True)
+    assert invalid(events) == [reply]
+    assert events[-1] == ConnectionClosed() or isinstance(events[-1], InvalidCommand)
+    assert not any(isinstance(e, (Rset, Noop)) for e in events)
+    auto = Auto(server(chunking=True))
+    auto.receive_data(wire)
+    while auto.next_event() is not NEED_DATA and auto.conn.phase is not ServerPhase.CLOSED:
+        pass
+    assert auto.conn.phase is ServerPhase.CLOSED
+
+
+def _bdat_message(content: bytes, cut: int) -> bytes:
+    first, second = content[:cut], content[cut:]
+    return (
+        ENVELOPE
+        + b"BDAT %d\r\n" % len(first)
+        + first
+        + b"BDAT %d LAST\r\n" % len(second)
+        + second
+        + b"NOOP\r\n"
+    )
+
+
+@pytest.mark.parametrize("cut", [0, 1, 2, 3, 4, 5])
+def test_bdat_content_bare_lf_is_normalised_across_chunks(cut: int) -> None:
+    """RFC 3030 3: BDAT content other than BINARYMIME is CRLF text, as with DATA;
+    a CR at the end of one chunk may meet its LF in the next."""
+    events = run(_bdat_message(b"a\nb\r\nc", cut), chunking=True)
+    content = b"".join(e.data for e in events if isinstance(e, MessageData))
+    assert content == b"a\r\nb\r\nc"
+    assert EndOfData() in events and events[-1] == Noop()
+
+
+@pytest.mark.parametrize("cut", [0, 1, 2, 3, 4, 5])
+@pytest.mark.parametrize(
+    ("content", "bare_lf"),
+    [(b"a\rb\r\nc", "normalise"), (b"a\nb\r\nc", "reject"), (b"ab\r\nc\r", "normalise")],
+)
+def test_bdat_content_bare_cr_or_rejected_lf_is_550(cut: int, content: bytes, bare_lf: str) -> None:
+    events = run(_bdat_message(content, cut), chunking=True, bare_lf=bare_lf)
+    assert invalid(events) == [
+        "550 5.5.2 Message refused: bare CR or LF in the content (RFC 5321 2.3.8)"
+    ]
+    assert EndOfData() not in events and events[-1] == Noop()
+
+
+@pytest.mark.parametrize(
+    ("config", "chunk"),
+    [({"size": 2}, b"BDAT 3 LAST\r\nabc"), ({}, b"BDAT 3 LAST\r\na\rb")],
+    ids=["oversize", "bare-cr"],
+)
+def test_lmtp_refused_last_chunk_gets_one_reply_per_recipient(
+    config: dict[str, object], chunk: bytes
+) -> None:
+    """RFC 2033 4.2 with RFC 3030: the client waits for one reply per recipient after LAST."""
+    wire = (
+        b"LHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\n"
+        b"RCPT TO:<e@d.example>\r\n" + chunk + b"NOOP\r\n"
+    )
+    out = replies(wire, lmtp=True, chunking=True, **config)
+    refusal = out.split(b"\r\n")[-4]
+    assert refusal.startswith((b"552 ", b"550 "))
+    assert out.endswith((refusal + b"\r\n") * 2 + b"250 2.0.0 OK\r\n")
+
+
+def test_binarymime_bdat_content_is_octets_not_lines() -> None:
+    wire = (
+        EHLO
+        + b"MAIL FROM:<a@b.example> BODY=BINARYMIME\r\nRCPT TO:<c@d.example>\r\n"
+        + b"BDAT 6 LAST\r\na\rb\nc\r"
+    )
+    events = run(wire, chunking=True, binarymime=True, bare_lf="reject")
+    assert b"".join(e.data for e in events if isinstance(e, MessageData)) == b"a\rb\nc\r"
+    assert events[-1] == EndOfData()
 
 
 def test_bdat_beyond_the_size_limit_is_read_and_dropped() -> None:

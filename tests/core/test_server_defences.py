@@ -18,7 +18,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smtpcore import NEED_DATA, InvalidCommand, Limits, MessageData, Noop, Reply, ServerConfig
+from smtpcore import (
+    NEED_DATA,
+    Ehlo,
+    InvalidCommand,
+    Limits,
+    MessageData,
+    Noop,
+    Reply,
+    ServerConfig,
+    StartTLS,
+)
 from smtpcore._server import ServerConnection, ServerPhase
 from smtpcore.session import Clock
 from smtpcore.session._effects import Close, Handshake, Write
@@ -444,6 +454,77 @@ def test_refused_junk_counts_once_as_an_error_not_twice() -> None:
         "502 5.5.1 Command EXPN not implemented",
     ]
     assert events[2] == Noop()
+
+
+@pytest.mark.parametrize("hello", [b"EHLO c.example\r\n", b"HELO c.example\r\n"])
+def test_repeated_hellos_are_junk_and_end_the_session(hello: bytes) -> None:
+    """EHLO again and again moves no mail: past the first, each one is junk."""
+    timed = Timed(Keep(), fast(hello * 5000))
+    timed.run(options(Keep(), Limits(junk_commands=3, errors=2)))
+    assert timed.wire.count(b"250") == 1 + 3 + 2 or timed.wire.count(b"250 ") == 1 + 3 + 2
+    assert timed.wire.endswith(ERROR_LIMIT)
+    assert timed.closed
+
+
+def test_hello_after_starttls_is_not_junk() -> None:
+    conn = ServerConnection(ServerConfig(starttls=True), Limits(junk_commands=1, errors=1))
+    auto = Auto(conn, handshake=True)
+    auto.receive_data(b"EHLO c\r\nSTARTTLS\r\n")
+    assert [type(auto.next_event()) for _ in range(2)] == [Ehlo, StartTLS]
+    auto.receive_data(b"EHLO c\r\nEHLO c\r\nEHLO c\r\n")
+    events = [auto.next_event() for _ in range(3)]
+    assert [type(e) for e in events] == [Ehlo, Ehlo, Ehlo]  # the last is the one error allowed
+
+
+def test_empty_bdat_chunks_are_junk_and_end_the_session() -> None:
+    """``BDAT 0`` (not LAST) carries nothing: 5,000 of them end the session."""
+    timed = Timed(Keep(), fast(HELO.replace(b"HELO", b"EHLO") + ENVELOPE + b"BDAT 0\r\n" * 5000))
+    timed.run(options(Keep(), Limits(junk_commands=3, errors=2)))
+    assert timed.wire.count(b"250 2.0.0 Chunk received\r\n") == 3 + 2
+    assert timed.wire.endswith(ERROR_LIMIT)
+    assert timed.closed
+
+
+def test_bdat_0_last_is_not_junk() -> None:
+    handler = Keep()
+    chunks = b"BDAT 2\r\nhiBDAT 0 LAST\r\n"
+    timed = Timed(handler, fast(b"EHLO c\r\n" + (ENVELOPE + chunks) * 3 + b"QUIT\r\n"))
+    timed.run(options(handler, Limits(junk_commands=1, errors=1)))
+    assert len(handler.messages) == 3 and b"421" not in timed.wire
+
+
+def test_a_refused_bdat_chunk_over_the_skip_limit_is_answered_then_closed() -> None:
+    """Reading a refused chunk of gigabytes only to drop it is the attacker's game:
+    past ``Limits.skipped_chunk`` octets the server answers and hangs up, as Postfix does."""
+    conn = ServerConnection(ServerConfig(chunking=True), Limits(skipped_chunk=1000))
+    auto = Auto(conn)
+    auto.receive_data(b"EHLO c\r\nBDAT 1001\r\n" + b"x" * 1001 + b"NOOP\r\n")
+    assert type(auto.next_event()) is Ehlo
+    refused = auto.next_event()
+    assert isinstance(refused, InvalidCommand)
+    assert str(refused.reply).startswith("503 5.5.1 Bad sequence")
+    assert conn.phase is ServerPhase.CLOSED
+
+
+def test_a_refused_bdat_chunk_within_the_skip_limit_is_read_and_dropped() -> None:
+    conn = ServerConnection(ServerConfig(chunking=True), Limits(skipped_chunk=1000))
+    auto = Auto(conn)
+    auto.receive_data(b"EHLO c\r\nBDAT 1000\r\n" + b"x" * 1000 + b"NOOP\r\n")
+    events = [auto.next_event() for _ in range(3)]
+    assert type(events[1]) is InvalidCommand and events[2] == Noop()
+
+
+def test_an_oversized_bdat_chunk_over_the_skip_limit_is_552_then_closed() -> None:
+    conn = ServerConnection(ServerConfig(chunking=True, size=10), Limits(skipped_chunk=100))
+    auto = Auto(conn)
+    auto.receive_data(b"EHLO c\r\n" + ENVELOPE + b"BDAT 99999999999999999999 LAST\r\n" + b"x" * 99)
+    events = [auto.next_event() for _ in range(4)]
+    assert str(events[3].reply) == "552 5.3.4 Message size exceeds fixed limit of 10 octets"  # type: ignore[attr-defined]
+    assert conn.phase is ServerPhase.CLOSED
+
+
+def test_default_skipped_chunk_is_one_mebibyte() -> None:
+    assert Limits().skipped_chunk == 1024 * 1024
 
 
 def test_junk_commands_limit_must_be_positive() -> None:

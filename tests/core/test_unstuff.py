@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -14,8 +16,8 @@ from tests.feeding import feed_every_way
 class Unstuffing:
     """A DataReader seen as a connection: content, then EndOfData; ``rest`` after the end."""
 
-    def __init__(self, *, normalise: bool = False, max_size: int | None = None) -> None:
-        self.reader = DataReader(normalise=normalise, max_size=max_size)
+    def __init__(self, *, normalise_lf: bool = False, max_size: int | None = None) -> None:
+        self.reader = DataReader(normalise_lf=normalise_lf, max_size=max_size)
         self.events: list[Event] = []
         self.rest = b""
 
@@ -74,20 +76,41 @@ def test_no_data_before_the_end_marker_is_complete() -> None:
         (b"a\n\n.\n\nb\r\n.\r\n", b"a\n\n.\n\nb\r\n"),
     ],
 )
-def test_smuggling_variants_never_end_the_data(wire: bytes, content: bytes) -> None:
-    """RFC 5321 2.3.8, 4.1.1.4: only CRLF.CRLF ends the data; the rest is one message."""
-    conn = Unstuffing()
-    assert unstuff(wire) == [MessageData(content), EndOfData()]
+@pytest.mark.parametrize("normalise_lf", [False, True], ids=["reject", "normalise"])
+def test_smuggling_variants_never_end_the_data(
+    wire: bytes, content: bytes, normalise_lf: bool
+) -> None:
+    """RFC 5321 2.3.8, 4.1.1.4: only CRLF.CRLF ends the data; the rest is one message.
+
+    Normalising bare LF to CRLF changes the content, never where it ends."""
+    if normalise_lf:
+        content = re.sub(rb"(?<!\r)\n", b"\r\n", content)
+    conn = Unstuffing(normalise_lf=normalise_lf)
+    assert unstuff(wire, normalise_lf=normalise_lf) == [MessageData(content), EndOfData()]
     conn.receive_data(wire)
     assert conn.reader.has_bare_newline
+    assert conn.reader.has_bare_cr == (b"\r" in wire.replace(b"\r\n", b""))
+    assert conn.reader.has_bare_lf == (b"\n" in wire.replace(b"\r\n", b""))
 
 
-def test_normalise_turns_bare_cr_and_lf_into_crlf() -> None:
-    wire = b"a\n.\nb\rc\r\r\nd\r\n.\r\n"
-    assert unstuff(wire, normalise=True) == [
-        MessageData(b"a\r\n.\r\nb\r\nc\r\n\r\nd\r\n"),
+def test_normalise_lf_turns_bare_lf_into_crlf_and_keeps_bare_cr() -> None:
+    """Postfix 3.9's normalize: a line ending in LF ends in CRLF; a bare CR stays, to be refused.
+
+    A dot after a bare LF is not stuffing: it stays."""
+    wire = b"a\n.\nb\rc\r\r\nd\n..e\r\n.\r\n"
+    assert unstuff(wire, normalise_lf=True) == [
+        MessageData(b"a\r\n.\r\nb\rc\r\r\nd\r\n..e\r\n"),
         EndOfData(),
     ]
+    conn = Unstuffing(normalise_lf=True)
+    conn.receive_data(wire)
+    assert conn.reader.has_bare_cr and conn.reader.has_bare_lf
+
+
+def test_normalise_lf_alone_leaves_no_bare_cr() -> None:
+    conn = Unstuffing(normalise_lf=True)
+    conn.receive_data(b"a\nb\n\r\n.\r\n")
+    assert conn.reader.has_bare_lf and not conn.reader.has_bare_cr
 
 
 def test_clean_message_has_no_bare_newline() -> None:

@@ -189,6 +189,8 @@ def start_server(kind: str) -> Iterator[Callable[..., Running]]:
     running: list[Running] = []
 
     def starter(handler: object, *, grace: float = 0.5, **options: Any) -> Running:
+        # No pause after a failed AUTH unless a test asks for one: it would only slow them.
+        options.setdefault("auth_failure_delay", 0.0)
         server = (
             _start_sync(handler, options, grace)
             if kind == "sync"

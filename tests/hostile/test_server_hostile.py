@@ -60,14 +60,18 @@ SMUGGLING = [
 ]
 
 
+@pytest.mark.parametrize("bare_lf", ["reject", "normalise"])
 @pytest.mark.parametrize("content", SMUGGLING, ids=range(len(SMUGGLING)))
-def test_bare_cr_lf_end_markers_never_end_the_message(start_server: Start, content: bytes) -> None:
-    handler, raw = session(start_server)
+def test_bare_cr_lf_end_markers_never_end_the_message(
+    start_server: Start, content: bytes, bare_lf: str
+) -> None:
+    handler, raw = session(start_server, config=ServerConfig(bare_lf=bare_lf))  # type: ignore[arg-type]
     raw.send(HELLO + ENVELOPE + b"DATA\r\n")
     assert codes(raw, 4) == [b"250", b"250", b"250", b"354"]
     raw.send(content + b"\r\n.\r\nQUIT\r\n")
     final = raw.reply()[:3]
-    assert final in (b"250", b"550"), final
+    refused = bare_lf == "reject" or b"\r" in content.replace(b"\r\n", b"")
+    assert final == (b"550" if refused else b"250"), final
     assert raw.reply()[:3] == b"221"
     assert len(handler.messages) == (1 if final == b"250" else 0)
     for message in handler.messages:

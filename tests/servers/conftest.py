@@ -138,6 +138,8 @@ def start(kind: str) -> Iterator[Starter]:
     running: list[Running] = []
 
     def starter(handler: object, *, grace: float = 0.5, **options: Any) -> Running:
+        # No pause after a failed AUTH unless a test asks for one: it would only slow them.
+        options.setdefault("auth_failure_delay", 0.0)
         if kind == "sync":
             server = _start_sync(handler, options, grace)
         else:

@@ -401,3 +401,52 @@ def test_implicit_tls(
     assert envelope.original_content == CONTENT
     assert envelope.is_tls and envelope.tls is not None and envelope.tls.version
     assert received_protocol(envelope.content) == b"ESMTPSA"
+
+
+def _addresses(count: int) -> list[str]:
+    return [f"r{n}@y.example" for n in range(count)]
+
+
+@pytest.mark.parametrize("count", [150, 5000])
+def test_smtplib_many_recipients_the_message_reaches_the_accepted_ones(
+    start: Starter, count: int
+) -> None:
+    """RFC 5321 4.5.3.1.10: past the limit (1000, as Postfix) the client gets 452
+    and goes on; the message is stored for the recipients that were accepted."""
+    handler = Memory()
+    server = start(handler)
+    with smtplib.SMTP("127.0.0.1", server.port) as client:
+        refused = client.sendmail("a@x.example", _addresses(count), CONTENT)
+    accepted = min(count, 1000)
+    assert len(refused) == count - accepted
+    assert all(reply[0] == 452 for reply in refused.values())
+    assert wait_for(lambda: len(handler.messages) == 1)
+    assert handler.messages[0].recipients == tuple(_addresses(accepted))
+    assert handler.messages[0].original_content == CONTENT
+
+
+@pytest.mark.parametrize("count", [150, 5000])
+def test_our_clients_many_recipients_the_message_reaches_the_accepted_ones(
+    start: Starter, count: int
+) -> None:
+    from transports.asyncio import SMTPClient as AsyncClient
+    from transports.sync import SMTPClient
+
+    handler = Memory()
+    server = start(handler)
+    accepted = min(count, 1000)
+    with SMTPClient("127.0.0.1", server.port, tls="none", timeout=30) as client:
+        result = client.sendmail("a@x.example", _addresses(count), CONTENT)
+    assert len(result.accepted) == accepted and len(result.refused) == count - accepted
+    assert all(reply.code == 452 for reply in result.refused.values())
+
+    async def send() -> int:
+        async with AsyncClient("127.0.0.1", server.port, tls="none", timeout=30) as client:
+            result = await client.sendmail("a@x.example", _addresses(count), CONTENT)
+        return len(result.accepted)
+
+    assert asyncio.run(send()) == accepted
+    assert wait_for(lambda: len(handler.messages) == 2)
+    for message in handler.messages:
+        assert message.recipients == tuple(_addresses(accepted))
+        assert message.original_content == CONTENT

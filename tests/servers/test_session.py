@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import base64
 import datetime
+import re
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Final
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smtpcore import Limits, Reply, ServerConfig
-from smtpcore.sasl import client_mechanism, derive_scram_credentials
+from smtpcore.sasl import client_mechanism, derive_scram_credentials, scram_salt
 from smtpcore.session._effects import Close, Handshake, Write
 from smtpcore.session._server import (
     SHUT_DOWN,
@@ -308,3 +309,148 @@ def test_any_content_any_cut_is_stored_as_sent(lines: list[bytes], cuts: list[in
     Script(handler, chunks).run(options(handler, eightbitmime=True))
     (envelope,) = handler.messages
     assert envelope.original_content == content
+
+
+def test_empty_challenge_is_334_space() -> None:
+    """RFC 4954 4: the continuation is ``334 SP [base64]``, the space even when empty.
+
+    s-nail's AUTH PLAIN and msmtp's SCRAM wait for exactly ``334 \\r\\n``.
+    """
+
+    class Users(Keep):
+        def authenticate(self, username: str, password: str) -> bool:
+            return (username, password) == ("u", "p")
+
+    script = Script(Users(), [b"EHLO c\r\nAUTH PLAIN\r\n", b64(b"\0u\0p") + b"\r\nQUIT\r\n"])
+    script.run(options(Users(), auth_mechanisms=("PLAIN",)), tls=TLSInfo())
+    assert b"\r\n334 \r\n235 2.7.0 Authentication successful\r\n" in script.wire
+
+
+REPLY_LINE = re.compile(rb"[2-5][0-5][0-9][ -][^\r\n]*\r\n")
+
+
+def _every_reply_line(wire: bytes) -> None:
+    """Every line of ``wire`` is a code, then SP or '-', then text, then CRLF (RFC 5321 4.2)."""
+    assert wire.endswith(b"\r\n")
+    for line in wire.splitlines(keepends=True):
+        assert REPLY_LINE.fullmatch(line), line
+
+
+class Everything(Keep):
+    """A handler with every hook, so each kind of reply can be drawn out."""
+
+    def authenticate(self, username: str, password: str) -> bool:
+        return password == "p"
+
+    def lookup_secret(self, mechanism: str, username: str) -> object:
+        return "p" if username == "u" else None
+
+    def on_vrfy(self, argument: str) -> None:
+        return None
+
+    def on_expn(self, argument: str) -> None:
+        return None
+
+
+#: Conversations that between them draw every reply the session procedure builds:
+#: greeting, EHLO/HELO/LHLO, every command's answers, refusals, 334s (empty and
+#: not), limits, timeouts, 421s.
+EVERY_CONVERSATION: Final[list[list[bytes | object]]] = [
+    [b"EHLO c\r\nHELO c\r\nNOOP\r\nRSET\r\nHELP\r\nVRFY u\r\nEXPN u\r\nETRN x\r\nTURN\r\n"
+     b"SEND FROM:<a@x.example>\r\nBOGUS\r\nMAIL FROM:<a@x.example> SIZE=999999999999\r\n"
+     b"MAIL FROM:<a@x.example>\r\nMAIL FROM:<a@x.example>\r\nDATA\r\nRCPT TO:<b@y.example>\r\n"
+     b"DATA\r\n", b"x\r\n.\r\nBDAT 3 LAST\r\nabcSTARTTLS\r\n", b"QUIT\r\n"],
+    [b"EHLO c\r\nAUTH PLAIN\r\n", b"*\r\n", b"AUTH LOGIN\r\n", b"dQ==\r\n", b"cA==\r\n",
+     b"AUTH PLAIN AHUAcA==\r\n", b"QUIT\r\n"],
+    [b"EHLO c\r\nAUTH CRAM-MD5\r\n", b"!!\r\nAUTH SCRAM-SHA-256 " + b64(b"n,,n=u,r=abc")
+     + b"\r\n", b"x\r\nAUTH PLAIN " + b64(b"\0u\0q") + b"\r\n" + b"AUTH PLAIN =\r\n"],
+    [b"EHLO c\r\n" + b"NOOP x\r\n" * 30],
+    [b"EHLO c\r\nMAIL FROM:<a@x.example>\r\n" + b"RCPT TO:<b@y.example>\r\n" * 3
+     + b"BDAT 2\r\nabBDAT 1 LAST\r\nc", b"NOOP\r\n" + b"x" * 3000 + b"\r\n", TIMED_OUT],
+    [b"LHLO c\r\nEHLO c\r\n", SHUT_DOWN],
+    [b"EHLO c\r\nSTARTTLS\r\n", b"EHLO c\r\nSTARTTLS\r\nQUIT\r\n"],
+    [b"NOOP\r\n"],
+]  # fmt: skip
+
+
+def test_every_reply_line_has_a_code_then_space_or_dash() -> None:
+    """RFC 5321 4.2: ``Reply-code SP text`` or ``Reply-code "-" text``, on every line."""
+    configs: list[dict[str, Any]] = [
+        {"auth_mechanisms": ("PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-256"), "chunking": True,
+         "starttls": True, "expn": True, "etrn": True, "legacy_send": True, "size": 1000},
+        {"lmtp": True, "enhanced_status_codes": False},
+        {"enhanced_status_codes": False, "auth_mechanisms": ("PLAIN",), "chunking": True},
+    ]  # fmt: skip
+    for config in configs:
+        for chunks in EVERY_CONVERSATION:
+            script = Script(Everything(), chunks)
+            opts = options(Everything(), **config)
+            script.run(opts, tls=TLSInfo() if config.get("auth_mechanisms") else None)
+            _every_reply_line(script.wire)
+    for refuse in (None, "Too many connections"):
+        effects = list(options(Keep()).session(PEER, "S1", refuse=refuse or "x"))
+        _every_reply_line(b"".join(e.data for e in effects if isinstance(e, Write)))
+
+
+def test_reply_to_bytes_always_has_the_separator() -> None:
+    assert Reply(334).to_bytes() == b"334 \r\n"
+    assert Reply(334, ("",)).to_bytes() == b"334 \r\n"
+    assert Reply(250, ("", "")).to_bytes() == b"250-\r\n250 \r\n"
+    assert Reply(250, ("a", "b")).to_bytes() == b"250-a\r\n250 b\r\n"
+
+
+SECRET = b"0123456789abcdef0123456789abcdef"
+
+
+class Alice(Keep):
+    def lookup_secret(self, mechanism: str, username: str) -> object:
+        return "pencil" if username == "alice" else None
+
+
+def _scram_first_challenge(username: str, secret: bytes | None = SECRET) -> bytes:
+    """The server-first message a SCRAM-SHA-256 client gets for ``username``."""
+    first = b"n,,n=" + username.encode() + b",r=clientnonce"
+    script = Script(Alice(), [b"EHLO c\r\nAUTH SCRAM-SHA-256 " + b64(first) + b"\r\n"])
+    opts = ServerOptions.create(
+        Alice(),
+        config=ServerConfig(hostname="mx.test", auth_mechanisms=("SCRAM-SHA-256",)),
+        scram_secret=secret,
+    )
+    script.run(opts, tls=TLSInfo())
+    last = script.wire.split(b"\r\n")[-2]
+    assert last.startswith(b"334 "), script.wire
+    return base64.b64decode(last[4:])
+
+
+def test_scram_unknown_user_looks_like_a_known_one() -> None:
+    """RFC 5802 9: the same form of challenge, the salt derived from the server's
+    secret (stable per user, as a stored account's), the same iteration count."""
+    known = _scram_first_challenge("alice").split(b",")
+    unknown = _scram_first_challenge("nobody").split(b",")
+    assert known[0] == b"r=clientnonceID1" and unknown[0] == b"r=clientnonceID1"
+    assert known[2] == unknown[2] == b"i=4096"
+    assert known[1] == b"s=" + b64(scram_salt(SECRET, "alice"))
+    assert unknown[1] == b"s=" + b64(scram_salt(SECRET, "nobody"))
+    assert _scram_first_challenge("nobody") == _scram_first_challenge("nobody")
+
+
+def test_scram_unknown_user_fails_at_the_proof_with_535() -> None:
+    client = client_mechanism("SCRAM-SHA-256", username="nobody", password="x", nonce="cn")
+    first = client.initial_response() or b""
+    challenge = _scram_first_challenge("nobody").replace(b"r=clientnonce", b"r=cn")
+    final = client.respond(challenge)
+    script = Script(
+        Alice(),
+        [b"EHLO c\r\nAUTH SCRAM-SHA-256 " + b64(first) + b"\r\n", b64(final) + b"\r\nQUIT\r\n"],
+    )
+    opts = ServerOptions.create(
+        Alice(),
+        config=ServerConfig(hostname="mx.test", auth_mechanisms=("SCRAM-SHA-256",)),
+        scram_secret=SECRET,
+    )
+    script.run(opts, tls=TLSInfo())
+    assert script.wire.endswith(
+        b"334 " + b64(challenge) + b"\r\n"
+        b"535 5.7.8 Authentication credentials invalid\r\n"
+        b"221 2.0.0 mx.test closing connection\r\n"
+    )

@@ -21,6 +21,8 @@ COMMON = [
     "min_data_rate",
     "spool_threshold",
     "data_timeout",
+    "auth_failure_delay",
+    "auth_failures_per_address",
 ]
 
 

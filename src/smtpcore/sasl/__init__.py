@@ -31,17 +31,21 @@ from .oauthbearer import OAuthBearerClient
 from .plain import PlainClient, PlainServer
 from .scram import (
     DEFAULT_MAX_ITERATIONS,
+    MOCK_ITERATIONS,
     ScramSHA1Client,
     ScramSHA1Server,
     ScramSHA256Client,
     ScramSHA256Server,
     derive_scram_credentials,
+    mock_scram_credentials,
+    scram_salt,
 )
 from .xoauth2 import XOAuth2Client
 
 __all__ = [
     "CLIENT_MECHANISMS",
     "DEFAULT_MAX_ITERATIONS",
+    "MOCK_ITERATIONS",
     "PASSWORD_MECHANISMS",
     "SERVER_MECHANISMS",
     "TOKEN_MECHANISMS",
@@ -71,7 +75,9 @@ __all__ = [
     "client_mechanism",
     "decode_challenge",
     "derive_scram_credentials",
+    "mock_scram_credentials",
     "saslprep",
+    "scram_salt",
     "server_mechanism",
 ]
 
@@ -167,25 +173,29 @@ def choose_client_mechanism(
     return None
 
 
-_SERVER_FACTORIES: Final[Mapping[str, Callable[[str, str], ServerMechanism]]] = {
-    "PLAIN": lambda nonce, hostname: PlainServer(),
-    "LOGIN": lambda nonce, hostname: LoginServer(),
-    "CRAM-MD5": lambda nonce, hostname: CramMD5Server(f"<{nonce}@{hostname}>"),
-    "SCRAM-SHA-1": lambda nonce, hostname: ScramSHA1Server(nonce),
-    "SCRAM-SHA-256": lambda nonce, hostname: ScramSHA256Server(nonce),
+_SERVER_FACTORIES: Final[Mapping[str, Callable[[str, str, bytes | None], ServerMechanism]]] = {
+    "PLAIN": lambda nonce, hostname, secret: PlainServer(),
+    "LOGIN": lambda nonce, hostname, secret: LoginServer(),
+    "CRAM-MD5": lambda nonce, hostname, secret: CramMD5Server(f"<{nonce}@{hostname}>"),
+    "SCRAM-SHA-1": lambda nonce, hostname, secret: ScramSHA1Server(nonce, secret=secret),
+    "SCRAM-SHA-256": lambda nonce, hostname, secret: ScramSHA256Server(nonce, secret=secret),
 }
 
 
-def server_mechanism(name: str, *, nonce: str = "", hostname: str = "localhost") -> ServerMechanism:
+def server_mechanism(
+    name: str, *, nonce: str = "", hostname: str = "localhost", secret: bytes | None = None
+) -> ServerMechanism:
     """A server mechanism by name (case-insensitive), for one exchange.
 
     ``nonce`` is fresh randomness from the caller (printable ASCII without
     ","): the SCRAM server nonce, and for CRAM-MD5 the "random.timestamp" part
-    of the challenge ``<nonce@hostname>`` (RFC 2195 2). Raises
+    of the challenge ``<nonce@hostname>`` (RFC 2195 2). ``secret`` is the
+    server's own random secret, with which SCRAM answers an unknown user like
+    a known one (RFC 5802 9; see ``mock_scram_credentials``). Raises
     LocalProtocolError for an unknown name, or a nonce the mechanism needs
     but did not get.
     """
     factory = _SERVER_FACTORIES.get(name.upper())
     if factory is None:
         raise LocalProtocolError(f"SASL mechanism {name!r} is not supported by this server")
-    return factory(nonce, hostname)
+    return factory(nonce, hostname, secret)

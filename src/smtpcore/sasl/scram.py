@@ -40,16 +40,23 @@ from ._saslprep import saslprep
 
 __all__ = [
     "DEFAULT_MAX_ITERATIONS",
+    "MOCK_ITERATIONS",
     "ScramCredentials",
     "ScramSHA1Client",
     "ScramSHA1Server",
     "ScramSHA256Client",
     "ScramSHA256Server",
     "derive_scram_credentials",
+    "mock_scram_credentials",
+    "scram_salt",
 ]
 
 DEFAULT_MAX_ITERATIONS: Final = 1_000_000  # ours: bounds the PBKDF2 work a server can ask for
 """The most PBKDF2 iterations a SCRAM client agrees to compute (a server could ask for more)."""
+MOCK_ITERATIONS: Final = 4096
+"""The iteration count shown to a user that does not exist (RFC 5802 9), and the one a server
+uses for credentials it derives from a password (RFC 7677 4: 4096 at least): the two must
+look alike."""
 
 # RFC 5802 7: printable = %x21-2B / %x2D-7E (no comma).
 _PRINTABLE: Final = re.compile(r"[\x21-\x2b\x2d-\x7e]+")
@@ -118,6 +125,30 @@ def derive_scram_credentials(
         stored_key=hashlib.new(hash_name, client_key).digest(),
         server_key=_hmac(salted, b"Server Key", hash_name),
     )
+
+
+def scram_salt(secret: bytes, username: str) -> bytes:
+    """A 16-octet salt for ``username`` derived from the server's ``secret`` (RFC 5802 9).
+
+    The same user gets the same salt every time, as a stored account would,
+    and nobody without the secret can tell it from a random one.
+    """
+    return hmac.new(secret, b"salt\0" + username.encode(), "sha256").digest()[:16]
+
+
+def mock_scram_credentials(
+    secret: bytes, username: str, hash_name: str = "sha256", iterations: int = MOCK_ITERATIONS
+) -> ScramCredentials:
+    """Credentials for a user that does not exist, so the exchange fails only at the proof.
+
+    RFC 5802 9: a server that answers an unknown user at once tells which
+    accounts exist. These credentials have ``scram_salt``'s salt and
+    ``iterations``, and a password derived from ``secret`` that no client
+    knows. They cost the same PBKDF2 work as credentials derived from a
+    real password, so the time taken tells nothing either.
+    """
+    password = hmac.new(secret, b"password\0" + username.encode(), "sha256").hexdigest()
+    return derive_scram_credentials(password, scram_salt(secret, username), iterations, hash_name)
 
 
 class _ScramClient(ClientFirst):
@@ -249,12 +280,15 @@ class ScramSHA256Client(_ScramClient):
 class _ScramServer(ServerMechanism):
     hash_name: ClassVar[str]
 
-    def __init__(self, nonce: str) -> None:
+    def __init__(self, nonce: str, *, secret: bytes | None = None) -> None:
         super().__init__()
         if not _PRINTABLE.fullmatch(nonce):
             raise LocalProtocolError(
                 f"{self.name} server nonce must be printable ASCII without ',' (RFC 5802 7)"
             )
+        if secret is not None and not secret:
+            raise LocalProtocolError(f"{self.name} server secret must not be empty")
+        self._secret = secret
         self._server_nonce = nonce
         self._gs2_header = ""
         self._client_first_bare = ""
@@ -334,7 +368,10 @@ class _ScramServer(ServerMechanism):
 
     def _on_secret(self, secret: str | ScramCredentials | None) -> ServerStep:
         if not isinstance(secret, ScramCredentials):
-            return Failure("no such user")
+            if self._secret is None:
+                return Failure("no such user")
+            # RFC 5802 9: go on as for a real account; the proof cannot match.
+            secret = mock_scram_credentials(self._secret, self._username, self.hash_name)
         self._credentials = secret
         self._server_first = f"r={self._nonce},s={_b64(secret.salt)},i={secret.iterations}"
         return Challenge(self._server_first.encode())
@@ -378,6 +415,11 @@ class ScramSHA1Server(_ScramServer):
     ``ScramCredentials``; sends server-final as a challenge (RFC 4954 4), then
     ``Success`` on the client's empty answer. A request for channel binding
     ("p="), a bad message, a wrong nonce or proof give ``Failure``.
+
+    ``secret`` (random octets the server keeps for its lifetime) hides which
+    accounts exist (RFC 5802 9): for an unknown user (``supply_secret(None)``)
+    the exchange goes on with ``mock_scram_credentials`` and fails at the
+    proof. Without it an unknown user fails at once.
     """
 
     name: ClassVar[str] = "SCRAM-SHA-1"

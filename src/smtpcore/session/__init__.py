@@ -59,7 +59,9 @@ from ._server import (
     HookFailed,
     Interrupted,
     NewId,
+    Notice,
     Now,
+    Pause,
     Peer,
     Receive,
     ServerEffect,
@@ -73,6 +75,7 @@ from ._server import (
     received_header,
     serve_connection,
 )
+from ._throttle import AuthBudget
 from ._tls import TLSInfo
 
 __all__ = [
@@ -84,6 +87,7 @@ __all__ = [
     "SPOOL_THRESHOLD",
     "TIMED_OUT",
     "WRITE_BATCH",
+    "AuthBudget",
     "AuthenticationError",
     "Body",
     "CallHook",
@@ -100,7 +104,9 @@ __all__ = [
     "NewId",
     "NextChunk",
     "NotSupported",
+    "Notice",
     "Now",
+    "Pause",
     "Peer",
     "PermanentError",
     "Procedure",

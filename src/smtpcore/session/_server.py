@@ -2,7 +2,7 @@
 
 How this works: ``serve_connection`` drives a ``ServerConnection`` and
 yields effects. Besides ``Write``, ``Handshake`` and ``Close`` of the client
-side it yields five of its own:
+side it yields seven of its own:
 
     Receive(timeout, interruptible)  bytes, or TIMED_OUT / SHUT_DOWN
     CallHook(name, args)             run the handler's hook; answer its result
@@ -13,6 +13,8 @@ side it yields five of its own:
     SpoolWrite(spool, data)          append content beyond the spool threshold to
                                      a spool (a new one when spool is None);
                                      answer the spool, or HookFailed
+    Pause(seconds)                   sleep (after a failed AUTH); answer None
+    Notice(message)                  log it at WARNING; answer None
 
 The procedure holds every decision of a server session: the default reply
 to each command, what a hook's answer means, the SASL exchange, the
@@ -91,6 +93,7 @@ from .._events import (
 from .._limits import Limits
 from .._server import ServerConfig, ServerConnection, ServerPhase
 from ..sasl import (
+    MOCK_ITERATIONS,
     Challenge,
     Failure,
     NeedSecret,
@@ -99,12 +102,16 @@ from ..sasl import (
     Success,
     VerifyPassword,
     derive_scram_credentials,
+    scram_salt,
     server_mechanism,
 )
 from ._effects import Close, Handshake, Write
+from ._throttle import AUTH_FAILURE_WINDOW, AUTH_FAILURES_PER_ADDRESS, AuthBudget
 from ._tls import TLSInfo
 
 __all__ = [
+    "AUTH_FAILURES_PER_ADDRESS",
+    "AUTH_FAILURE_DELAY",
     "HOOKS",
     "SHUT_DOWN",
     "TIMED_OUT",
@@ -114,7 +121,9 @@ __all__ = [
     "HookFailed",
     "Interrupted",
     "NewId",
+    "Notice",
     "Now",
+    "Pause",
     "Peer",
     "Receive",
     "ServerEffect",
@@ -151,6 +160,8 @@ HOOKS: Final = (
 IDLE_TIMEOUT: Final = 300.0
 MIN_DATA_RATE: Final = 500.0
 """Octets per second message content must keep up, by default (Postfix's smtpd_min_data_rate)."""
+#: Seconds a failed AUTH waits before its reply (Postfix smtpd_error_sleep_time: 1 s).
+AUTH_FAILURE_DELAY: Final = 1.0
 #: The largest message accepted when no ServerConfig says otherwise.
 DEFAULT_MESSAGE_SIZE: Final = 32 * 1024 * 1024
 SPOOL_THRESHOLD: Final = 1024 * 1024
@@ -159,8 +170,9 @@ SPOOL_THRESHOLD: Final = 1024 * 1024
 # record: at this bound a 32 MiB message still goes through at 9.3 kB/s.
 DATA_TIMEOUT: Final = 3600.0
 """Seconds of waiting one message may take from its 354 (or first BDAT chunk) to its end."""
-#: PBKDF2 rounds for SCRAM credentials derived from a password lookup (RFC 7677 4: 4096 at least).
-SCRAM_ITERATIONS: Final = 4096
+#: PBKDF2 rounds for SCRAM credentials derived from a password lookup (RFC 7677 4: 4096 at
+#: least); the same count an unknown user is shown, so the two look alike (RFC 5802 9).
+SCRAM_ITERATIONS: Final = MOCK_ITERATIONS
 
 
 # --- effects ---------------------------------------------------------------
@@ -262,8 +274,40 @@ class SpoolWrite:
     data: bytes = field(repr=False)
 
 
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """Wait ``seconds`` before going on (after a failed AUTH). Answer: None.
+
+    Like Postfix's smtpd_error_sleep_time: each wrong password costs the
+    client time, whatever it does meanwhile (its bytes wait in the buffer).
+    """
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Log ``message`` at WARNING on the ``smtpcore.server`` logger. Answer: None.
+
+    For what an operator must see (a client address refused AUTH); never a
+    password or message content.
+    """
+
+    message: str
+
+
 ServerEffect: TypeAlias = (
-    Write | Receive | Handshake | Close | CallHook | Now | Clock | NewId | SpoolWrite
+    Write
+    | Receive
+    | Handshake
+    | Close
+    | CallHook
+    | Now
+    | Clock
+    | NewId
+    | SpoolWrite
+    | Pause
+    | Notice
 )
 """Any effect the server procedure yields for its driver to perform."""
 ServerProcedure: TypeAlias = Generator[ServerEffect, object, T]
@@ -464,6 +508,13 @@ class ServerOptions:
     min_data_rate: float = MIN_DATA_RATE
     spool_threshold: int | None = SPOOL_THRESHOLD
     data_timeout: float = DATA_TIMEOUT
+    #: Random octets kept for the server's lifetime: SCRAM salts derive from
+    #: them, so unknown users look like known ones (RFC 5802 9).
+    scram_secret: bytes | None = field(default=None, repr=False)
+    #: Seconds each failed AUTH waits before its reply (``Pause``).
+    auth_failure_delay: float = AUTH_FAILURE_DELAY
+    #: Failed AUTH per client address across sessions; None: no such bound.
+    auth_budget: AuthBudget | None = field(default=None, compare=False)
 
     @classmethod
     def create(
@@ -480,6 +531,10 @@ class ServerOptions:
         min_data_rate: float = MIN_DATA_RATE,
         spool_threshold: int | None = SPOOL_THRESHOLD,
         data_timeout: float = DATA_TIMEOUT,
+        scram_secret: bytes | None = None,
+        auth_failure_delay: float = AUTH_FAILURE_DELAY,
+        auth_failures_per_address: int | None = AUTH_FAILURES_PER_ADDRESS,
+        auth_failure_window: float = AUTH_FAILURE_WINDOW,
     ) -> ServerOptions:
         """Options for ``handler``.
 
@@ -498,9 +553,28 @@ class ServerOptions:
         going to a spool the transport provides (None: everything in
         memory). ``data_timeout``: seconds of waiting one message may take
         from 354 (or its first BDAT chunk) to its end.
+        ``scram_secret``: random octets (``secrets.token_bytes(32)``; the
+        transports give each server its own) from which SCRAM derives the
+        salt of every user, so a user that does not exist gets a challenge
+        like one that does and fails only at the proof (RFC 5802 9); without
+        it, salts are fresh for each exchange and unknown users fail at once.
+        Password guessing: each failed AUTH waits ``auth_failure_delay``
+        seconds before its reply (Postfix's smtpd_error_sleep_time; 0 for
+        none), and a client address that failed ``auth_failures_per_address``
+        times within ``auth_failure_window`` seconds, over any number of
+        sessions, gets ``421 4.7.0`` to AUTH until the oldest failure is that
+        old (``AuthBudget``, kept in these options' memory; None: no bound).
         Raises ``ValueError`` for a non-positive timeout, data rate or
-        connection cap, or a negative greeting delay or spool threshold.
+        connection cap, a negative greeting delay, AUTH delay or spool
+        threshold, or a short secret.
         """
+        if not auth_failure_delay >= 0:
+            raise ValueError(f"auth_failure_delay must be >= 0 seconds, not {auth_failure_delay!r}")
+        budget = None
+        if auth_failures_per_address is not None:
+            budget = AuthBudget(auth_failures_per_address, auth_failure_window)
+        if scram_secret is not None and len(scram_secret) < 16:
+            raise ValueError("scram_secret must be None or at least 16 random octets")
         if not idle_timeout > 0:
             raise ValueError(f"idle_timeout must be > 0, not {idle_timeout!r}")
         if not min_data_rate > 0:
@@ -545,6 +619,9 @@ class ServerOptions:
             min_data_rate=min_data_rate,
             spool_threshold=spool_threshold,
             data_timeout=data_timeout,
+            scram_secret=scram_secret,
+            auth_failure_delay=auth_failure_delay,
+            auth_budget=budget,
         )
 
     def refusal(self, active: int, *, stopping: bool) -> str | None:
@@ -581,6 +658,9 @@ class ServerOptions:
             min_data_rate=self.min_data_rate,
             spool_threshold=self.spool_threshold,
             data_timeout=self.data_timeout,
+            scram_secret=self.scram_secret,
+            auth_failure_delay=self.auth_failure_delay,
+            auth_budget=self.auth_budget,
         )
 
 
@@ -689,6 +769,9 @@ class _Session:
         self.accepted = 0
         self.auth_failures = 0
         self.closed = False
+        self.scram_secret: bytes | None = None  # see ServerOptions.scram_secret
+        self.auth_failure_delay = 0.0  # see ServerOptions.auth_failure_delay
+        self.auth_budget: AuthBudget | None = None  # shared by the server's sessions
 
     # -- small steps ------------------------------------------------------------
 
@@ -840,6 +923,9 @@ def serve_connection(
     min_data_rate: float = MIN_DATA_RATE,
     spool_threshold: int | None = SPOOL_THRESHOLD,
     data_timeout: float = DATA_TIMEOUT,
+    scram_secret: bytes | None = None,
+    auth_failure_delay: float = 0.0,
+    auth_budget: AuthBudget | None = None,
 ) -> ServerProcedure[int]:
     """Serve one connection from greeting to close; return the number of messages accepted.
 
@@ -881,6 +967,9 @@ def serve_connection(
         spool_threshold,
         data_timeout,
     )
+    session.scram_secret = scram_secret
+    session.auth_failure_delay = auth_failure_delay
+    session.auth_budget = auth_budget
     if refuse is not None:
         session.send(Reply(421, (f"{conn.config.hostname} 4.3.2 {refuse}",)))
         yield from session.close()
@@ -1013,8 +1102,14 @@ def _starttls(session: _Session) -> ServerProcedure[None]:
 def _auth(session: _Session, command: Auth) -> ServerProcedure[None]:
     conn = session.conn
     limits = conn.limits
+    budget = session.auth_budget
+    if budget is not None and budget.exhausted(session.peer.host, (yield from session.clock())):
+        session.send(_address_refused(conn, session.peer))
+        return
     nonce = yield from session.fresh_id()
-    mechanism = server_mechanism(command.mechanism, nonce=nonce, hostname=conn.config.hostname)
+    mechanism = server_mechanism(
+        command.mechanism, nonce=nonce, hostname=conn.config.hostname, secret=session.scram_secret
+    )
     step: ServerStep = mechanism.start(command.initial_response)
     challenges = 0
     while True:
@@ -1066,6 +1161,19 @@ def _auth(session: _Session, command: Auth) -> ServerProcedure[None]:
             return
         else:
             session.auth_failures += 1
+            if budget is not None:
+                host = session.peer.host
+                if budget.fail(host, (yield from session.clock())):
+                    yield Notice(
+                        f"AUTH refused to {budget.key(host)} for up to {budget.window:g} s: "
+                        f"{budget.failures} failed attempts within {budget.window:g} s"
+                    )
+                    session.send(_address_refused(conn, session.peer))
+                    return
+            if session.auth_failure_delay > 0:
+                # Postfix smtpd_error_sleep_time: a wrong guess costs time.
+                yield from session.flush()
+                yield Pause(session.auth_failure_delay)
             if session.auth_failures >= limits.auth_failures:
                 session.send(_too_many_auth_failures(conn))
             elif step.malformed:
@@ -1078,6 +1186,12 @@ def _auth(session: _Session, command: Auth) -> ServerProcedure[None]:
 def _too_many_auth_failures(conn: ServerConnection) -> Reply:
     # Limits.auth_failures failed or cancelled exchanges: 421 and close (RFC 5321 3.8).
     text = "4.7.0 Too many failed authentication attempts, closing"
+    return Reply(421, (f"{conn.config.hostname} {text}",))
+
+
+def _address_refused(conn: ServerConnection, peer: Peer) -> Reply:
+    # The client address used up its AuthBudget: 421 and close (RFC 5321 3.8).
+    text = f"4.7.0 Too many failed authentication attempts from {peer.host}, try again later"
     return Reply(421, (f"{conn.config.hostname} {text}",))
 
 
@@ -1105,16 +1219,21 @@ def _lookup_secret(
 ) -> ServerProcedure[str | ScramCredentials | HookFailed | None]:
     """The secret CRAM-MD5 or SCRAM needs, from ``lookup_secret(mechanism, username)``.
 
-    A password (str) given for SCRAM is turned into credentials with a fresh salt.
+    A password (str) given for SCRAM is turned into credentials, with the
+    salt ``scram_salt`` derives from the server's secret (the one an unknown
+    user is shown too, RFC 5802 9), or a fresh one without a secret.
     """
     result = yield from session.hook("lookup_secret", step.mechanism, step.username)
     if isinstance(result, HookFailed):
         return result
     scram = step.mechanism.startswith("SCRAM-")
     if isinstance(result, str) and scram:
-        salt = yield from session.fresh_id()
+        if session.scram_secret is not None:
+            salt = scram_salt(session.scram_secret, step.username)
+        else:
+            salt = (yield from session.fresh_id()).encode()
         hash_name = "sha256" if step.mechanism == "SCRAM-SHA-256" else "sha1"
-        return derive_scram_credentials(result, salt.encode(), SCRAM_ITERATIONS, hash_name)
+        return derive_scram_credentials(result, salt, SCRAM_ITERATIONS, hash_name)
     if isinstance(result, ScramCredentials) and scram:
         return result
     if isinstance(result, str) and not scram:
