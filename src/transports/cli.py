@@ -43,14 +43,50 @@ EX_PROTOCOL: Final = 76
 EX_NOPERM: Final = 77
 
 
+def printable(text: str) -> str:
+    """``text`` with every character a terminal would act on written as an escape.
+
+    A server's replies reach the user's terminal: an ESC, a bell or a
+    carriage return in them could recolour, retitle or overwrite what the
+    user sees. Such characters are shown as ``\\x1b``, ``\\x07``, ``\\u202e``.
+    """
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else _escape(char) for char in text)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
+
+def server_text(data: bytes) -> str:
+    """Bytes from the network as printable text (octets not UTF-8 shown as ``\\xNN``)."""
+    return printable(data.decode("utf-8", "backslashreplace"))
+
+
 class Tracer:
-    """Prints the conversation: ``>`` what we sent, ``<`` what the server answered."""
+    """Prints the conversation: ``>`` what we sent, ``<`` what the server answered.
+
+    Every line is made printable first. The client's side of a SASL exchange
+    (the AUTH command's initial response and every line the client sends until
+    the server's final reply) is shown as ``***``: it carries the credentials,
+    in base64 or as a proof an attacker could replay or crack offline.
+    """
 
     def __init__(self, out: TextIO, *, limit: int = 2000) -> None:
         self.out = out
         self.limit = limit  # content lines shown before "..." (big messages)
         self._shown = 0
         self._partial = {">": b"", "<": b""}
+        self._in_auth = False  # between an AUTH command and the server's final reply
+        self._data_asked = False  # DATA sent, its reply not yet seen
+        self._in_content = False  # after 354, until the line "."
+        self._chunk_left = 0  # octets of the current BDAT chunk not yet seen
 
     def __call__(self, direction: str, data: bytes) -> None:
         buffered = self._partial[direction] + data
@@ -61,8 +97,44 @@ class Tracer:
             if self._shown == self.limit:
                 print(f"{direction} ...", file=self.out)
             if self._shown < self.limit:
-                print(f"{direction} {line.decode('utf-8', 'replace')}", file=self.out)
+                print(f"{direction} {self._masked(direction, line)}", file=self.out)
         self.out.flush()
+
+    def _masked(self, direction: str, line: bytes) -> str:
+        if direction == "<":
+            final = line[3:4] != b"-"
+            if self._in_auth and final and line[:3] != b"334":
+                self._in_auth = False  # 235, 535...: the exchange is over
+            # The server speaks after the content it was sent: whatever we
+            # counted, the client's next line is a command again, so an AUTH
+            # is never taken for content and shown in clear.
+            self._in_content = False
+            self._chunk_left = 0
+            if self._data_asked and final:
+                self._data_asked = False
+                self._in_content = line[:3] == b"354"
+            return server_text(line)
+        if self._in_auth:
+            return "***"
+        if self._in_content:  # message lines: an "AUTH" there is text, not a command
+            self._in_content = line != b"."
+            return server_text(line)
+        if self._chunk_left > 0:  # inside a BDAT chunk, counted in octets
+            self._chunk_left -= len(line) + 2
+            return server_text(line)
+        verb, _, rest = line.partition(b" ")
+        verb = verb.upper()
+        if verb == b"DATA":
+            self._data_asked = True
+        elif verb == b"BDAT":
+            size = rest.split(b" ", 1)[0]
+            self._chunk_left = int(size) if size.isdigit() else 0
+        elif verb == b"AUTH":
+            self._in_auth = True
+            mechanism, space, initial = rest.partition(b" ")
+            if space and initial:
+                return server_text(b"AUTH " + mechanism) + " ***"
+        return server_text(line)
 
 
 def split_host(text: str, default_port: int | None) -> tuple[str, int | None]:
@@ -154,9 +226,9 @@ def _progress(content: bytes, out: TextIO) -> Iterator[bytes]:
 def print_result(result: SendResult, out: TextIO) -> None:
     for rcpt in result.accepted:
         final = result.data_replies.get(rcpt, result.reply)
-        print(f"accepted {rcpt}: {final.code} {final.text}", file=out)
+        print(f"accepted {printable(rcpt)}: {final.code} {printable(final.text)}", file=out)
     for rcpt, reply in result.refused.items():
-        print(f"refused  {rcpt}: {reply.code} {reply.text}", file=out)
+        print(f"refused  {printable(rcpt)}: {reply.code} {printable(reply.text)}", file=out)
 
 
 def exit_status(exc: BaseException) -> int:
@@ -305,5 +377,5 @@ def main(
         print(f"smtpcore: {exc}", file=err)
         return EX_NOINPUT
     except (SMTPError, ProtocolError) as exc:
-        print(f"smtpcore: {type(exc).__name__}: {exc}", file=err)
+        print(f"smtpcore: {type(exc).__name__}: {printable(str(exc))}", file=err)
         return exit_status(exc)
