@@ -19,7 +19,7 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import formatdate, make_msgid
 from pathlib import Path
-from typing import BinaryIO, Final, TextIO
+from typing import TYPE_CHECKING, BinaryIO, Final, TextIO
 
 from smtpcore import LocalProtocolError, ProtocolError
 from smtpcore.session import (
@@ -32,6 +32,9 @@ from smtpcore.session import (
     TransientError,
 )
 
+if TYPE_CHECKING:
+    import ssl
+
 __all__ = ["main"]
 
 EX_OK: Final = 0
@@ -41,6 +44,7 @@ EX_UNAVAILABLE: Final = 69
 EX_TEMPFAIL: Final = 75
 EX_PROTOCOL: Final = 76
 EX_NOPERM: Final = 77
+EX_BROKEN_PIPE: Final = 141  # 128 + SIGPIPE: what a shell shows for a reader gone
 
 
 def printable(text: str) -> str:
@@ -137,15 +141,38 @@ class Tracer:
         return server_text(line)
 
 
-def split_host(text: str, default_port: int | None) -> tuple[str, int | None]:
-    """``host``, ``host:port``, ``[v6]:port`` or ``v6`` into (host, port)."""
+class Failure(Exception):
+    """A mistake the user can correct: one line on stderr, then exit with ``status``."""
+
+    def __init__(self, message: str, status: int = EX_USAGE) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def split_host(
+    text: str, default_port: int | None, *, option: str = "--host"
+) -> tuple[str, int | None]:
+    """``host``, ``host:port``, ``[v6]:port`` or ``v6`` into (host, port).
+
+    Raises ``Failure`` (usage) when the port is not a number from 1 to 65535.
+    """
+    port_text: str | None = None
     if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        return host, int(rest[1:]) if rest.startswith(":") else default_port
-    if text.count(":") == 1:
-        host, _, port = text.partition(":")
-        return host, int(port)
-    return text, default_port
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise Failure(f"{option} {text}: write an IPv6 address as [ADDRESS] or [ADDRESS]:PORT")
+        port_text = rest[1:] if rest else None
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    else:
+        host = text
+    if not host:
+        raise Failure(f"{option} {text}: the host name is missing")
+    if port_text is None:
+        return host, default_port
+    if not (port_text.isascii() and port_text.isdigit() and 0 < int(port_text) < 65536):
+        raise Failure(f"{option} {text}: the port must be a number from 1 to 65535")
+    return host, int(port_text)
 
 
 def _password(args: argparse.Namespace) -> str | None:
@@ -155,17 +182,57 @@ def _password(args: argparse.Namespace) -> str | None:
     if args.password_env:
         value = os.environ.get(args.password_env)
         if value is None:
-            raise SystemExit(f"smtpcore: environment variable {args.password_env} is not set")
+            raise Failure(f"--password-env {args.password_env}: that variable is not set")
         return value
     if not sys.stdin.isatty():
-        raise SystemExit("smtpcore: --user needs --password-env VAR (no terminal to prompt on)")
+        raise Failure("--user needs --password-env VAR: there is no terminal to ask on")
     return getpass.getpass(f"Password for {args.user}: ")
 
 
-def _ssl_context(cafile: str | None, insecure: bool = False) -> object:
+def _file_problem(exc: OSError) -> str:
+    """Why a file could not be used, in a few words."""
+    if isinstance(exc, FileNotFoundError):
+        return "no such file"
+    if isinstance(exc, IsADirectoryError):
+        return "is a directory; give a file"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    return exc.strerror or str(exc)
+
+
+def open_input(option: str, path: str) -> BinaryIO:
+    """``path`` opened for reading; ``Failure`` (no input, 66) naming ``option`` if it cannot be."""
+    try:
+        file = open(path, "rb")  # noqa: SIM115 - the caller closes it
+    except OSError as exc:
+        hint = " (or - for stdin)" if option == "--body" else ""
+        raise Failure(f"{option} {path}: {_file_problem(exc)}{hint}", EX_NOINPUT) from exc
+    return file
+
+
+def read_input(option: str, path: str) -> bytes:
+    """The whole of a small input file; ``Failure`` naming ``option`` if it cannot be read."""
+    with open_input(option, path) as file:
+        try:
+            return file.read()
+        except OSError as exc:
+            hint = " (or - for stdin)" if option == "--body" else ""
+            raise Failure(f"{option} {path}: {_file_problem(exc)}{hint}", EX_NOINPUT) from exc
+
+
+def _ssl_context(cafile: str | None, insecure: bool = False) -> ssl.SSLContext:
+    """The client's context; ``Failure`` naming --cafile when it holds no certificate."""
     import ssl
 
-    context = ssl.create_default_context(cafile=cafile)
+    if cafile is not None:
+        read_input("--cafile", cafile)  # names the file when it is missing or unreadable
+    try:
+        context = ssl.create_default_context(cafile=cafile)
+    except ssl.SSLError as exc:
+        reason = exc.reason or exc
+        raise Failure(
+            f"--cafile {cafile}: no PEM certificate in it ({reason})", EX_NOINPUT
+        ) from None
     if insecure:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
@@ -175,7 +242,7 @@ def _ssl_context(cafile: str | None, insecure: bool = False) -> object:
 def build_message(args: argparse.Namespace, stdin: BinaryIO) -> EmailMessage:
     """The message to send: a ready .eml file, or one made from the options."""
     if args.eml:
-        with open(args.eml, "rb") as file:
+        with open_input("--eml", args.eml) as file:
             parsed = BytesParser(policy=policy.default).parse(file)
         assert isinstance(parsed, EmailMessage)
         return parsed
@@ -194,7 +261,7 @@ def build_message(args: argparse.Namespace, stdin: BinaryIO) -> EmailMessage:
     if args.body == "-":
         body = stdin.read()
     elif args.body:
-        body = Path(args.body).read_bytes()
+        body = read_input("--body", args.body)
     else:
         body = b""
     msg.set_content(body.decode("utf-8", "replace"))
@@ -205,7 +272,7 @@ def build_message(args: argparse.Namespace, stdin: BinaryIO) -> EmailMessage:
             kind = "application/octet-stream"
         maintype, subtype = kind.split("/", 1)
         msg.add_attachment(
-            path.read_bytes(), maintype=maintype, subtype=subtype, filename=path.name
+            read_input("--attach", name), maintype=maintype, subtype=subtype, filename=path.name
         )
     return msg
 
@@ -252,15 +319,18 @@ def cmd_send(args: argparse.Namespace, stdin: BinaryIO, out: TextIO, err: TextIO
     from .sync import SMTPClient
 
     host, port = split_host(args.host, args.port)
+    if args.port is not None and not 0 < args.port < 65536:
+        raise Failure(f"--port {args.port}: the port must be a number from 1 to 65535")
+    context = _ssl_context(args.cafile, args.insecure)
+    password = _password(args)
     msg = build_message(args, stdin)
     recipients = list(dict.fromkeys([*(args.to or []), *(args.cc or []), *(args.bcc or [])]))
     prepared = prepare_message(msg, args.sender or None, recipients or None)
-    context = _ssl_context(args.cafile, args.insecure)
     show = err.isatty() and prepared.size > 1024 * 1024 and not args.trace
     trace = Tracer(err) if args.trace else None
     with SMTPClient(
-        host, port, tls=args.tls, ssl_context=context, username=args.user,  # type: ignore[arg-type]
-        password=_password(args), lmtp=args.lmtp, timeout=args.timeout,
+        host, port, tls=args.tls, ssl_context=context, username=args.user,
+        password=password, lmtp=args.lmtp, timeout=args.timeout,
         auth_in_clear=args.auth_in_clear, trace=trace,
     ) as smtp:  # fmt: skip
         content = _progress(prepared.content, err) if show else prepared.content
@@ -276,15 +346,148 @@ def cmd_send(args: argparse.Namespace, stdin: BinaryIO, out: TextIO, err: TextIO
 def cmd_probe(args: argparse.Namespace, stdin: BinaryIO, out: TextIO, err: TextIO) -> int:
     from .probe import probe
 
-    host, port = split_host(args.target, None)
+    host, port = split_host(args.target, None, option="the target")
+    if args.cafile is not None:
+        _ssl_context(args.cafile)  # a missing or empty --cafile, named, before connecting
     return probe(host, port, implicit=args.implicit, cafile=args.cafile, timeout=args.timeout,
                  out=out)  # fmt: skip
+
+
+#: The framework each transport needs beyond the standard library, and its extra.
+EXTRAS: Final = {"trio": "trio", "anyio": "anyio"}
 
 
 def cmd_serve(args: argparse.Namespace, stdin: BinaryIO, out: TextIO, err: TextIO) -> int:
     from .serving import serve_command
 
-    return serve_command(args, out, err)
+    # Everything that can be checked is checked before the store is created,
+    # so a mistake leaves no empty Maildir or mbox behind.
+    _check_framework(args.transport)
+    _check_serve_files(args)
+    _check_listen(args.host, args.port)
+    new = [path for path in (args.maildir, args.mbox) if path and not os.path.lexists(path)]
+    try:
+        return serve_command(args, out, err)
+    except BaseException as exc:
+        cause = _listen_error(exc)
+        if cause is None:
+            raise
+        # Another process took the port between the check and the server's bind.
+        for path in new:
+            _remove_if_empty_store(Path(path))
+        raise _listen_failure(args.host, args.port, cause) from None
+
+
+def _check_framework(transport: str) -> None:
+    """``Failure`` naming the extra to install when the transport's framework is missing."""
+    import importlib.util
+
+    module = EXTRAS.get(transport)
+    if module is not None and importlib.util.find_spec(module) is None:
+        raise Failure(
+            f"--transport {transport} needs {module}, which is not installed: "
+            f"pip install 'smtpcore[{EXTRAS[module]}]'",
+            EX_UNAVAILABLE,
+        )
+
+
+def _check_serve_files(args: argparse.Namespace) -> None:
+    """The certificate, key and users file exist and load; the store is not the wrong kind."""
+    import ssl
+
+    if args.tls_key and not args.tls_cert:
+        raise Failure("--tls-key needs --tls-cert (the certificate chain it belongs to)")
+    if args.tls_cert:
+        read_input("--tls-cert", args.tls_cert)
+        if args.tls_key:
+            read_input("--tls-key", args.tls_key)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(args.tls_cert, args.tls_key)
+        except ssl.SSLError as exc:
+            key = f" with --tls-key {args.tls_key}" if args.tls_key else ""
+            raise Failure(
+                f"--tls-cert {args.tls_cert}{key}: not a PEM certificate chain and its "
+                f"private key ({exc.reason or 'none found'})",
+                EX_NOINPUT,
+            ) from None
+    if args.users:
+        read_input("--users", args.users)
+    if args.maildir and os.path.exists(args.maildir) and not os.path.isdir(args.maildir):
+        raise Failure(f"--maildir {args.maildir}: is a file; give a directory")
+    if args.mbox and os.path.isdir(args.mbox):
+        raise Failure(f"--mbox {args.mbox}: is a directory; give a file")
+
+
+def _check_listen(host: str, port: int) -> None:
+    """``Failure`` when ``host:port`` cannot be listened on (in use, not ours, no such name)."""
+    import socket
+
+    if not 0 <= port < 65536:
+        raise Failure(f"--port {port}: the port must be a number from 0 to 65535")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise Failure(f"--host {host}: not an address of this machine ({reason})") from None
+    if port == 0:
+        return  # the system picks a free port
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as probe:
+            # As the servers do: a port left in TIME_WAIT can be taken again.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                raise _listen_failure(host, port, exc) from None
+
+
+def _listen_error(exc: BaseException) -> OSError | None:
+    """The OSError of a failed bind, also inside the exception groups of trio and anyio."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return exc
+    # By shape, not class: on 3.10 the groups come from the exceptiongroup backport.
+    inner = getattr(exc, "exceptions", None)
+    if isinstance(inner, tuple):
+        for each in inner:
+            found = _listen_error(each) if isinstance(each, BaseException) else None
+            if found is not None:
+                return found
+    return None
+
+
+def _listen_failure(host: str, port: int, exc: OSError) -> Failure:
+    import errno
+
+    if exc.errno == errno.EADDRINUSE:
+        return Failure(
+            f"--port {port}: already in use on {host}; choose another --port "
+            "(--port 0 picks a free one)",
+            EX_UNAVAILABLE,
+        )
+    if exc.errno == errno.EACCES:
+        return Failure(
+            f"--port {port}: permission denied on {host} (ports below 1024 need privileges); "
+            "choose another --port",
+            EX_NOPERM,
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return Failure(f"--host {host}: not an address of this machine", EX_USAGE)
+    return Failure(f"cannot listen on {host}:{port}: {exc.strerror or exc}", EX_UNAVAILABLE)
+
+
+def _remove_if_empty_store(path: Path) -> None:
+    """Remove a Maildir (cur, new, tmp) or mbox this run created and left empty."""
+    try:
+        if path.is_dir():
+            for name in ("cur", "new", "tmp"):
+                if (path / name).is_dir():
+                    (path / name).rmdir()  # fails, and keeps it, unless empty
+            path.rmdir()
+        elif path.is_file() and path.stat().st_size == 0:
+            path.unlink()
+    except OSError:
+        pass
 
 
 def cmd_demo(args: argparse.Namespace, stdin: BinaryIO, out: TextIO, err: TextIO) -> int:
@@ -363,19 +566,53 @@ def main(
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
-    """Run the command line; returns the exit status."""
-    args = parser().parse_args(argv)
+    """Run the command line; returns the exit status.
+
+    Every failure is one line on ``err`` (``smtpcore: ...``) naming what to
+    change, and a sysexits status; a traceback means a defect of ours.
+    """
     out = out or sys.stdout
     err = err or sys.stderr
-    run: Callable[[argparse.Namespace, BinaryIO, TextIO, TextIO], int] = args.run
     try:
+        args = parser().parse_args(argv)
+        run: Callable[[argparse.Namespace, BinaryIO, TextIO, TextIO], int] = args.run
         return run(args, stdin or sys.stdin.buffer, out, err)
+    except Failure as exc:
+        print(f"smtpcore: {exc}", file=err)
+        return exc.status
     except KeyboardInterrupt:
         print("smtpcore: interrupted", file=err)
         return 130
-    except FileNotFoundError as exc:
-        print(f"smtpcore: {exc}", file=err)
-        return EX_NOINPUT
+    except BrokenPipeError:
+        # The reader went away (``smtpcore demo | head``): nothing to report.
+        # Point stdout at /dev/null, so that flushing it at exit cannot fail.
+        if out is sys.stdout:
+            _silence_stdout()
+        return EX_BROKEN_PIPE
     except (SMTPError, ProtocolError) as exc:
         print(f"smtpcore: {type(exc).__name__}: {printable(str(exc))}", file=err)
         return exit_status(exc)
+    except ImportError as exc:
+        if exc.name in EXTRAS:
+            print(f"smtpcore: {exc.name} is not installed: "
+                  f"pip install 'smtpcore[{EXTRAS[exc.name]}]'", file=err)  # fmt: skip
+        else:
+            print(f"smtpcore: {exc}", file=err)
+        return EX_UNAVAILABLE
+    except SystemExit as exc:
+        if not isinstance(exc.code, str):
+            raise  # --help, --version and argparse's own exits
+        print(exc.code if exc.code.startswith("smtpcore") else f"smtpcore: {exc.code}", file=err)
+        return EX_USAGE
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"smtpcore: {where}{exc.strerror or exc}", file=err)
+        return EX_NOINPUT if exc.filename and isinstance(exc, FileNotFoundError) else EX_UNAVAILABLE
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
