@@ -12,6 +12,7 @@ import argparse
 import getpass
 import mimetypes
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from email import policy
@@ -19,7 +20,7 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import formatdate, make_msgid
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Final, TextIO
+from typing import TYPE_CHECKING, BinaryIO, Final, NoReturn, TextIO
 
 from smtpcore import LocalProtocolError, ProtocolError
 from smtpcore.session import (
@@ -496,67 +497,250 @@ def cmd_demo(args: argparse.Namespace, stdin: BinaryIO, out: TextIO, err: TextIO
     return run_demo(out, keep=args.keep)
 
 
-def parser() -> argparse.ArgumentParser:
-    # No abbreviations: "--password" must not quietly mean "--password-env".
-    top = argparse.ArgumentParser(
-        prog="smtpcore", description=__doc__.split("\n")[0], allow_abbrev=False
-    )
-    sub = top.add_subparsers(dest="command", required=True)
+def package_version() -> str:
+    """The installed smtpcore's version: ``smtpcore.__version__``, else the package metadata."""
+    import smtpcore
 
-    demo = sub.add_parser(
-        "demo", help="send real mail through every transport to a server on loopback"
+    version = getattr(smtpcore, "__version__", None)
+    if isinstance(version, str):
+        return version
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed_version
+
+    try:
+        return installed_version("smtpcore")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with one-line errors (status 64) that suggest the nearest option or choice."""
+
+    commands: dict[str, _Parser]  # the subcommands' parsers, on the top parser
+
+    def error(self, message: str) -> NoReturn:
+        match = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if match:
+            choices = re.findall(r"'([^']*)'", match.group(2))
+            message += _nearest(match.group(1), choices)
+        raise Failure(f"{message} (see {self.prog} --help)", EX_USAGE)
+
+    def option_names(self) -> list[str]:
+        """Every option string this parser knows: ``--host``, ``-h``..."""
+        return [name for action in self._actions for name in action.option_strings]
+
+    def refuse_unknown(self, extras: Sequence[str]) -> NoReturn:
+        """One line for arguments nobody took, with the nearest known option."""
+        first = extras[0]
+        if first.startswith("-"):
+            hint = _nearest(first.split("=", 1)[0], self.option_names())
+            raise Failure(f"unknown option {first}{hint} (see {self.prog} --help)", EX_USAGE)
+        raise Failure(f"unexpected argument {first!r} (see {self.prog} --help)", EX_USAGE)
+
+
+def _nearest(word: str, known: Sequence[str]) -> str:
+    """``"; did you mean --password-env?"``, or "" when nothing is close."""
+    import difflib
+
+    found = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    if not found:
+        found = [name for name in known if name.startswith(word) and len(word) > 2][:1]
+    return f"; did you mean {found[0]}?" if found else ""
+
+
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Examples are printed as written; option columns a little wider than argparse's."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=32)
+
+
+_SEND_EXAMPLES: Final = """\
+examples:
+  smtpcore send --host smtp.example.org:587 --user me --password-env SMTP_PASSWORD \\
+      --from me@example.org --to you@example.net --subject Report \\
+      --body report.txt --attach figures.pdf
+  echo "it works" | smtpcore send --host localhost:2525 --tls none \\
+      --from a@example.org --to b@example.net --body -
+  smtpcore send --host localhost:2525 --tls none --eml ready.eml --trace
+"""
+
+_SERVE_EXAMPLES: Final = """\
+examples:
+  smtpcore serve --port 2525 --maildir ./Maildir
+  smtpcore serve --port 0 --mbox ./mail.mbox --transport trio
+  smtpcore serve --port 2525 --maildir ./Maildir --tls-cert server.pem --users users.txt
+"""
+
+_PROBE_EXAMPLES: Final = """\
+examples:
+  smtpcore probe smtp.example.org:587
+  smtpcore probe smtp.example.org --implicit
+  smtpcore probe localhost:2525 --cafile ca.pem
+"""
+
+_DEMO_EXAMPLES: Final = """\
+examples:
+  smtpcore demo
+  smtpcore demo --keep
+"""
+
+_TOP_EXAMPLES: Final = """\
+exit statuses: 0 done, 64 usage, 66 no input file, 69 unavailable or refused (5xx),
+75 try again later (4xx, timeout), 76 TLS or protocol error, 77 authentication refused
+
+examples:
+  smtpcore demo
+  smtpcore serve --port 2525 --maildir ./Maildir
+  smtpcore send --host localhost:2525 --tls none --from a@example.org --to b@example.net
+  smtpcore probe smtp.example.org:587
+"""
+
+
+def parser() -> _Parser:
+    """The ``smtpcore`` command's argument parser."""
+    # No abbreviations: "--password" must not quietly mean "--password-env".
+    top = _Parser(
+        prog="smtpcore", formatter_class=_Help, allow_abbrev=False, epilog=_TOP_EXAMPLES,
+        description="The smtpcore command: try a server, send mail, receive mail into a folder.",
+    )  # fmt: skip
+    top.add_argument("--version", action="version", version=f"smtpcore {package_version()}",
+                     help="print the version of smtpcore and exit")  # fmt: skip
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    top.commands = {}
+
+    def command(name: str, summary: str, examples: str) -> _Parser:
+        made = sub.add_parser(
+            name, help=summary, description=summary[0].upper() + summary[1:] + ".",
+            epilog=examples, formatter_class=_Help, allow_abbrev=False,
+        )  # fmt: skip
+        assert isinstance(made, _Parser)
+        top.commands[name] = made
+        return made
+
+    demo = command(
+        "demo", "send real mail through every transport to a server on loopback", _DEMO_EXAMPLES
     )
-    demo.add_argument("--keep", action="store_true", help="keep the Maildir afterwards")
+    demo.add_argument("--keep", action="store_true",
+                      help="keep the Maildir afterwards (default: removed)")  # fmt: skip
     demo.set_defaults(run=cmd_demo)
 
-    send = sub.add_parser("send", allow_abbrev=False, help="send one message")
-    send.add_argument("--host", required=True, help="server, HOST or HOST:PORT")
-    send.add_argument("--port", type=int, default=None)
+    send = command("send", "send one message", _SEND_EXAMPLES)
+    send.add_argument("--host", required=True,
+                      help="the server: HOST, HOST:PORT or [IPv6]:PORT (required)")  # fmt: skip
+    send.add_argument("--port", type=int, default=None,
+                      help="the port, if not in --host "
+                           "(default: 25; 465 with --tls implicit)")  # fmt: skip
     send.add_argument("--tls", choices=["starttls", "implicit", "opportunistic", "none"],
-                      default="starttls")  # fmt: skip
-    send.add_argument("--cafile", help="trust this CA bundle instead of the system's")
-    send.add_argument("--insecure", action="store_true", help="do not verify the certificate")
-    send.add_argument("--user", help="AUTH user name")
-    send.add_argument("--password-env", metavar="VAR", help="read the password from $VAR")
+                      default="starttls",
+                      help="starttls: required; implicit: TLS from the first byte; "
+                           "opportunistic: when offered; none (default: %(default)s)")  # fmt: skip
+    send.add_argument("--cafile", metavar="FILE",
+                      help="trust the CAs in this PEM file (default: the system's)")  # fmt: skip
+    send.add_argument("--insecure", action="store_true",
+                      help="do not verify the certificate (default: verify)")  # fmt: skip
+    send.add_argument("--user", help="AUTH user name (default: no AUTH)")
+    send.add_argument("--password-env", metavar="VAR",
+                      help="read the password from the environment variable VAR "
+                           "(default: ask on the terminal)")  # fmt: skip
     send.add_argument("--auth-in-clear", action="store_true",
-                      help="allow AUTH without TLS")  # fmt: skip
-    send.add_argument("--lmtp", action="store_true")
-    send.add_argument("--timeout", type=float, default=None, help="seconds for every step")
-    send.add_argument("--from", dest="sender", default="", help="sender address")
-    send.add_argument("--to", action="append", default=[], help="recipient (repeatable)")
-    send.add_argument("--cc", action="append", default=[])
-    send.add_argument("--bcc", action="append", default=[])
-    send.add_argument("--subject", default="")
-    send.add_argument("--body", help="body text file, or - for stdin")
-    send.add_argument("--attach", action="append", help="attach a file (repeatable)")
-    send.add_argument("--eml", help="send this ready message file instead")
-    send.add_argument("--trace", action="store_true", help="show the conversation")
+                      help="allow AUTH without TLS (default: refused)")  # fmt: skip
+    send.add_argument("--lmtp", action="store_true", help="speak LMTP (default: SMTP)")
+    send.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                      help="seconds allowed for every step "
+                           "(default: RFC 5321's, 5 to 10 minutes a step)")  # fmt: skip
+    send.add_argument("--from", dest="sender", default="", metavar="ADDRESS",
+                      help="sender address (default: From of --eml)")  # fmt: skip
+    send.add_argument("--to", action="append", default=[], metavar="ADDRESS",
+                      help="recipient, repeatable (default: none)")  # fmt: skip
+    send.add_argument("--cc", action="append", default=[], metavar="ADDRESS",
+                      help="copy recipient, repeatable (default: none)")  # fmt: skip
+    send.add_argument("--bcc", action="append", default=[], metavar="ADDRESS",
+                      help="blind copy recipient, not shown in the message, "
+                           "repeatable (default: none)")  # fmt: skip
+    send.add_argument("--subject", default="", help="the Subject (default: none)")
+    send.add_argument("--body", metavar="FILE",
+                      help="the body text from FILE, or - for stdin (default: empty)")  # fmt: skip
+    send.add_argument("--attach", action="append", metavar="FILE",
+                      help="attach FILE, MIME type guessed from its name, repeatable "
+                           "(default: none)")  # fmt: skip
+    send.add_argument("--eml", metavar="FILE",
+                      help="send this ready message file instead (default: build one)")  # fmt: skip
+    send.add_argument("--trace", action="store_true",
+                      help="show the conversation on stderr, credentials as *** "
+                           "(default: off)")  # fmt: skip
     send.set_defaults(run=cmd_send)
 
-    serve = sub.add_parser("serve", allow_abbrev=False, help="receive mail into a Maildir or mbox")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=2525)
+    serve = command("serve", "receive mail into a Maildir or mbox", _SERVE_EXAMPLES)
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="the address to listen on (default: %(default)s)")  # fmt: skip
+    serve.add_argument("--port", type=int, default=2525,
+                       help="the port; 0 picks a free one (default: %(default)s)")  # fmt: skip
     target = serve.add_mutually_exclusive_group(required=True)
-    target.add_argument("--maildir", help="store into this Maildir")
-    target.add_argument("--mbox", help="append to this mbox file")
-    serve.add_argument("--tls-cert", help="certificate chain (PEM) for STARTTLS")
-    serve.add_argument("--tls-key", help="private key (PEM)")
-    serve.add_argument("--users", help="AUTH users file: one user:password per line")
-    serve.add_argument("--lmtp", action="store_true")
-    serve.add_argument("--hostname", default="localhost", help="name in greetings")
+    target.add_argument("--maildir", metavar="DIR",
+                        help="store into this Maildir, created if missing "
+                             "(this or --mbox)")  # fmt: skip
+    target.add_argument("--mbox", metavar="FILE",
+                        help="append to this mbox file, created if missing "
+                             "(this or --maildir)")  # fmt: skip
+    serve.add_argument("--tls-cert", metavar="FILE",
+                       help="certificate chain (PEM) for STARTTLS "
+                            "(default: no STARTTLS)")  # fmt: skip
+    serve.add_argument("--tls-key", metavar="FILE",
+                       help="its private key (PEM) (default: in --tls-cert)")  # fmt: skip
+    serve.add_argument("--users", metavar="FILE",
+                       help="AUTH users, one user:password a line (default: no AUTH)")  # fmt: skip
+    serve.add_argument("--lmtp", action="store_true", help="speak LMTP (default: SMTP)")
+    serve.add_argument("--hostname", default="localhost",
+                       help="the name in greetings and Received fields "
+                            "(default: %(default)s)")  # fmt: skip
     serve.add_argument("--transport", choices=["sync", "asyncio", "trio", "anyio"],
-                       default="asyncio")  # fmt: skip
+                       default="asyncio",
+                       help="which server runs; trio and anyio need their extra "
+                            "(default: %(default)s)")  # fmt: skip
     serve.set_defaults(run=cmd_serve)
 
-    probe = sub.add_parser(
-        "probe", allow_abbrev=False, help="show what a server offers; sends no mail"
-    )
-    probe.add_argument("target", help="HOST or HOST:PORT (default port 25, 465 with --implicit)")
-    probe.add_argument("--implicit", action="store_true", help="TLS from the first byte")
-    probe.add_argument("--cafile", help="trust this CA bundle instead of the system's")
-    probe.add_argument("--timeout", type=float, default=10.0)
+    probe = command("probe", "show what a server offers; sends no mail", _PROBE_EXAMPLES)
+    probe.add_argument("target", help="HOST or HOST:PORT (port 25, or 465 with --implicit)")
+    probe.add_argument("--implicit", action="store_true",
+                       help="TLS from the first byte, as on port 465 "
+                            "(default: STARTTLS)")  # fmt: skip
+    probe.add_argument("--cafile", metavar="FILE",
+                       help="trust the CAs in this PEM file (default: the system's)")  # fmt: skip
+    probe.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                       help="seconds allowed for every step (default: %(default)s)")  # fmt: skip
     probe.set_defaults(run=cmd_probe)
     return top
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The parsed command line; ``Failure`` (usage) with a suggestion for a mistyped option.
+
+    Unknown options are looked for first: argparse would otherwise complain
+    about a missing required option before it mentions the misspelt one.
+    """
+    given = list(sys.argv[1:] if argv is None else argv)
+    top = parser()
+    chosen = top
+    for token in given:
+        if token == "--":
+            break
+        if chosen is top and token in top.commands:
+            chosen = top.commands[token]
+        elif (
+            token.startswith("-")
+            and token != "-"
+            and not _NUMBER.match(token)
+            and token.split("=", 1)[0] not in chosen.option_names()
+        ):
+            chosen.refuse_unknown([token])
+    args, extras = top.parse_known_args(given)
+    if extras:
+        top.commands.get(args.command, top).refuse_unknown(extras)
+    return args
+
+
+_NUMBER: Final = re.compile(r"-\.?[0-9]")  # a negative number is a value, not an option
 
 
 def main(
@@ -574,7 +758,7 @@ def main(
     out = out or sys.stdout
     err = err or sys.stderr
     try:
-        args = parser().parse_args(argv)
+        args = parse(argv)
         run: Callable[[argparse.Namespace, BinaryIO, TextIO, TextIO], int] = args.run
         return run(args, stdin or sys.stdin.buffer, out, err)
     except Failure as exc:
