@@ -10,15 +10,10 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import mimetypes
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from email import policy
-from email.message import EmailMessage
-from email.parser import BytesParser
-from email.utils import formatdate, make_msgid
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Final, NoReturn, TextIO
 
@@ -35,6 +30,9 @@ from smtpcore.session import (
 
 if TYPE_CHECKING:
     import ssl
+
+    from ._cli_mail import Outgoing
+    from .sync import SMTPClient
 
 __all__ = ["main"]
 
@@ -240,57 +238,6 @@ def _ssl_context(cafile: str | None, insecure: bool = False) -> ssl.SSLContext:
     return context
 
 
-def build_message(args: argparse.Namespace, stdin: BinaryIO) -> EmailMessage:
-    """The message to send: a ready .eml file, or one made from the options."""
-    if args.eml:
-        with open_input("--eml", args.eml) as file:
-            parsed = BytesParser(policy=policy.default).parse(file)
-        assert isinstance(parsed, EmailMessage)
-        return parsed
-    msg = EmailMessage()
-    msg["From"] = args.sender
-    if args.to:
-        msg["To"] = ", ".join(args.to)
-    if args.cc:
-        msg["Cc"] = ", ".join(args.cc)
-    if args.bcc:
-        msg["Bcc"] = ", ".join(args.bcc)
-    if args.subject:
-        msg["Subject"] = args.subject
-    msg["Date"] = formatdate(localtime=True)
-    msg["Message-ID"] = make_msgid()
-    if args.body == "-":
-        body = stdin.read()
-    elif args.body:
-        body = read_input("--body", args.body)
-    else:
-        body = b""
-    msg.set_content(body.decode("utf-8", "replace"))
-    for name in args.attach or []:
-        path = Path(name)
-        kind, encoding = mimetypes.guess_type(path.name)
-        if kind is None or encoding is not None:
-            kind = "application/octet-stream"
-        maintype, subtype = kind.split("/", 1)
-        msg.add_attachment(
-            read_input("--attach", name), maintype=maintype, subtype=subtype, filename=path.name
-        )
-    return msg
-
-
-def _progress(content: bytes, out: TextIO) -> Iterator[bytes]:
-    """Yield ``content`` in pieces, drawing a bar on ``out`` (a terminal)."""
-    total = len(content)
-    step = 256 * 1024
-    for start in range(0, total, step):
-        yield content[start : start + step]
-        done = min(start + step, total)
-        filled = 30 * done // total
-        out.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done * 100 // total:3d}%")
-        out.flush()
-    out.write("\n")
-
-
 def print_result(result: SendResult, out: TextIO) -> None:
     for rcpt in result.accepted:
         final = result.data_replies.get(rcpt, result.reply)
@@ -315,8 +262,6 @@ def exit_status(exc: BaseException) -> int:
 
 
 def cmd_send(args: argparse.Namespace, stdin: BinaryIO, out: TextIO, err: TextIO) -> int:
-    from smtpcore import prepare_message
-
     from .sync import SMTPClient
 
     host, port = split_host(args.host, args.port)
@@ -324,24 +269,81 @@ def cmd_send(args: argparse.Namespace, stdin: BinaryIO, out: TextIO, err: TextIO
         raise Failure(f"--port {args.port}: the port must be a number from 1 to 65535")
     context = _ssl_context(args.cafile, args.insecure)
     password = _password(args)
-    msg = build_message(args, stdin)
-    recipients = list(dict.fromkeys([*(args.to or []), *(args.cc or []), *(args.bcc or [])]))
-    prepared = prepare_message(msg, args.sender or None, recipients or None)
-    show = err.isatty() and prepared.size > 1024 * 1024 and not args.trace
-    trace = Tracer(err) if args.trace else None
-    with SMTPClient(
-        host, port, tls=args.tls, ssl_context=context, username=args.user,
-        password=password, lmtp=args.lmtp, timeout=args.timeout,
-        auth_in_clear=args.auth_in_clear, trace=trace,
-    ) as smtp:  # fmt: skip
-        content = _progress(prepared.content, err) if show else prepared.content
-        result = smtp.sendmail(
-            prepared.sender, list(prepared.recipients), content,
-            smtputf8=prepared.needs_smtputf8,
-            body="8BITMIME" if prepared.body_8bit else None, size=prepared.size,
-        )  # fmt: skip
+    message = outgoing(args, stdin)
+    try:
+        trace = Tracer(err) if args.trace else None
+        with SMTPClient(
+            host, port, tls=args.tls, ssl_context=context, username=args.user,
+            password=password, lmtp=args.lmtp, timeout=args.timeout,
+            auth_in_clear=args.auth_in_clear, trace=trace,
+        ) as smtp:  # fmt: skip
+            result = send_one(smtp, message, err if err.isatty() and not args.trace else None)
+    finally:
+        message.close()
     print_result(result, out)
     return EX_OK
+
+
+def outgoing(args: argparse.Namespace, stdin: BinaryIO) -> Outgoing:
+    """The message the options describe; files are opened now and read when sent."""
+    from ._cli_mail import from_file, from_options
+
+    recipients = list(dict.fromkeys([*args.to, *args.cc, *args.bcc]))
+    if args.eml:
+        file = open_input("--eml", args.eml)
+        try:
+            return from_file(file, name=args.eml, sender=args.sender or None,
+                             recipients=recipients or None)  # fmt: skip
+        except BaseException:
+            file.close()
+            raise
+    if args.body == "-":
+        body = stdin.read()
+    elif args.body:
+        body = read_input("--body", args.body)
+    else:
+        body = b""
+    attachments: list[tuple[str, BinaryIO]] = []
+    try:
+        for name in args.attach or []:
+            attachments.append((name, open_input("--attach", name)))
+        return from_options(args.sender, args.to, args.cc, args.bcc, args.subject, body,
+                            attachments)  # fmt: skip
+    except BaseException:
+        for _, file in attachments:
+            file.close()
+        raise
+
+
+#: Content beyond this size shows a progress line on a terminal.
+PROGRESS_FROM: Final = 1024 * 1024
+
+
+def send_one(smtp: SMTPClient, message: Outgoing, progress: TextIO | None) -> SendResult:
+    """Send ``message`` on an open connection; a progress line on ``progress`` if given.
+
+    The server's SIZE is checked before the content is read: against the
+    stored size of a ready message before its body is scanned, and by the
+    session itself (before MAIL) against the exact size.
+    """
+    from smtpcore.session import NotSupported
+
+    from ._cli_mail import Progress
+
+    limit = smtp.extensions.size
+    if limit and message.size > limit:
+        raise NotSupported(
+            f"message of {message.size} octets or more exceeds the server's SIZE limit "
+            f"of {limit} (RFC 1870)"
+        )
+    message.scan()
+    pieces = message.pieces()
+    if progress is not None and message.size > PROGRESS_FROM:
+        pieces = Progress(message.size, progress).wrap(pieces)
+    return smtp.sendmail(
+        message.sender, list(message.recipients), pieces, smtputf8=message.smtputf8,
+        body="8BITMIME" if message.body_8bit else None, size=message.size,
+    )  # fmt: skip
 
 
 def cmd_probe(args: argparse.Namespace, stdin: BinaryIO, out: TextIO, err: TextIO) -> int:
