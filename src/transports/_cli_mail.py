@@ -171,13 +171,16 @@ def from_file(
     sender: str | None = None,
     recipients: Sequence[str] | None = None,
     strip_from_line: bool = False,
+    end: int | None = None,
+    owns_file: bool = True,
 ) -> Outgoing:
-    """A ready message in ``file`` (from its current position to its end).
+    """A ready message in ``file``, from its current position to ``end`` (or its end).
 
     The envelope comes from the header fields unless given. Raises
     ``InputError`` when the header section is too large and
     ``LocalProtocolError`` when no envelope can be found.
-    ``strip_from_line`` drops an mbox "From " line first.
+    ``strip_from_line`` drops an mbox "From " line first. ``owns_file``:
+    ``close()`` closes the file (not so for one message of an mbox).
     """
     lines: list[bytes] = []
     held = 0
@@ -200,9 +203,14 @@ def from_file(
     prepared = prepare_message(parsed, sender, recipients)
     head = prepared.content.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
     body_start = file.tell()
-    total = os.fstat(file.fileno()).st_size if _is_regular(file) else None
-    if total is None:
-        raise InputError("the message", name, "not a regular file")
+    if end is None:
+        if not _is_regular(file):
+            raise InputError("the message", name, "not a regular file")
+        end = os.fstat(file.fileno()).st_size
+    total = max(end, body_start)
+
+    def read(position: int) -> bytes:
+        return file.read(min(_PIECE, total - position)) if position < total else b""
 
     def scan() -> tuple[int, bool]:
         # Whether the body has 8-bit octets (BODY=8BITMIME), and how many bare
@@ -211,10 +219,12 @@ def from_file(
         eight_bit = False
         bare = 0
         carry = b""  # a CR at the end of a piece waits for the next one
+        position = body_start
         while True:
-            chunk = file.read(_PIECE)
+            chunk = read(position)
             if not chunk:
                 break
+            position += len(chunk)
             data = carry + chunk
             carry = b"\r" if data.endswith(b"\r") else b""
             if carry:
@@ -228,14 +238,18 @@ def from_file(
 
     def pieces() -> Iterator[bytes]:
         yield head
+        file.seek(body_start)
+        position = body_start
         while True:
-            chunk = file.read(_PIECE)
+            chunk = read(position)
             if not chunk:
                 return
+            position += len(chunk)
             yield chunk
 
     return Outgoing(prepared.sender, prepared.recipients, len(head) + total - body_start,
-                    prepared.needs_smtputf8, False, pieces, name=name, _close=[file],
+                    prepared.needs_smtputf8, False, pieces, name=name,
+                    _close=[file] if owns_file else [],
                     _scan=scan)  # fmt: skip
 
 
@@ -294,3 +308,26 @@ def _duration(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds} s"
     return f"{seconds // 60} min {seconds % 60:02d} s"
+
+
+def mbox_spans(file: BinaryIO) -> list[tuple[int, int]]:
+    """(start, end) offsets of each message of an mbox file, "From " line included.
+
+    A message begins at each line that starts with "From " (as Python's
+    ``mailbox`` reads mbox); the empty line before the next one belongs to
+    the separator. Reads the file once, line by line.
+    """
+    spans: list[tuple[int, int]] = []
+    start: int | None = None
+    previous_blank = b""  # the line end of an empty line just before, if any
+    position = file.tell()
+    for line in iter(file.readline, b""):
+        if line.startswith(b"From "):
+            if start is not None:
+                spans.append((start, position - len(previous_blank)))
+            start = position
+        previous_blank = line if line in (b"\n", b"\r\n") else b""
+        position += len(line)
+    if start is not None:
+        spans.append((start, position - len(previous_blank)))
+    return spans

@@ -9,6 +9,7 @@ protocol or TLS error, 77 authentication refused.
 from __future__ import annotations
 
 import argparse
+import functools
 import getpass
 import os
 import re
@@ -238,12 +239,15 @@ def _ssl_context(cafile: str | None, insecure: bool = False) -> ssl.SSLContext:
     return context
 
 
-def print_result(result: SendResult, out: TextIO) -> None:
+def print_result(result: SendResult, out: TextIO, *, prefix: str = "") -> None:
+    """One line per recipient: ``accepted ADDRESS: 250 ...`` or ``refused  ADDRESS: 550 ...``."""
     for rcpt in result.accepted:
         final = result.data_replies.get(rcpt, result.reply)
-        print(f"accepted {printable(rcpt)}: {final.code} {printable(final.text)}", file=out)
+        print(f"{prefix}accepted {printable(rcpt)}: {final.code} {printable(final.text)}",
+              file=out)  # fmt: skip
     for rcpt, reply in result.refused.items():
-        print(f"refused  {printable(rcpt)}: {reply.code} {printable(reply.text)}", file=out)
+        print(f"{prefix}refused  {printable(rcpt)}: {reply.code} {printable(reply.text)}",
+              file=out)  # fmt: skip
 
 
 def exit_status(exc: BaseException) -> int:
@@ -269,6 +273,13 @@ def cmd_send(args: argparse.Namespace, stdin: BinaryIO, out: TextIO, err: TextIO
         raise Failure(f"--port {args.port}: the port must be a number from 1 to 65535")
     context = _ssl_context(args.cafile, args.insecure)
     password = _password(args)
+    if args.maildir or args.mbox or (args.eml and os.path.isdir(args.eml)):
+        client = functools.partial(
+            SMTPClient, host, port, tls=args.tls, ssl_context=context, username=args.user,
+            password=password, lmtp=args.lmtp, timeout=args.timeout,
+            auth_in_clear=args.auth_in_clear, trace=Tracer(err) if args.trace else None,
+        )  # fmt: skip
+        return send_many(args, client, out, err)
     message = outgoing(args, stdin)
     try:
         trace = Tracer(err) if args.trace else None
@@ -313,6 +324,104 @@ def outgoing(args: argparse.Namespace, stdin: BinaryIO) -> Outgoing:
         for _, file in attachments:
             file.close()
         raise
+
+
+def ready_messages(args: argparse.Namespace) -> tuple[list[str], Callable[[str], Outgoing]]:
+    """The names of the ready messages to send, and how to open one (lazily, one at a time)."""
+    from ._cli_mail import from_file, mbox_spans
+
+    recipients = list(dict.fromkeys([*args.to, *args.cc, *args.bcc])) or None
+    sender = args.sender or None
+
+    def one_file(option: str) -> Callable[[str], Outgoing]:
+        def make(path: str) -> Outgoing:
+            file = open_input(option, path)
+            try:
+                return from_file(file, name=path, sender=sender, recipients=recipients)
+            except BaseException:
+                file.close()
+                raise
+
+        return make
+
+    if args.maildir:
+        folder = Path(args.maildir)
+        if not (folder / "cur").is_dir() or not (folder / "new").is_dir():
+            raise Failure(f"--maildir {folder}: not a Maildir (it needs cur/ and new/)", EX_NOINPUT)
+        names = [str(path) for sub in ("new", "cur") for path in sorted((folder / sub).iterdir())
+                 if path.is_file() and not path.name.startswith(".")]  # fmt: skip
+        return names, one_file("--maildir")
+    if args.eml:
+        names = sorted(str(path) for path in Path(args.eml).iterdir()
+                       if path.suffix.lower() == ".eml" and path.is_file())  # fmt: skip
+        return names, one_file("--eml")
+    box = open_input("--mbox", args.mbox)
+    spans = mbox_spans(box)
+    where = {f"{args.mbox}#{number}": span for number, span in enumerate(spans, 1)}
+
+    def from_mbox(name: str) -> Outgoing:
+        start, end = where[name]
+        box.seek(start)
+        return from_file(box, name=name, sender=sender, recipients=recipients,
+                         strip_from_line=True, end=end, owns_file=False)  # fmt: skip
+
+    return list(where), from_mbox
+
+
+def send_many(
+    args: argparse.Namespace, client: Callable[[], SMTPClient], out: TextIO, err: TextIO
+) -> int:
+    """Send every ready message of a Maildir, an mbox or a directory over one connection.
+
+    Each message gets its lines (``NAME: accepted ADDRESS: 250 ...``); a
+    refused message does not stop the others; a lost connection stops the
+    rest, counted as not sent. The last line sums up. The status is 0 when
+    every message was accepted, 69 when one was refused for good, otherwise
+    the status of the first failure (75: try again later).
+    """
+    from smtpcore.session import NotSupported, ReplyError
+
+    names, open_message = ready_messages(args)
+    option = "--maildir" if args.maildir else "--mbox" if args.mbox else "--eml"
+    if not names:
+        path = args.maildir or args.mbox or args.eml
+        raise Failure(f"{option} {path}: no messages in it", EX_NOINPUT)
+    progress = err if err.isatty() and not args.trace else None
+    accepted = refused = 0
+    statuses: list[int] = []
+    with client() as smtp:
+        for name in names:
+            shown = printable(name)
+            try:
+                message = open_message(name)
+            except (Failure, LocalProtocolError) as exc:
+                print(f"{shown}: skipped: {printable(str(exc))}", file=out)
+                refused += 1
+                statuses.append(exc.status if isinstance(exc, Failure) else EX_USAGE)
+                continue
+            try:
+                result = send_one(smtp, message, progress)
+            except (ReplyError, NotSupported, LocalProtocolError) as exc:
+                print(f"{shown}: refused: {type(exc).__name__}: {printable(str(exc))}", file=out)
+                refused += 1
+                statuses.append(exit_status(exc))
+                continue
+            except (SMTPError, ProtocolError) as exc:
+                # The connection is gone: the rest cannot be sent on it.
+                print(f"{shown}: not sent: {type(exc).__name__}: {printable(str(exc))}",
+                      file=out)  # fmt: skip
+                statuses.append(exit_status(exc))
+                break
+            finally:
+                message.close()
+            accepted += 1
+            print_result(result, out, prefix=f"{shown}: ")
+    not_sent = len(names) - accepted - refused
+    print(f"{len(names)} messages: {accepted} accepted, {refused} refused, {not_sent} not sent",
+          file=out)  # fmt: skip
+    if not statuses:
+        return EX_OK
+    return EX_UNAVAILABLE if EX_UNAVAILABLE in statuses else statuses[0]
 
 
 #: Content beyond this size shows a progress line on a terminal.
@@ -666,8 +775,16 @@ def parser() -> _Parser:
     send.add_argument("--attach", action="append", metavar="FILE",
                       help="attach FILE, MIME type guessed from its name, repeatable "
                            "(default: none)")  # fmt: skip
-    send.add_argument("--eml", metavar="FILE",
-                      help="send this ready message file instead (default: build one)")  # fmt: skip
+    ready = send.add_mutually_exclusive_group()
+    ready.add_argument("--eml", metavar="PATH",
+                       help="send this ready message file, or every .eml file of this "
+                            "directory, instead (default: build one)")  # fmt: skip
+    ready.add_argument("--maildir", metavar="DIR",
+                       help="send every message of this Maildir (new/ and cur/) "
+                            "(default: build one)")  # fmt: skip
+    ready.add_argument("--mbox", metavar="FILE",
+                       help="send every message of this mbox file "
+                            "(default: build one)")  # fmt: skip
     send.add_argument("--trace", action="store_true",
                       help="show the conversation on stderr, credentials as *** "
                            "(default: off)")  # fmt: skip
