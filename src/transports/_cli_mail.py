@@ -64,6 +64,11 @@ class Outgoing:
     _close: list[BinaryIO] = field(default_factory=list, repr=False)
     _scan: Callable[[], tuple[int, bool]] | None = field(default=None, repr=False)
 
+    @property
+    def size_is_exact(self) -> bool:
+        """False while ``size`` is only a lower bound (a ready message not yet scanned)."""
+        return self._scan is None
+
     def scan(self) -> None:
         """Settle ``size`` and ``body_8bit`` of a ready message (reads its body once)."""
         if self._scan is not None:

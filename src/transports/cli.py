@@ -440,7 +440,7 @@ def send_one(smtp: SMTPClient, message: Outgoing, progress: TextIO | None) -> Se
     from ._cli_mail import Progress
 
     limit = smtp.extensions.size
-    if limit and message.size > limit:
+    if limit and message.size > limit and not message.size_is_exact:
         raise NotSupported(
             f"message of {message.size} octets or more exceeds the server's SIZE limit "
             f"of {limit} (RFC 1870)"

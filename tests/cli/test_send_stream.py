@@ -123,15 +123,20 @@ def test_size_refusal_comes_before_the_file_is_read(tmp_path: Path) -> None:
     assert "exceeds the server's SIZE limit of 33554432" in line
 
 
+# VmHWM, the peak RSS of this process's own memory since exec: ru_maxrss
+# would also count the pages of the (large) pytest process it was forked from.
 MEASURE = """
-import resource, sys
+import sys
 from transports.cli import main
 status = main(sys.argv[1:])
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+with open("/proc/self/status") as file:
+    peak = [line.split()[1] for line in file if line.startswith("VmHWM:")][0]
+print(peak, file=sys.stderr)
 sys.exit(status)
 """
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc")
 def test_a_big_attachment_is_sent_in_bounded_memory(
     inbox: tuple[MemoryHandler, int], tmp_path: Path
 ) -> None:
@@ -183,3 +188,28 @@ def test_progress_on_a_terminal_shows_bytes_rate_and_time_left(
     assert final.startswith("  4.3 MB of 4.3 MB   "), text
     assert " MB/s   0 s left" in final
     assert text.endswith("\n")
+
+
+def test_a_ready_message_over_size_is_refused_before_its_body_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from smtpcore import Extensions
+    from smtpcore.session import NotSupported
+    from transports import cli
+    from transports._cli_mail import from_file
+
+    path = tmp_path / "big.eml"
+    path.write_bytes(b"From: x@example.org\r\nTo: y@example.net\r\n\r\n" + b"line\r\n" * 1000)
+
+    class Connected:
+        extensions = Extensions({"SIZE": "1000"})
+
+        def sendmail(self, *args: object, **kwargs: object) -> None:
+            raise AssertionError("nothing may be sent")
+
+    with open(path, "rb") as file:
+        message = from_file(file, name=str(path))
+        assert not message.size_is_exact
+        monkeypatch.setattr(message, "scan", lambda: pytest.fail("the body was read"))
+        with pytest.raises(NotSupported, match="or more exceeds the server's SIZE limit of 1000"):
+            cli.send_one(Connected(), message, None)  # type: ignore[arg-type]
