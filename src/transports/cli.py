@@ -73,6 +73,14 @@ def server_text(data: bytes) -> str:
     return printable(data.decode("utf-8", "backslashreplace"))
 
 
+class OutputClosed(BaseException):
+    """The reader of our output went away (``smtpcore demo | head``): stop quietly.
+
+    A BaseException, so that no handler of I/O errors on the way up (a
+    client's, which would report a lost connection) mistakes it for its own.
+    """
+
+
 class Tracer:
     """Prints the conversation: ``>`` what we sent, ``<`` what the server answered.
 
@@ -96,13 +104,18 @@ class Tracer:
         buffered = self._partial[direction] + data
         *lines, rest = buffered.split(b"\r\n")
         self._partial[direction] = rest
-        for line in lines:
-            self._shown += 1
-            if self._shown == self.limit:
-                print(f"{direction} ...", file=self.out)
-            if self._shown < self.limit:
-                print(f"{direction} {self._masked(direction, line)}", file=self.out)
-        self.out.flush()
+        try:
+            for line in lines:
+                self._shown += 1
+                if self._shown == self.limit:
+                    print(f"{direction} ...", file=self.out)
+                if self._shown < self.limit:
+                    print(f"{direction} {self._masked(direction, line)}", file=self.out)
+            self.out.flush()
+        except BrokenPipeError:
+            # Called from inside a client's I/O: an OSError here would be taken
+            # for the connection's and reported as a lost connection.
+            raise OutputClosed from None
 
     def _masked(self, direction: str, line: bytes) -> str:
         if direction == "<":
@@ -886,7 +899,7 @@ def main(
     except KeyboardInterrupt:
         print("smtpcore: interrupted", file=err)
         return 130
-    except BrokenPipeError:
+    except (BrokenPipeError, OutputClosed):
         # The reader went away (``smtpcore demo | head``): nothing to report.
         # Point stdout at /dev/null, so that flushing it at exit cannot fail.
         if out is sys.stdout:
@@ -911,6 +924,25 @@ def main(
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"smtpcore: {where}{exc.strerror or exc}", file=err)
         return EX_NOINPUT if exc.filename and isinstance(exc, FileNotFoundError) else EX_UNAVAILABLE
+    except BaseException as exc:
+        # trio and anyio deliver a task's BrokenPipeError inside a group.
+        if _holds(exc, (BrokenPipeError, OutputClosed)):
+            if out is sys.stdout:
+                _silence_stdout()
+            return EX_BROKEN_PIPE
+        raise
+
+
+def _holds(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:
+    """True when ``exc`` is one of ``kinds`` or an exception group holding only those."""
+    if isinstance(exc, kinds):
+        return True
+    inner = getattr(exc, "exceptions", None)  # by shape: on 3.10 the groups are a backport
+    return (
+        isinstance(inner, tuple)
+        and bool(inner)
+        and all(isinstance(each, BaseException) and _holds(each, kinds) for each in inner)
+    )
 
 
 def _silence_stdout() -> None:
