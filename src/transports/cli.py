@@ -537,7 +537,13 @@ def _check_serve_files(args: argparse.Namespace) -> None:
                 EX_NOINPUT,
             ) from None
     if args.users:
+        from .serving import load_users
+
         read_input("--users", args.users)
+        try:
+            load_users(args.users)  # a malformed line, named, before the store exists
+        except SystemExit as exc:
+            raise Failure(str(exc.code).removeprefix("smtpcore: ")) from None
     if args.maildir and os.path.exists(args.maildir) and not os.path.isdir(args.maildir):
         raise Failure(f"--maildir {args.maildir}: is a file; give a directory")
     if args.mbox and os.path.isdir(args.mbox):

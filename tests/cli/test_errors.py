@@ -233,3 +233,12 @@ def test_a_reader_that_stops_midway_is_not_a_lost_connection() -> None:
     demo.stderr.close()
     assert stderr == ""  # not "ConnectionLost: ... Broken pipe"
     assert status in (141, 0)  # 0 only if the demo had written everything already
+
+
+def test_serve_with_a_malformed_users_file(tmp_path: Path) -> None:
+    users = tmp_path / "users.txt"
+    users.write_text("alice:secret\nbob-without-a-password\n")
+    done = run("serve", "--port", "0", "--maildir", str(tmp_path / "Maildir"),
+               "--users", str(users))  # fmt: skip
+    assert one_line(done, 64) == f"smtpcore: {users}:2: expected user:password"
+    assert not (tmp_path / "Maildir").exists()
