@@ -284,6 +284,12 @@ def cmd_send(args: argparse.Namespace, stdin: BinaryIO, out: TextIO, err: TextIO
     host, port = split_host(args.host, args.port)
     if args.port is not None and not 0 < args.port < 65536:
         raise Failure(f"--port {args.port}: the port must be a number from 1 to 65535")
+    ready = next((f"--{name}" for name in ("eml", "maildir", "mbox") if getattr(args, name)), None)
+    building = next((f"--{name}" for name in ("body", "attach", "subject") if getattr(args, name)),
+                    None)  # fmt: skip
+    if ready and building:
+        raise Failure(f"{building} builds a message: it cannot be used with {ready}, "
+                      "which sends ready ones")  # fmt: skip
     context = _ssl_context(args.cafile, args.insecure)
     password = _password(args)
     if args.maildir or args.mbox or (args.eml and os.path.isdir(args.eml)):

@@ -242,3 +242,12 @@ def test_serve_with_a_malformed_users_file(tmp_path: Path) -> None:
                "--users", str(users))  # fmt: skip
     assert one_line(done, 64) == f"smtpcore: {users}:2: expected user:password"
     assert not (tmp_path / "Maildir").exists()
+
+
+@pytest.mark.parametrize("ready", ["--eml", "--maildir", "--mbox"])
+def test_building_options_are_refused_with_ready_messages(ready: str, tmp_path: Path) -> None:
+    done = run(*SEND, "--host", "127.0.0.1:1", ready, str(tmp_path), "--attach", "x.pdf")
+    assert one_line(done, 64) == (
+        f"smtpcore: --attach builds a message: it cannot be used with {ready}, "
+        "which sends ready ones"
+    )
