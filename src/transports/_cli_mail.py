@@ -276,7 +276,8 @@ class Progress:
         self.clock = clock
         self.started = clock()
         self.done = 0
-        self._drawn = 0.0
+        self._drawn = float("-inf")  # when the line was last drawn
+        self._open = False  # a line is drawn and not yet ended
 
     def wrap(self, pieces: Iterator[bytes]) -> Iterator[bytes]:
         """``pieces`` unchanged, drawing the line as they go; a final newline at the end."""
@@ -288,8 +289,14 @@ class Progress:
                 self._drawn = now
                 self.draw(now)
         self.draw(self.clock())
-        self.out.write("\n")
-        self.out.flush()
+        self.end()
+
+    def end(self) -> None:
+        """End the line, once: the next output (an error, the result) starts on its own."""
+        if self._open:
+            self._open = False
+            self.out.write("\n")
+            self.out.flush()
 
     def draw(self, now: float) -> None:
         """Write the line: ``  12.0 MB of 71.7 MB   34.1 MB/s   2 s left``."""
@@ -302,6 +309,7 @@ class Progress:
         )
         self.out.write(line)
         self.out.flush()
+        self._open = True
 
 
 def _megabytes(octets: int) -> str:

@@ -466,12 +466,18 @@ def send_one(smtp: SMTPClient, message: Outgoing, progress: TextIO | None) -> Se
         )
     message.scan()
     pieces = message.pieces()
+    bar = None
     if progress is not None and message.size > PROGRESS_FROM:
-        pieces = Progress(message.size, progress).wrap(pieces)
-    return smtp.sendmail(
-        message.sender, list(message.recipients), pieces, smtputf8=message.smtputf8,
-        body="8BITMIME" if message.body_8bit else None, size=message.size,
-    )  # fmt: skip
+        bar = Progress(message.size, progress)
+        pieces = bar.wrap(pieces)
+    try:
+        return smtp.sendmail(
+            message.sender, list(message.recipients), pieces, smtputf8=message.smtputf8,
+            body="8BITMIME" if message.body_8bit else None, size=message.size,
+        )  # fmt: skip
+    finally:
+        if bar is not None:
+            bar.end()  # also when interrupted: the error line must start a line
 
 
 def cmd_probe(args: argparse.Namespace, stdin: BinaryIO, out: TextIO, err: TextIO) -> int:

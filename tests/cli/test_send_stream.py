@@ -213,3 +213,22 @@ def test_a_ready_message_over_size_is_refused_before_its_body_is_read(
         monkeypatch.setattr(message, "scan", lambda: pytest.fail("the body was read"))
         with pytest.raises(NotSupported, match="or more exceeds the server's SIZE limit of 1000"):
             cli.send_one(Connected(), message, None)  # type: ignore[arg-type]
+
+
+def test_progress_ends_its_line_before_an_error() -> None:
+    import io
+
+    from transports._cli_mail import Progress
+
+    out = io.StringIO()
+    times = iter([0.0, 1.0, 2.0, 3.0])
+    bar = Progress(3_000_000, out, clock=lambda: next(times))
+    pieces = bar.wrap(iter([b"x" * 1_000_000] * 3))
+    next(pieces)
+    next(pieces)  # the first piece is counted and drawn
+    bar.end()  # the send failed: the error goes on the next line
+    bar.end()
+    assert out.getvalue() == "\r  1.0 MB of 3.0 MB   1.0 MB/s   2 s left \n"
+    silent = io.StringIO()
+    Progress(10, silent).end()  # nothing drawn: nothing to end
+    assert silent.getvalue() == ""
