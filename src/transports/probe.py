@@ -8,6 +8,7 @@ from typing import TextIO
 from smtpcore import Extensions
 from smtpcore.session import TLSError, TLSMode
 
+from .cli import printable, server_text
 from .sync import SMTPClient
 
 __all__ = ["probe"]
@@ -27,7 +28,7 @@ class _Transcript:
 def _show_extensions(title: str, ext: Extensions, out: TextIO) -> None:
     print(f"{title}:", file=out)
     for keyword, params in ext.items():
-        print(f"  {keyword} {params}".rstrip(), file=out)
+        print(printable(f"  {keyword} {params}".rstrip()), file=out)
 
 
 def probe(
@@ -45,7 +46,7 @@ def probe(
     transcript = _Transcript()
     with SMTPClient(host, port, tls=mode, ssl_context=verified_context, timeout=timeout,
                     trace=transcript) as smtp:  # fmt: skip
-        greeting = transcript.received.split(b"\r\n", 1)[0].decode("utf-8", "replace")
+        greeting = server_text(transcript.received.split(b"\r\n", 1)[0])
         print(f"greeting: {greeting}", file=out)
         _show_extensions("extensions", smtp.extensions, out)
         first = smtp.extensions
@@ -61,7 +62,7 @@ def probe(
                             timeout=timeout) as smtp:  # fmt: skip
                 info, after = smtp.tls_info, smtp.extensions
         except TLSError as exc:
-            print(f"TLS verification: FAILED ({exc})", file=out)
+            print(f"TLS verification: FAILED ({printable(str(exc))})", file=out)
             status = 1
             unverified = ssl.create_default_context()
             unverified.check_hostname = False
@@ -75,8 +76,8 @@ def probe(
         print(f"TLS: {info.version} {info.cipher}", file=out)
         if info.verified:
             print("TLS verification: ok", file=out)
-            print(f"certificate subject: {info.subject}", file=out)
-            print(f"certificate issuer: {info.issuer}", file=out)
+            print(f"certificate subject: {printable(str(info.subject))}", file=out)
+            print(f"certificate issuer: {printable(str(info.issuer))}", file=out)
             print(f"certificate expires: {info.not_after}", file=out)
         if not implicit:
             _show_extensions("extensions after STARTTLS", after, out)
