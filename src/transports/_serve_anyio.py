@@ -21,6 +21,7 @@ import anyio
 import anyio.abc
 
 from smtpcore import Limits, ServerConfig
+from smtpcore.session._admission import MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CLIENT
 from smtpcore.session._server import IDLE_TIMEOUT, MIN_DATA_RATE
 
 from . import _serve_asyncio
@@ -41,6 +42,7 @@ class _Options(TypedDict):
     max_connections: int | None
     greeting_delay: float
     min_data_rate: float
+    max_connections_per_client: int | None
 
 
 async def serve(
@@ -54,9 +56,10 @@ async def serve(
     limits: Limits | None = None,
     hostname: str | None = None,
     idle_timeout: float = IDLE_TIMEOUT,
-    max_connections: int | None = None,
+    max_connections: int | None = MAX_CONNECTIONS,
     greeting_delay: float = 0.0,
     min_data_rate: float = MIN_DATA_RATE,
+    max_connections_per_client: int | None = MAX_CONNECTIONS_PER_CLIENT,
     shutdown: anyio.Event | None = None,
     grace: float = 5.0,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
@@ -77,6 +80,7 @@ async def serve(
         max_connections=max_connections,
         greeting_delay=greeting_delay,
         min_data_rate=min_data_rate,
+        max_connections_per_client=max_connections_per_client,
     )
     if running_on_trio():
         await _on_trio(handler, host, port, options, shutdown, grace, task_status)

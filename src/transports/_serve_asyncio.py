@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import Final
 
 from smtpcore import Limits, ServerConfig
+from smtpcore.session._admission import MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CLIENT
 from smtpcore.session._effects import Close, Handshake, Write
 from smtpcore.session._server import (
     IDLE_TIMEOUT,
@@ -73,6 +74,8 @@ class _Session(asyncio.BufferedProtocol):
         self.timer: asyncio.TimerHandle | None = None
         self.task: asyncio.Task[None] | None = None
         self.finished = self.loop.create_future()
+        self.address: tuple[str, int] = ("", 0)
+        self.admitted = False  # counted by the server's Admission: released once
 
     # -- the transport's callbacks ------------------------------------------------
 
@@ -80,11 +83,12 @@ class _Session(asyncio.BufferedProtocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         server = self.server
-        refuse = server.options.refusal(len(server._sessions), stopping=server._stopping)
-        if refuse is None:
-            server._sessions.add(self)
         address = transport.get_extra_info("peername") or ("", 0)
         self.address = address
+        refuse = server._admission.admit(address[0], stopping=server._stopping)
+        if refuse is None:
+            server._sessions.add(self)
+            self.admitted = True
         tls = tls_info(transport.get_extra_info("ssl_object")) if server.implicit_tls else None
         self.procedure = server.options.session(
             Peer(address[0], address[1]), new_id(), tls=tls, refuse=refuse
@@ -283,6 +287,9 @@ class _Session(asyncio.BufferedProtocol):
         if self.transport is not None:
             self.transport.close()
         self.server._sessions.discard(self)
+        if self.admitted:
+            self.admitted = False
+            self.server._admission.release(self.address[0])
         if not self.finished.done():
             self.finished.set_result(None)
 
@@ -316,9 +323,10 @@ class SMTPServer:
         limits: Limits | None = None,
         hostname: str | None = None,
         idle_timeout: float = IDLE_TIMEOUT,
-        max_connections: int | None = None,
+        max_connections: int | None = MAX_CONNECTIONS,
         greeting_delay: float = 0.0,
         min_data_rate: float = MIN_DATA_RATE,
+        max_connections_per_client: int | None = MAX_CONNECTIONS_PER_CLIENT,
     ) -> None:
         if implicit_tls and tls_context is None:
             raise ValueError("implicit_tls needs a tls_context")
@@ -337,7 +345,9 @@ class SMTPServer:
             max_connections=max_connections,
             greeting_delay=greeting_delay,
             min_data_rate=min_data_rate,
+            max_connections_per_client=max_connections_per_client,
         )
+        self._admission = self.options.admission()
         self._server: asyncio.Server | None = None
         self._sessions: set[_Session] = set()
         self._stopping = False
@@ -397,9 +407,10 @@ async def start_server(
     limits: Limits | None = None,
     hostname: str | None = None,
     idle_timeout: float = IDLE_TIMEOUT,
-    max_connections: int | None = None,
+    max_connections: int | None = MAX_CONNECTIONS,
     greeting_delay: float = 0.0,
     min_data_rate: float = MIN_DATA_RATE,
+    max_connections_per_client: int | None = MAX_CONNECTIONS_PER_CLIENT,
 ) -> SMTPServer:
     """A started ``SMTPServer``; ``await server.aclose()`` stops it."""
     server = SMTPServer(
@@ -415,6 +426,7 @@ async def start_server(
         max_connections=max_connections,
         greeting_delay=greeting_delay,
         min_data_rate=min_data_rate,
+        max_connections_per_client=max_connections_per_client,
     )
     return await server.start()
 
@@ -430,9 +442,10 @@ async def serve(
     limits: Limits | None = None,
     hostname: str | None = None,
     idle_timeout: float = IDLE_TIMEOUT,
-    max_connections: int | None = None,
+    max_connections: int | None = MAX_CONNECTIONS,
     greeting_delay: float = 0.0,
     min_data_rate: float = MIN_DATA_RATE,
+    max_connections_per_client: int | None = MAX_CONNECTIONS_PER_CLIENT,
     grace: float = 5.0,
 ) -> None:
     """Serve ``handler`` until cancelled; on cancellation, close gracefully within ``grace``."""
@@ -449,6 +462,7 @@ async def serve(
         max_connections=max_connections,
         greeting_delay=greeting_delay,
         min_data_rate=min_data_rate,
+        max_connections_per_client=max_connections_per_client,
     )
     try:
         await asyncio.Event().wait()

@@ -9,6 +9,7 @@ procedure allows an interruption, so a shutdown reaches idle sessions within
 from __future__ import annotations
 
 import contextlib
+import errno
 import socket
 import ssl
 import threading
@@ -18,6 +19,7 @@ from types import TracebackType
 from typing import Final
 
 from smtpcore import Limits, ServerConfig
+from smtpcore.session._admission import MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CLIENT
 from smtpcore.session._effects import Close, Handshake, Write
 from smtpcore.session._server import (
     IDLE_TIMEOUT,
@@ -40,6 +42,20 @@ from ._serving import LOG, call_hook, new_id, now, tls_info, unknown_effect
 __all__ = ["SMTPServer", "serve"]
 
 _SLICE: Final = 0.1  # seconds between looks at the shutdown flag while idle
+_BACKOFF_MAX: Final = 1.0  # seconds, the longest pause after accept ran out of resources
+# Errors of accept() that a closed client or an exhausted resource causes; the
+# listener itself is fine and accepting again later will work.
+_TRANSIENT_ACCEPT_ERRORS: Final = frozenset(
+    {
+        errno.EMFILE,
+        errno.ENFILE,
+        errno.ENOBUFS,
+        errno.ENOMEM,
+        errno.ECONNABORTED,
+        errno.EPROTO,
+        errno.EPERM,
+    }
+)
 
 
 class SMTPServer:
@@ -56,7 +72,11 @@ class SMTPServer:
     message content may take ``idle_timeout`` plus a second per
     ``min_data_rate`` octets (Postfix smtpd_min_data_rate). A
     ``greeting_delay`` holds the 220 back; a client that talks first gets 554.
-    Raises ``OSError`` when the address cannot be bound, ``ValueError`` for
+    ``max_connections`` and ``max_connections_per_client`` cap the sessions
+    served at once, in total and per client address (None: no cap); beyond
+    them a connection gets ``421 4.7.0`` and is closed. Out of descriptors
+    or threads, the server pauses accepting and tries again; it never stops
+    on its own. Raises ``OSError`` when the address cannot be bound, ``ValueError`` for
     an option out of range.
     """
 
@@ -72,9 +92,10 @@ class SMTPServer:
         limits: Limits | None = None,
         hostname: str | None = None,
         idle_timeout: float = IDLE_TIMEOUT,
-        max_connections: int | None = None,
+        max_connections: int | None = MAX_CONNECTIONS,
         greeting_delay: float = 0.0,
         min_data_rate: float = MIN_DATA_RATE,
+        max_connections_per_client: int | None = MAX_CONNECTIONS_PER_CLIENT,
     ) -> None:
         if implicit_tls and tls_context is None:
             raise ValueError("implicit_tls needs a tls_context")
@@ -93,7 +114,9 @@ class SMTPServer:
             max_connections=max_connections,
             greeting_delay=greeting_delay,
             min_data_rate=min_data_rate,
+            max_connections_per_client=max_connections_per_client,
         )
+        self._admission = self.options.admission()
         self._listener: socket.socket | None = None
         self._acceptor: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -121,22 +144,63 @@ class SMTPServer:
         self._closed.wait()
 
     def _accept(self) -> None:
-        assert self._listener is not None
+        """Accept until closed; never give up while the listener stays open.
+
+        Out of descriptors, buffers, memory or threads, it pauses (from 10 ms,
+        doubling up to ``_BACKOFF_MAX``) and tries again: the connections
+        waiting in the backlog are served once resources come back. The
+        first failure of a run is logged, and the recovery.
+        """
+        listener = self._listener
+        assert listener is not None
+        backoff = 0.0
         while not self._closed.is_set():
             try:
-                sock, address = self._listener.accept()
+                sock, address = listener.accept()
             except TimeoutError:
                 continue
-            except OSError:
-                return  # the listener was closed
-            with self._lock:
-                refuse = self.options.refusal(len(self._sessions), stopping=self._stopping.is_set())
-                thread = threading.Thread(
-                    target=self._session, args=(sock, address, refuse), daemon=True
-                )
-                if refuse is None:
-                    self._sessions[thread] = sock
+            except OSError as error:
+                if self._closed.is_set() or error.errno not in _TRANSIENT_ACCEPT_ERRORS:
+                    if not self._closed.is_set():
+                        LOG.error("accept on port %s failed; not accepting any more", self._port,
+                                  exc_info=error)  # fmt: skip
+                    return
+                backoff = self._back_off(backoff, error)
+                continue
+            if not self._start_session(sock, address):
+                backoff = self._back_off(backoff, None)
+                continue
+            if backoff:
+                LOG.warning("accepting connections on port %s again", self._port)
+                backoff = 0.0
+
+    def _back_off(self, backoff: float, error: OSError | None) -> float:
+        """Log the first failure of a run, pause, and return the next pause."""
+        if not backoff:
+            what = "a session thread could not start" if error is None else str(error)
+            LOG.warning("accept on port %s: %s; pausing and retrying", self._port, what)
+        backoff = min(max(backoff * 2, 0.01), _BACKOFF_MAX)
+        self._closed.wait(backoff)
+        return backoff
+
+    def _start_session(self, sock: socket.socket, address: tuple[str, int]) -> bool:
+        """Start the thread serving ``sock``; False (``sock`` closed) when it cannot start."""
+        with self._lock:
+            refuse = self._admission.admit(address[0], stopping=self._stopping.is_set())
+            thread = threading.Thread(
+                target=self._session, args=(sock, address, refuse), daemon=True
+            )
+            if refuse is None:
+                self._sessions[thread] = sock
+        try:
             thread.start()
+        except RuntimeError:  # "can't start new thread"
+            with self._lock:
+                if self._sessions.pop(thread, None) is not None:
+                    self._admission.release(address[0])
+            sock.close()
+            return False
+        return True
 
     def _session(self, sock: socket.socket, address: tuple[str, int], refuse: str | None) -> None:
         me = threading.current_thread()
@@ -158,6 +222,8 @@ class SMTPServer:
             LOG.exception("session with %s failed", address)
         finally:
             with self._lock:
+                if refuse is None:
+                    self._admission.release(address[0])
                 sock = self._sessions.pop(me, sock)
             sock.close()
 
@@ -259,9 +325,10 @@ def serve(
     limits: Limits | None = None,
     hostname: str | None = None,
     idle_timeout: float = IDLE_TIMEOUT,
-    max_connections: int | None = None,
+    max_connections: int | None = MAX_CONNECTIONS,
     greeting_delay: float = 0.0,
     min_data_rate: float = MIN_DATA_RATE,
+    max_connections_per_client: int | None = MAX_CONNECTIONS_PER_CLIENT,
     ready: Callable[[SMTPServer], object] | None = None,
 ) -> None:
     """Serve ``handler`` until interrupted (Ctrl-C closes gracefully).
@@ -282,6 +349,7 @@ def serve(
         max_connections=max_connections,
         greeting_delay=greeting_delay,
         min_data_rate=min_data_rate,
+        max_connections_per_client=max_connections_per_client,
     )
     with server:
         if ready is not None:

@@ -15,6 +15,7 @@ from typing import cast
 import trio
 
 from smtpcore import Limits, ServerConfig
+from smtpcore.session._admission import MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CLIENT
 from smtpcore.session._effects import Close, Handshake, Write
 from smtpcore.session._server import (
     IDLE_TIMEOUT,
@@ -99,6 +100,7 @@ class _Server:
         self.tls_context = tls_context
         self.implicit_tls = False
         self.sessions = 0
+        self.admission = options.admission()
         self.stopping = False
         self.idle: set[trio.CancelScope] = set()
         self.all_done = trio.Event()
@@ -109,10 +111,10 @@ class _Server:
             scope.cancel()
 
     async def session(self, stream: trio.SocketStream) -> None:
-        refuse = self.options.refusal(self.sessions, stopping=self.stopping)
+        address = stream.socket.getpeername()
+        refuse = self.admission.admit(address[0], stopping=self.stopping)
         if refuse is None:
             self.sessions += 1
-        address = stream.socket.getpeername()
         connection = _Connection(None, stream)
         try:
             tls: TLSInfo | None = None
@@ -139,6 +141,7 @@ class _Server:
             with trio.CancelScope(shield=True), trio.move_on_after(1):
                 await connection.aclose()
             if refuse is None:
+                self.admission.release(address[0])
                 self.sessions -= 1
                 if self.sessions == 0 and self.stopping:
                     self.all_done.set()
@@ -207,9 +210,10 @@ async def serve(
     limits: Limits | None = None,
     hostname: str | None = None,
     idle_timeout: float = IDLE_TIMEOUT,
-    max_connections: int | None = None,
+    max_connections: int | None = MAX_CONNECTIONS,
     greeting_delay: float = 0.0,
     min_data_rate: float = MIN_DATA_RATE,
+    max_connections_per_client: int | None = MAX_CONNECTIONS_PER_CLIENT,
     shutdown: trio.Event | None = None,
     grace: float = 5.0,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
@@ -232,6 +236,7 @@ async def serve(
         max_connections=max_connections,
         greeting_delay=greeting_delay,
         min_data_rate=min_data_rate,
+        max_connections_per_client=max_connections_per_client,
     )
     server = _Server(handler, options, tls_context)
     server.implicit_tls = implicit_tls

@@ -19,6 +19,7 @@ COMMON = [
     "max_connections",
     "greeting_delay",
     "min_data_rate",
+    "max_connections_per_client",
 ]
 
 

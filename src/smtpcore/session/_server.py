@@ -90,6 +90,13 @@ from ..sasl import (
     derive_scram_credentials,
     server_mechanism,
 )
+from ._admission import (
+    MAX_CONNECTIONS,
+    MAX_CONNECTIONS_PER_CLIENT,
+    SHUTTING_DOWN,
+    TOO_MANY,
+    Admission,
+)
 from ._effects import Close, Handshake, Write
 from ._tls import TLSInfo
 
@@ -374,9 +381,10 @@ class ServerOptions:
     limits: Limits
     hooks: frozenset[str]
     idle_timeout: float = IDLE_TIMEOUT
-    max_connections: int | None = None
+    max_connections: int | None = MAX_CONNECTIONS
     greeting_delay: float = 0.0
     min_data_rate: float = MIN_DATA_RATE
+    max_connections_per_client: int | None = MAX_CONNECTIONS_PER_CLIENT
 
     @classmethod
     def create(
@@ -388,9 +396,10 @@ class ServerOptions:
         starttls: bool = False,
         hostname: str | None = None,
         idle_timeout: float = IDLE_TIMEOUT,
-        max_connections: int | None = None,
+        max_connections: int | None = MAX_CONNECTIONS,
         greeting_delay: float = 0.0,
         min_data_rate: float = MIN_DATA_RATE,
+        max_connections_per_client: int | None = MAX_CONNECTIONS_PER_CLIENT,
     ) -> ServerOptions:
         """Options for ``handler``.
 
@@ -405,8 +414,10 @@ class ServerOptions:
         ``min_data_rate`` (octets per second) stretches it for message
         content (see ``serve_connection``). ``greeting_delay`` holds the 220
         back that many seconds; a client that talks meanwhile gets 554.
-        Raises ``ValueError`` for a non-positive timeout, data rate or
-        connection cap, or a negative greeting delay.
+        ``max_connections`` and ``max_connections_per_client`` cap the
+        sessions served at once, in total and per client address (None: no
+        cap); see ``admission``. Raises ``ValueError`` for a non-positive
+        timeout, data rate or connection cap, or a negative greeting delay.
         """
         if not idle_timeout > 0:
             raise ValueError(f"idle_timeout must be > 0, not {idle_timeout!r}")
@@ -414,8 +425,7 @@ class ServerOptions:
             raise ValueError(f"min_data_rate must be > 0 octets per second, not {min_data_rate!r}")
         if not greeting_delay >= 0:
             raise ValueError(f"greeting_delay must be >= 0 seconds, not {greeting_delay!r}")
-        if max_connections is not None and max_connections < 1:
-            raise ValueError(f"max_connections must be >= 1 or None, not {max_connections!r}")
+        Admission(max_connections, max_connections_per_client)  # checks both caps
         hooks = hooks_of(handler)
         if config is None:
             mechanisms: tuple[str, ...] = ()
@@ -440,18 +450,24 @@ class ServerOptions:
             max_connections=max_connections,
             greeting_delay=greeting_delay,
             min_data_rate=min_data_rate,
+            max_connections_per_client=max_connections_per_client,
         )
+
+    def admission(self) -> Admission:
+        """A fresh count of sessions, which decides who is served (one per listener)."""
+        return Admission(self.max_connections, self.max_connections_per_client)
 
     def refusal(self, active: int, *, stopping: bool) -> str | None:
         """Why a new connection gets 421 instead of a session, or None to serve it.
 
         ``active`` is the number of sessions being served; ``stopping`` says a
-        graceful shutdown has begun.
+        graceful shutdown has begun. Only the total cap: ``admission`` also
+        counts per client address.
         """
         if stopping:
-            return "Service shutting down, try again later"
+            return SHUTTING_DOWN
         if self.max_connections is not None and active >= self.max_connections:
-            return "Too many connections, try again later"
+            return TOO_MANY
         return None
 
     def session(
@@ -710,8 +726,9 @@ def serve_connection(
 
     ``hooks`` are the handler's hooks (``hooks_of``); ``tls`` describes an
     implicit TLS layer already in place. ``refuse`` is a reason to turn the
-    client away: the greeting is then ``421 4.3.2 <reason>`` and the
-    connection closes (RFC 5321 3.8: too many connections, shutting down).
+    client away (``Admission.admit`` gives it, enhanced status code first):
+    the greeting is then ``421 <hostname> <reason>`` and the connection
+    closes (RFC 5321 3.8: too many connections, shutting down).
     A client silent for ``idle_timeout`` seconds gets 421 4.4.2 and is dropped
     (RFC 5321 4.5.3.2.7); so does any session waiting for a command when the
     server shuts down (421 4.3.2).
@@ -731,7 +748,7 @@ def serve_connection(
     """
     session = _Session(conn, hooks, peer, session_id, tls, idle_timeout, min_data_rate)
     if refuse is not None:
-        session.send(Reply(421, (f"{conn.config.hostname} 4.3.2 {refuse}",)))
+        session.send(Reply(421, (f"{conn.config.hostname} {refuse}",)))
         yield from session.close()
         return 0
     info = SessionInfo(peer, conn.config.hostname, session_id, tls)
