@@ -26,6 +26,7 @@ from smtpcore.session._server import IDLE_TIMEOUT, MIN_DATA_RATE
 
 from . import _serve_asyncio
 from ._backend import running_on_trio
+from ._serving import HOOK_THREADS
 
 __all__ = ["serve"]
 
@@ -43,6 +44,7 @@ class _Options(TypedDict):
     greeting_delay: float
     min_data_rate: float
     max_connections_per_client: int | None
+    hook_threads: int
 
 
 async def serve(
@@ -60,6 +62,7 @@ async def serve(
     greeting_delay: float = 0.0,
     min_data_rate: float = MIN_DATA_RATE,
     max_connections_per_client: int | None = MAX_CONNECTIONS_PER_CLIENT,
+    hook_threads: int = HOOK_THREADS,
     shutdown: anyio.Event | None = None,
     grace: float = 5.0,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
@@ -67,8 +70,9 @@ async def serve(
     """Serve ``handler`` on ``host``:``port``; report the port through ``task_status``.
 
     Returns after a graceful shutdown (``shutdown.set()``); runs until
-    cancelled otherwise. Options as in ``transports.sync.SMTPServer``.
-    Raises ``OSError`` when the address cannot be bound.
+    cancelled otherwise. Options as in ``transports.sync.SMTPServer``;
+    ``hook_threads`` as in ``transports.asyncio.SMTPServer``. Raises
+    ``OSError`` when the address cannot be bound.
     """
     options = _Options(
         tls_context=tls_context,
@@ -81,6 +85,7 @@ async def serve(
         greeting_delay=greeting_delay,
         min_data_rate=min_data_rate,
         max_connections_per_client=max_connections_per_client,
+        hook_threads=hook_threads,
     )
     if running_on_trio():
         await _on_trio(handler, host, port, options, shutdown, grace, task_status)

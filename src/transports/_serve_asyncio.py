@@ -18,6 +18,7 @@ through TLS.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import ssl
 from collections.abc import Awaitable, Coroutine
@@ -42,7 +43,17 @@ from smtpcore.session._server import (
     ServerProcedure,
 )
 
-from ._serving import LOG, failed_hook, new_id, now, tls_info, unknown_effect
+from ._serving import (
+    HOOK_THREADS,
+    LOG,
+    call_sync_hook,
+    failed_hook,
+    new_id,
+    now,
+    threaded_hooks,
+    tls_info,
+    unknown_effect,
+)
 
 __all__ = ["SMTPServer", "serve", "start_server"]
 
@@ -170,6 +181,9 @@ class _Session(asyncio.BufferedProtocol):
                         self.wait("drain", server.options.idle_timeout, False)
                         return
                 elif type(effect) is CallHook:
+                    if effect.name in server._threaded:
+                        self.spawn(self.threaded_hook(effect))
+                        return
                     try:
                         answer = getattr(server.handler, effect.name)(*effect.args)
                     except Exception as error:
@@ -249,6 +263,20 @@ class _Session(asyncio.BufferedProtocol):
         self.waiting = ""
         self.advance(result)
 
+    async def threaded_hook(self, effect: CallHook) -> None:
+        """A synchronous hook, in the server's worker threads: the loop serves on meanwhile."""
+        server = self.server
+        try:
+            result = await self.loop.run_in_executor(
+                server._hook_pool, call_sync_hook, server.handler, effect
+            )
+            if result is not None and inspect.isawaitable(result):
+                result = await result
+        except Exception as error:
+            result = failed_hook(effect, error)
+        self.waiting = ""
+        self.advance(result)
+
     async def handshake(self, timeout: float) -> None:
         server = self.server
         assert server.tls_context is not None and self.transport is not None
@@ -308,7 +336,12 @@ class SMTPServer:
     ``aclose`` stops gracefully: sessions waiting for a command get 421,
     sessions in the middle of a message may finish it within ``grace``
     seconds, new connections meanwhile get 421. Also an async context
-    manager. Options as in ``transports.sync.SMTPServer``.
+    manager. Options as in ``transports.sync.SMTPServer``, and
+    ``hook_threads``: synchronous hooks (the shipped Maildir and mbox
+    handlers, say) run in a pool of that many worker threads per server, so
+    one slow hook does not hold up the other sessions; ``async def`` hooks
+    run on the loop. ``hook_threads=0`` runs every hook on the loop (for
+    hooks that never block).
     """
 
     def __init__(
@@ -327,6 +360,7 @@ class SMTPServer:
         greeting_delay: float = 0.0,
         min_data_rate: float = MIN_DATA_RATE,
         max_connections_per_client: int | None = MAX_CONNECTIONS_PER_CLIENT,
+        hook_threads: int = HOOK_THREADS,
     ) -> None:
         if implicit_tls and tls_context is None:
             raise ValueError("implicit_tls needs a tls_context")
@@ -348,6 +382,12 @@ class SMTPServer:
             max_connections_per_client=max_connections_per_client,
         )
         self._admission = self.options.admission()
+        self._threaded = threaded_hooks(handler, hook_threads)
+        self._hook_pool = (
+            concurrent.futures.ThreadPoolExecutor(hook_threads, thread_name_prefix="smtp-hook")
+            if self._threaded
+            else None
+        )
         self._server: asyncio.Server | None = None
         self._sessions: set[_Session] = set()
         self._stopping = False
@@ -383,6 +423,9 @@ class SMTPServer:
             session.abort()
         self._server.close()
         await self._server.wait_closed()
+        if self._hook_pool is not None:
+            # A hook still running finishes in its thread; nothing waits for it.
+            self._hook_pool.shutdown(wait=False, cancel_futures=True)
 
     async def __aenter__(self) -> SMTPServer:
         return await self.start()
@@ -411,6 +454,7 @@ async def start_server(
     greeting_delay: float = 0.0,
     min_data_rate: float = MIN_DATA_RATE,
     max_connections_per_client: int | None = MAX_CONNECTIONS_PER_CLIENT,
+    hook_threads: int = HOOK_THREADS,
 ) -> SMTPServer:
     """A started ``SMTPServer``; ``await server.aclose()`` stops it."""
     server = SMTPServer(
@@ -427,6 +471,7 @@ async def start_server(
         greeting_delay=greeting_delay,
         min_data_rate=min_data_rate,
         max_connections_per_client=max_connections_per_client,
+        hook_threads=hook_threads,
     )
     return await server.start()
 
@@ -446,6 +491,7 @@ async def serve(
     greeting_delay: float = 0.0,
     min_data_rate: float = MIN_DATA_RATE,
     max_connections_per_client: int | None = MAX_CONNECTIONS_PER_CLIENT,
+    hook_threads: int = HOOK_THREADS,
     grace: float = 5.0,
 ) -> None:
     """Serve ``handler`` until cancelled; on cancellation, close gracefully within ``grace``."""
@@ -463,6 +509,7 @@ async def serve(
         greeting_delay=greeting_delay,
         min_data_rate=min_data_rate,
         max_connections_per_client=max_connections_per_client,
+        hook_threads=hook_threads,
     )
     try:
         await asyncio.Event().wait()

@@ -8,9 +8,10 @@ new connections meanwhile get 421.
 
 from __future__ import annotations
 
+import inspect
 import socket
 import ssl
-from typing import cast
+from typing import Any, Final, cast
 
 import trio
 
@@ -34,12 +35,31 @@ from smtpcore.session._server import (
 )
 
 from . import _trio_raw
-from ._serving import LOG, call_hook_async, new_id, now, tls_info, unknown_effect
+from ._serving import (
+    HOOK_THREADS,
+    LOG,
+    call_hook_async,
+    call_sync_hook,
+    failed_hook,
+    new_id,
+    now,
+    threaded_hooks,
+    tls_info,
+    unknown_effect,
+)
 from ._tls import TLSLayer
 
 __all__ = ["serve"]
 
 _Stream = trio.SocketStream | trio.SSLStream[trio.SocketStream]
+
+# A hook thread still running when its session is cancelled is left to finish
+# on its own, so a shutdown keeps its deadline (trio 0.23 renamed the flag).
+_ABANDON: Final[dict[str, Any]] = (
+    {"abandon_on_cancel": True}
+    if "abandon_on_cancel" in inspect.signature(trio.to_thread.run_sync).parameters
+    else {"cancellable": True}
+)
 
 
 class _Connection:
@@ -93,9 +113,15 @@ class _Server:
     """The state of one ``serve`` call: its options, sessions and shutdown flag."""
 
     def __init__(
-        self, handler: object, options: ServerOptions, tls_context: ssl.SSLContext | None
+        self,
+        handler: object,
+        options: ServerOptions,
+        tls_context: ssl.SSLContext | None,
+        hook_threads: int = HOOK_THREADS,
     ) -> None:
         self.handler = handler
+        self.threaded = threaded_hooks(handler, hook_threads)
+        self.limiter = trio.CapacityLimiter(max(hook_threads, 1))
         self.options = options
         self.tls_context = tls_context
         self.implicit_tls = False
@@ -163,6 +189,18 @@ class _Server:
                     self.idle.discard(scope)
         return SHUT_DOWN if interruptible and self.stopping else TIMED_OUT
 
+    async def _threaded_hook(self, effect: CallHook) -> object:
+        """A synchronous hook, in a worker thread: the other sessions go on meanwhile."""
+        result = await trio.to_thread.run_sync(
+            call_sync_hook, self.handler, effect, limiter=self.limiter, **_ABANDON
+        )
+        if result is not None and inspect.isawaitable(result):
+            try:
+                result = await result
+            except Exception as error:
+                result = failed_hook(effect, error)
+        return result
+
     async def _drive(self, procedure: ServerProcedure[int], connection: _Connection) -> int:
         """Run a server procedure to its end over one connection."""
         answer: object = None
@@ -186,7 +224,10 @@ class _Server:
                     case Close():
                         await connection.aclose()
                     case CallHook():
-                        answer = await call_hook_async(self.handler, effect)
+                        if effect.name in self.threaded:
+                            answer = await self._threaded_hook(effect)
+                        else:
+                            answer = await call_hook_async(self.handler, effect)
                     case Now():
                         answer = now()
                     case Clock():
@@ -214,6 +255,7 @@ async def serve(
     greeting_delay: float = 0.0,
     min_data_rate: float = MIN_DATA_RATE,
     max_connections_per_client: int | None = MAX_CONNECTIONS_PER_CLIENT,
+    hook_threads: int = HOOK_THREADS,
     shutdown: trio.Event | None = None,
     grace: float = 5.0,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
@@ -221,7 +263,9 @@ async def serve(
     """Serve ``handler`` on ``host``:``port``; report the port through ``task_status``.
 
     Returns after a graceful shutdown (``shutdown.set()``); runs until
-    cancelled otherwise. Options as in ``transports.sync.SMTPServer``.
+    cancelled otherwise. Options as in ``transports.sync.SMTPServer``;
+    ``hook_threads`` as in ``transports.asyncio.SMTPServer`` (synchronous
+    hooks run in at most that many worker threads, 0: on the event loop).
     Raises ``OSError`` when the address cannot be bound.
     """
     if implicit_tls and tls_context is None:
@@ -238,7 +282,7 @@ async def serve(
         min_data_rate=min_data_rate,
         max_connections_per_client=max_connections_per_client,
     )
-    server = _Server(handler, options, tls_context)
+    server = _Server(handler, options, tls_context, hook_threads)
     server.implicit_tls = implicit_tls
     listeners = await trio.open_tcp_listeners(port, host=host)
     async with trio.open_nursery() as nursery:

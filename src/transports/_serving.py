@@ -14,23 +14,29 @@ import logging
 import secrets
 from typing import Final, NoReturn
 
-from smtpcore.session._server import CallHook, HookFailed, TLSInfo
+from smtpcore.session._server import CallHook, HookFailed, TLSInfo, hooks_of
 
 from ._tls import TLSLayer
 from ._tls import tls_info as layer_info
 
 __all__ = [
+    "HOOK_THREADS",
     "LOG",
     "call_hook",
     "call_hook_async",
+    "call_sync_hook",
     "failed_hook",
     "new_id",
     "now",
+    "threaded_hooks",
     "tls_info",
     "unknown_effect",
 ]
 
 LOG: Final = logging.getLogger("smtpcore.server")
+
+#: Default number of worker threads per async server for synchronous hooks.
+HOOK_THREADS: Final = 8
 
 
 def now() -> datetime.datetime:
@@ -70,6 +76,38 @@ def call_hook(handler: object, effect: CallHook) -> object:
     except Exception as error:
         return failed_hook(effect, error)
     return result
+
+
+def threaded_hooks(handler: object, hook_threads: int) -> frozenset[str]:
+    """The hooks of ``handler`` an async server runs in worker threads.
+
+    Every hook that is not a coroutine function (``async def``), unless
+    ``hook_threads`` is 0: then every hook runs on the event loop. Raises
+    ``ValueError`` for a negative ``hook_threads``.
+    """
+    if hook_threads < 0:
+        raise ValueError(f"hook_threads must be >= 0, not {hook_threads!r}")
+    if hook_threads == 0:
+        return frozenset()
+    return frozenset(name for name in hooks_of(handler) if not _is_async(getattr(handler, name)))
+
+
+def _is_async(hook: object) -> bool:
+    if inspect.iscoroutinefunction(hook):
+        return True
+    # An object whose __call__ is async is an async hook too.
+    return inspect.iscoroutinefunction(getattr(hook, "__call__", None))  # noqa: B004
+
+
+def call_sync_hook(handler: object, effect: CallHook) -> object:
+    """Run a synchronous hook in a worker thread: its result, or HookFailed.
+
+    An awaitable it returns is handed back for the event loop to await.
+    """
+    try:
+        return getattr(handler, effect.name)(*effect.args)
+    except Exception as error:
+        return failed_hook(effect, error)
 
 
 async def call_hook_async(handler: object, effect: CallHook) -> object:
