@@ -50,6 +50,7 @@ from ._serving import (
     failed_hook,
     new_id,
     now,
+    session_log,
     threaded_hooks,
     tls_info,
     unknown_effect,
@@ -102,7 +103,7 @@ class _Session(asyncio.BufferedProtocol):
             self.admitted = True
         tls = tls_info(transport.get_extra_info("ssl_object")) if server.implicit_tls else None
         self.procedure = server.options.session(
-            Peer(address[0], address[1]), new_id(), tls=tls, refuse=refuse
+            Peer(address[0], address[1]), new_id(), tls=tls, refuse=refuse, log=session_log()
         )
         self.advance(None)
 

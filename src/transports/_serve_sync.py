@@ -37,7 +37,7 @@ from smtpcore.session._server import (
     TLSInfo,
 )
 
-from ._serving import LOG, call_hook, new_id, now, tls_info, unknown_effect
+from ._serving import LOG, call_hook, new_id, now, session_log, tls_info, unknown_effect
 
 __all__ = ["SMTPServer", "serve"]
 
@@ -214,7 +214,9 @@ class SMTPServer:
                 with self._lock:
                     self._sessions[me] = sock
                 tls = tls_info(sock)
-            procedure = self.options.session(peer, new_id(), tls=tls, refuse=refuse)
+            procedure = self.options.session(
+                peer, new_id(), tls=tls, refuse=refuse, log=session_log()
+            )
             self._drive(procedure, sock)
         except (OSError, ssl.SSLError) as error:
             LOG.debug("session with %s ended: %s", address, error)

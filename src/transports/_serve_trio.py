@@ -43,6 +43,7 @@ from ._serving import (
     failed_hook,
     new_id,
     now,
+    session_log,
     threaded_hooks,
     tls_info,
     unknown_effect,
@@ -156,7 +157,7 @@ class _Server:
                 raw.setblocking(False)
                 connection = _Connection(raw, None)
             procedure = self.options.session(
-                Peer(address[0], address[1]), new_id(), tls=tls, refuse=refuse
+                Peer(address[0], address[1]), new_id(), tls=tls, refuse=refuse, log=session_log()
             )
             await self._drive(procedure, connection)
         except (OSError, trio.BrokenResourceError, trio.TooSlowError, ssl.SSLError) as error:

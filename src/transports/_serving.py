@@ -14,6 +14,7 @@ import logging
 import secrets
 from typing import Final, NoReturn
 
+from smtpcore.session._report import LogLine
 from smtpcore.session._server import CallHook, HookFailed, TLSInfo, hooks_of
 
 from ._tls import TLSLayer
@@ -28,6 +29,7 @@ __all__ = [
     "failed_hook",
     "new_id",
     "now",
+    "session_log",
     "threaded_hooks",
     "tls_info",
     "unknown_effect",
@@ -37,6 +39,11 @@ LOG: Final = logging.getLogger("smtpcore.server")
 
 #: Default number of worker threads per async server for synchronous hooks.
 HOOK_THREADS: Final = 8
+
+
+def session_log() -> LogLine | None:
+    """Where a new session reports its lines: ``LOG.info``, or None when INFO is off."""
+    return LOG.info if LOG.isEnabledFor(logging.INFO) else None
 
 
 def now() -> datetime.datetime:

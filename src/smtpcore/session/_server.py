@@ -98,6 +98,7 @@ from ._admission import (
     Admission,
 )
 from ._effects import Close, Handshake, Write
+from ._report import LogLine, message_line, session_line
 from ._tls import TLSInfo
 
 __all__ = [
@@ -477,6 +478,7 @@ class ServerOptions:
         *,
         tls: TLSInfo | None = None,
         refuse: str | None = None,
+        log: LogLine | None = None,
     ) -> ServerProcedure[int]:
         """The procedure serving one connection; see ``serve_connection``."""
         conn = ServerConnection(self.config, self.limits, tls=tls is not None)
@@ -490,6 +492,7 @@ class ServerOptions:
             refuse=refuse,
             greeting_delay=self.greeting_delay,
             min_data_rate=self.min_data_rate,
+            log=log,
         )
 
 
@@ -560,6 +563,7 @@ class _Message:
     header: bytes
     content: bytearray = field(default_factory=bytearray)
     stream_failure: Reply | None = None  # a chunk hook refused or raised
+    size: int = 0  # octets of content received (for the log line)
 
 
 class _Session:
@@ -588,6 +592,8 @@ class _Session:
         self.accepted = 0
         self.auth_failures = 0
         self.closed = False
+        self.log: LogLine | None = None  # reports a line per session and per message
+        self.end = "connection lost"  # how the session ended, for its log line
 
     # -- small steps ------------------------------------------------------------
 
@@ -721,6 +727,7 @@ def serve_connection(
     refuse: str | None = None,
     greeting_delay: float = 0.0,
     min_data_rate: float = MIN_DATA_RATE,
+    log: LogLine | None = None,
 ) -> ServerProcedure[int]:
     """Serve one connection from greeting to close; return the number of messages accepted.
 
@@ -745,9 +752,40 @@ def serve_connection(
     the 220 waits that long; a client that sends anything meanwhile did not
     wait for the greeting (RFC 5321 4.3.1) and gets 554 5.5.0 after it, then
     the connection closes.
+
+    ``log``, when given, is called with one line per message whose end
+    arrived and one when the session ends, however it ends (see
+    ``session._report``).
     """
     session = _Session(conn, hooks, peer, session_id, tls, idle_timeout, min_data_rate)
+    if log is None:
+        return (yield from _serve(session, refuse, greeting_delay))
+    session.log = log
+    try:
+        return (yield from _serve(session, refuse, greeting_delay))
+    finally:
+        log(
+            session_line(
+                session_id,
+                (peer.host, peer.port),
+                helo=conn.hello_domain,
+                tls=session.tls,
+                identity=conn.identity,
+                messages=session.accepted,
+                end=session.end,
+                dropped=session.message is not None,
+            )
+        )
+
+
+def _serve(session: _Session, refuse: str | None, greeting_delay: float) -> ServerProcedure[int]:
+    """``serve_connection`` for the session made: from greeting to close."""
+    conn = session.conn
+    peer = session.peer
+    session_id = session.session_id
+    tls = session.tls
     if refuse is not None:
+        session.end = f"refused: {refuse}"
         session.send(Reply(421, (f"{conn.config.hostname} {refuse}",)))
         yield from session.close()
         return 0
@@ -761,32 +799,50 @@ def serve_connection(
         # connection holds them and answers 554 5.5.0 after the greeting.
         early = yield Receive(greeting_delay, True)
         if early is SHUT_DOWN:
+            session.end = "shutdown"
             session.send(_farewell(conn, SHUT_DOWN))
             yield from session.close()
             return 0
         if isinstance(early, bytes):
             if not early:  # gone before we spoke: nothing to say
+                session.end = "client closed"
                 yield from session.close()
                 return 0
             conn.receive_data(early)
         elif early is not TIMED_OUT:
             raise TypeError(f"a transport answered Receive with {type(early).__name__}")
     session.send(greeting)
+    session.end = "closed by server"
     while conn.phase is not ServerPhase.CLOSED:
         event = yield from session.next_event()
         if isinstance(event, (Interrupted, _Expired)):
+            session.end = _ENDS[event]
             session.send(_farewell(conn, event))
             break
         if isinstance(event, ConnectionClosed):
+            session.end = "client closed"
             break
         yield from _handle(session, event)
+        if isinstance(event, Quit):
+            session.end = "quit"
     yield from session.close()
     return session.accepted
+
+
+#: How a session that ended without a command to end it ended, for its log line.
+_ENDS: Final[dict[Interrupted | _Expired, str]] = {
+    SHUT_DOWN: "shutdown",
+    TIMED_OUT: "idle timeout",
+    _Expired.COMMAND: "command timeout",
+    _Expired.DATA_RATE: "data rate too low",
+}
 
 
 def _handle(session: _Session, event: Event) -> ServerProcedure[None]:
     """Answer one event from the connection."""
     if type(event) is MessageData:
+        if session.message is not None:
+            session.message.size += len(event.data)
         yield from _content(session, event.data)
     elif type(event) is EndOfData or type(event) is EndOfChunk:
         yield from _end_of_content(session, event)
@@ -1041,9 +1097,20 @@ def _end_of_content(session: _Session, event: EndOfData | EndOfChunk) -> ServerP
         else:
             session.send(_reply(conn, 250, "2.0.0", "Chunk received"))
         return
-    session.message = None
     recipients = conn.recipients
     replies = yield from _deliver(session, message)
+    session.message = None  # after delivery: a session cut meanwhile dropped it
+    if session.log is not None and message is not None:
+        session.log(
+            message_line(
+                message.message_id,
+                session.session_id,
+                sender=conn.sender or "",
+                recipients=len(recipients),
+                size=message.size,
+                replies=replies,
+            )
+        )
     if conn.config.lmtp:
         # RFC 2033 4.2: one reply per accepted recipient, in RCPT order.
         for recipient, reply in zip(recipients, replies, strict=True):
