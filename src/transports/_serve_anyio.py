@@ -13,9 +13,8 @@ work. Both honour anyio's cancellation like any other code.
 
 from __future__ import annotations
 
-import functools
 import ssl
-from typing import TypedDict
+from typing import TypedDict, cast
 
 import anyio
 import anyio.abc
@@ -66,11 +65,13 @@ async def serve(
     shutdown: anyio.Event | None = None,
     grace: float = 5.0,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
-) -> None:
+) -> int:
     """Serve ``handler`` on ``host``:``port``; report the port through ``task_status``.
 
-    Returns after a graceful shutdown (``shutdown.set()``); runs until
-    cancelled otherwise. Options as in ``transports.sync.SMTPServer``;
+    Returns after a graceful shutdown (``shutdown.set()``): the number of
+    sessions cut with a message in flight when ``grace`` ran out (as
+    ``transports.sync.SMTPServer.close``); runs until cancelled otherwise.
+    Options as in ``transports.sync.SMTPServer``;
     ``hook_threads`` as in ``transports.asyncio.SMTPServer``. Raises
     ``OSError`` when the address cannot be bound.
     """
@@ -88,8 +89,7 @@ async def serve(
         hook_threads=hook_threads,
     )
     if running_on_trio():
-        await _on_trio(handler, host, port, options, shutdown, grace, task_status)
-        return
+        return await _on_trio(handler, host, port, options, shutdown, grace, task_status)
     server = _serve_asyncio.SMTPServer(handler, host, port, **options)
     await server.start()
     task_status.started(server.port)
@@ -102,7 +102,8 @@ async def serve(
             graceful = True
     finally:
         with anyio.CancelScope(shield=True):
-            await server.aclose(grace if graceful else 0.0)
+            dropped = await server.aclose(grace if graceful else 0.0)
+    return dropped
 
 
 async def _on_trio(
@@ -113,12 +114,13 @@ async def _on_trio(
     shutdown: anyio.Event | None,
     grace: float,
     task_status: anyio.abc.TaskStatus[int],
-) -> None:
+) -> int:
     import trio  # only here: the anyio extra does not need trio
 
     from . import _serve_trio
 
     stop = None if shutdown is None else trio.Event()
+    dropped = 0
     async with anyio.create_task_group() as group:
         if shutdown is not None and stop is not None:
 
@@ -127,7 +129,13 @@ async def _on_trio(
                 stop.set()
 
             group.start_soon(relay)
-        serving = functools.partial(
-            _serve_trio.serve, handler, host, port, shutdown=stop, grace=grace, **options
-        )
+
+        async def serving(*, task_status: anyio.abc.TaskStatus[int]) -> None:
+            nonlocal dropped
+            dropped = await _serve_trio.serve(
+                handler, host, port, shutdown=stop, grace=grace,
+                task_status=cast("trio.TaskStatus[int]", task_status), **options,
+            )  # fmt: skip
+
         task_status.started(await group.start(serving))
+    return dropped

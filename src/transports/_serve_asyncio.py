@@ -252,6 +252,18 @@ class _Session(asyncio.BufferedProtocol):
             self.waiting = ""
             self.advance(SHUT_DOWN)
 
+    def cut(self) -> None:
+        """The shutdown's grace ran out: a session waiting for its client gets 421 now.
+
+        Its wait is busy (an idle one was interrupted at once), so its
+        transaction is dropped; anything else is aborted.
+        """
+        if self.waiting == "read":
+            self.waiting = ""
+            self.advance(SHUT_DOWN)  # the procedure says 421 and closes
+        if self.waiting != "done":
+            self.abort()
+
     def spawn(self, step: Coroutine[object, object, None]) -> None:
         self.waiting = "task"
         self.task = self.loop.create_task(step)
@@ -411,22 +423,32 @@ class SMTPServer:
         self._port = self._server.sockets[0].getsockname()[1]
         return self
 
-    async def aclose(self, grace: float = 5.0) -> None:
-        """Stop: idle sessions get 421 now, busy ones get ``grace`` seconds to finish."""
+    async def aclose(self, grace: float = 5.0) -> int:
+        """Stop gracefully; return the number of sessions cut with a message in flight.
+
+        As ``transports.sync.SMTPServer.close``: idle sessions get 421 now,
+        busy ones get ``grace`` seconds to finish, then those waiting for
+        their client get 421 and the rest are aborted.
+        """
         if self._server is None or self._stopping:
-            return
+            return 0
         self._stopping = True
         for session in list(self._sessions):
             session.interrupt()
         if self._sessions:
             await asyncio.wait([session.finished for session in self._sessions], timeout=grace)
+        dropped = len(self._sessions)
         for session in list(self._sessions):
-            session.abort()
+            session.cut()
+        if dropped:
+            LOG.warning("shutdown: %d session(s) cut after the %g s grace with a message "
+                        "in flight; their clients got no 250", dropped, grace)  # fmt: skip
         self._server.close()
         await self._server.wait_closed()
         if self._hook_pool is not None:
             # A hook still running finishes in its thread; nothing waits for it.
             self._hook_pool.shutdown(wait=False, cancel_futures=True)
+        return dropped
 
     async def __aenter__(self) -> SMTPServer:
         return await self.start()

@@ -122,6 +122,8 @@ class SMTPServer:
         self._lock = threading.Lock()
         self._sessions: dict[threading.Thread, socket.socket] = {}
         self._stopping = threading.Event()
+        self._cutting = threading.Event()  # the grace ran out: every wait ends now
+        self._dropped: set[threading.Thread] = set()  # cut with a message in flight
         self._closed = threading.Event()
 
     @property
@@ -273,36 +275,66 @@ class SMTPServer:
         while True:
             if interruptible and self._stopping.is_set():
                 return SHUT_DOWN
+            if self._cutting.is_set():
+                # A transaction is open (else the wait would be interruptible
+                # and have ended above): the session answers 421 and drops it.
+                with self._lock:
+                    self._dropped.add(threading.current_thread())
+                return SHUT_DOWN
             left = deadline - time.monotonic()
             if left <= 0:
                 return TIMED_OUT
-            sock.settimeout(min(left, _SLICE) if interruptible else left)
+            # Slices for busy waits too, so the end of a shutdown's grace is seen.
+            sock.settimeout(min(left, _SLICE))
             try:
                 return sock.recv(65536)
             except TimeoutError:
                 continue
 
-    def close(self, grace: float = 5.0) -> None:
-        """Stop: idle sessions get 421 now, busy ones get ``grace`` seconds to finish."""
+    def close(self, grace: float = 5.0) -> int:
+        """Stop gracefully; return the number of sessions cut with a message in flight.
+
+        Sessions waiting for a command get ``421 4.3.2`` now; new connections
+        get it instead of a greeting. Sessions with a transaction open (MAIL
+        given, content arriving, or ``on_message`` running after the final
+        dot) have ``grace`` seconds to finish. Then a session still waiting
+        for its client gets ``421 4.3.2`` and its message is dropped (its
+        client got no 250 and keeps it); one still in a hook is cut off (its
+        hook may finish in its thread, but the client gets no 250). Each
+        cut session counts in the result and in the warning logged.
+        """
         if self._listener is None or self._closed.is_set():
-            return
+            return 0
         self._stopping.set()
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            with self._lock:
-                if not self._sessions:
-                    break
-            time.sleep(0.02)
+        self._wait_for_sessions(grace)
+        with self._lock:
+            busy = bool(self._sessions)
+        if busy:
+            self._cutting.set()
+            self._wait_for_sessions(1.0)  # for the 421s: waits end within _SLICE
         self._closed.set()
         self._listener.close()
         with self._lock:
             left = dict(self._sessions)
+            dropped = len(self._dropped | left.keys())
         for thread, sock in left.items():
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
             thread.join(1.0)
         if self._acceptor is not None:
             self._acceptor.join(1.0)
+        if dropped:
+            LOG.warning("shutdown: %d session(s) cut after the %g s grace with a message "
+                        "in flight; their clients got no 250", dropped, grace)  # fmt: skip
+        return dropped
+
+    def _wait_for_sessions(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._sessions:
+                    return
+            time.sleep(0.02)
 
     def __enter__(self) -> SMTPServer:
         return self.start()

@@ -129,12 +129,22 @@ class _Server:
         self.sessions = 0
         self.admission = options.admission()
         self.stopping = False
-        self.idle: set[trio.CancelScope] = set()
+        self.cutting = False  # the shutdown's grace ran out
+        self.idle: set[trio.CancelScope] = set()  # waits for a command
+        self.busy: set[trio.CancelScope] = set()  # waits inside a transaction
+        self.live: set[_Connection] = set()
+        self.dropped: set[_Connection] = set()  # cut with a message in flight
         self.all_done = trio.Event()
 
     def stop(self) -> None:
         self.stopping = True
         for scope in self.idle:
+            scope.cancel()
+
+    def cut(self) -> None:
+        """The grace ran out: sessions waiting for their client say 421 and drop the message."""
+        self.cutting = True
+        for scope in self.busy:
             scope.cancel()
 
     async def session(self, stream: trio.SocketStream) -> None:
@@ -159,12 +169,14 @@ class _Server:
             procedure = self.options.session(
                 Peer(address[0], address[1]), new_id(), tls=tls, refuse=refuse, log=session_log()
             )
+            self.live.add(connection)
             await self._drive(procedure, connection)
         except (OSError, trio.BrokenResourceError, trio.TooSlowError, ssl.SSLError) as error:
             LOG.debug("session with %s ended: %r", address, error)
         except Exception:
             LOG.exception("session with %s failed", address)
         finally:
+            self.live.discard(connection)
             with trio.CancelScope(shield=True), trio.move_on_after(1):
                 await connection.aclose()
             if refuse is None:
@@ -178,16 +190,22 @@ class _Server:
     ) -> object:
         if interruptible and self.stopping:
             return SHUT_DOWN
+        if self.cutting:
+            self.dropped.add(connection)
+            return SHUT_DOWN
         # One scope for both ends of the wait: its deadline, and the shutdown
-        # (which cancels the scopes of interruptible waits).
+        # (which cancels the scopes of idle waits, then at the end of the
+        # grace those of busy waits).
+        waits = self.idle if interruptible else self.busy
         with trio.CancelScope(deadline=trio.current_time() + timeout) as scope:
-            if interruptible:
-                self.idle.add(scope)
+            waits.add(scope)
             try:
                 return await connection.receive()
             finally:
-                if interruptible:
-                    self.idle.discard(scope)
+                waits.discard(scope)
+        if self.cutting and not interruptible:
+            self.dropped.add(connection)
+            return SHUT_DOWN
         return SHUT_DOWN if interruptible and self.stopping else TIMED_OUT
 
     async def _threaded_hook(self, effect: CallHook) -> object:
@@ -260,11 +278,13 @@ async def serve(
     shutdown: trio.Event | None = None,
     grace: float = 5.0,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
-) -> None:
+) -> int:
     """Serve ``handler`` on ``host``:``port``; report the port through ``task_status``.
 
-    Returns after a graceful shutdown (``shutdown.set()``); runs until
-    cancelled otherwise. Options as in ``transports.sync.SMTPServer``;
+    Returns after a graceful shutdown (``shutdown.set()``): the number of
+    sessions cut with a message in flight when ``grace`` ran out (as
+    ``transports.sync.SMTPServer.close``); runs until cancelled otherwise.
+    Options as in ``transports.sync.SMTPServer``;
     ``hook_threads`` as in ``transports.asyncio.SMTPServer`` (synchronous
     hooks run in at most that many worker threads, 0: on the event loop).
     Raises ``OSError`` when the address cannot be bound.
@@ -298,4 +318,13 @@ async def serve(
             with trio.move_on_after(grace):
                 if server.sessions:
                     await server.all_done.wait()
+            if server.sessions:
+                server.cut()
+                with trio.move_on_after(1.0):  # for the 421s
+                    await server.all_done.wait()
+            dropped = len(server.dropped | server.live)
+            if dropped:
+                LOG.warning("shutdown: %d session(s) cut after the %g s grace with a message "
+                            "in flight; their clients got no 250", dropped, grace)  # fmt: skip
             nursery.cancel_scope.cancel()
+    return dropped if shutdown is not None else 0

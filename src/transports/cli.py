@@ -271,6 +271,8 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--hostname", default="localhost", help="name in greetings")
     serve.add_argument("--transport", choices=["sync", "asyncio", "trio", "anyio"],
                        default="asyncio")  # fmt: skip
+    serve.add_argument("--grace", type=float, default=10.0,
+                       help="seconds messages in flight get on SIGINT/SIGTERM")  # fmt: skip
     serve.set_defaults(run=cmd_serve)
 
     probe = sub.add_parser(
