@@ -58,3 +58,33 @@ def test_nothing_in_flight_reports_nothing_dropped(start: Starter) -> None:
     finally:
         idle.close()
     assert server.dropped == 0
+
+
+class StuckStore:
+    """``on_message`` blocks until released: a store that outlives the grace."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def on_message(self, envelope: object) -> None:
+        self.started.set()
+        self.release.wait(20)
+
+
+def test_a_hook_outliving_the_grace_is_counted_and_never_answered_250(start: Starter) -> None:
+    handler = StuckStore()
+    server = start(handler, grace=0.5, hostname="mx.test")
+    client = Raw(server.port, timeout=20)
+    try:
+        _open_message(client)
+        client.send(b"Subject: stuck\r\n\r\nbody\r\n.\r\n")
+        assert handler.started.wait(10)
+        server.close()
+        # Cut while storing: no 250 ever reaches the client (it keeps the
+        # message), and the close counts the session as dropped.
+        assert client.is_closed()
+    finally:
+        handler.release.set()
+        client.close()
+    assert server.dropped == 1
