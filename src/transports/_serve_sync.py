@@ -37,25 +37,24 @@ from smtpcore.session._server import (
     TLSInfo,
 )
 
-from ._serving import LOG, call_hook, new_id, now, session_log, tls_info, unknown_effect
+from ._serving import (
+    LOG,
+    RESOURCE_ERRORS,
+    AcceptBackoff,
+    call_hook,
+    new_id,
+    now,
+    session_log,
+    tls_info,
+    unknown_effect,
+)
 
 __all__ = ["SMTPServer", "serve"]
 
 _SLICE: Final = 0.1  # seconds between looks at the shutdown flag while idle
-_BACKOFF_MAX: Final = 1.0  # seconds, the longest pause after accept ran out of resources
-# Errors of accept() that a closed client or an exhausted resource causes; the
-# listener itself is fine and accepting again later will work.
-_TRANSIENT_ACCEPT_ERRORS: Final = frozenset(
-    {
-        errno.EMFILE,
-        errno.ENFILE,
-        errno.ENOBUFS,
-        errno.ENOMEM,
-        errno.ECONNABORTED,
-        errno.EPROTO,
-        errno.EPERM,
-    }
-)
+# Errors of accept() about one client that gave up (or a firewall that
+# refused it): nothing to wait for, the next accept may work at once.
+_CLIENT_ACCEPT_ERRORS: Final = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
 
 
 class SMTPServer:
@@ -149,41 +148,33 @@ class SMTPServer:
         """Accept until closed; never give up while the listener stays open.
 
         Out of descriptors, buffers, memory or threads, it pauses (from 10 ms,
-        doubling up to ``_BACKOFF_MAX``) and tries again: the connections
+        doubling up to 1 s) and tries again: the connections
         waiting in the backlog are served once resources come back. The
         first failure of a run is logged, and the recovery.
         """
         listener = self._listener
         assert listener is not None
-        backoff = 0.0
+        backoff = AcceptBackoff(self._port)
         while not self._closed.is_set():
             try:
                 sock, address = listener.accept()
             except TimeoutError:
                 continue
             except OSError as error:
-                if self._closed.is_set() or error.errno not in _TRANSIENT_ACCEPT_ERRORS:
-                    if not self._closed.is_set():
-                        LOG.error("accept on port %s failed; not accepting any more", self._port,
-                                  exc_info=error)  # fmt: skip
+                if self._closed.is_set():
+                    return  # the listener was closed
+                if error.errno in _CLIENT_ACCEPT_ERRORS:
+                    continue
+                if error.errno not in RESOURCE_ERRORS:
+                    LOG.error("accept on port %s failed; not accepting any more", self._port,
+                              exc_info=error)  # fmt: skip
                     return
-                backoff = self._back_off(backoff, error)
+                self._closed.wait(backoff.failed(str(error)))
                 continue
             if not self._start_session(sock, address):
-                backoff = self._back_off(backoff, None)
+                self._closed.wait(backoff.failed("a session thread could not start"))
                 continue
-            if backoff:
-                LOG.warning("accepting connections on port %s again", self._port)
-                backoff = 0.0
-
-    def _back_off(self, backoff: float, error: OSError | None) -> float:
-        """Log the first failure of a run, pause, and return the next pause."""
-        if not backoff:
-            what = "a session thread could not start" if error is None else str(error)
-            LOG.warning("accept on port %s: %s; pausing and retrying", self._port, what)
-        backoff = min(max(backoff * 2, 0.01), _BACKOFF_MAX)
-        self._closed.wait(backoff)
-        return backoff
+            backoff.accepted()
 
     def _start_session(self, sock: socket.socket, address: tuple[str, int]) -> bool:
         """Start the thread serving ``sock``; False (``sock`` closed) when it cannot start."""

@@ -38,6 +38,8 @@ from . import _trio_raw
 from ._serving import (
     HOOK_THREADS,
     LOG,
+    RESOURCE_ERRORS,
+    AcceptBackoff,
     call_hook_async,
     call_sync_hook,
     failed_hook,
@@ -185,6 +187,24 @@ class _Server:
                 if self.sessions == 0 and self.stopping:
                     self.all_done.set()
 
+    async def accept(self, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
+        """Accept until cancelled; out of descriptors or memory, pause and go on.
+
+        Like ``trio.serve_listeners``, but a run of failures is logged once
+        (``AcceptBackoff``), not once per retry.
+        """
+        backoff = AcceptBackoff(listener.socket.getsockname()[1])
+        while True:
+            try:
+                stream = await listener.accept()
+            except OSError as error:
+                if error.errno not in RESOURCE_ERRORS:
+                    raise
+                await trio.sleep(backoff.failed(str(error)))
+                continue
+            backoff.accepted()
+            nursery.start_soon(self.session, stream)
+
     async def _receive(
         self, connection: _Connection, timeout: float, interruptible: bool
     ) -> object:
@@ -308,7 +328,7 @@ async def serve(
     listeners = await trio.open_tcp_listeners(port, host=host)
     async with trio.open_nursery() as nursery:
         for listener in listeners:
-            nursery.start_soon(trio.serve_listeners, server.session, [listener])
+            nursery.start_soon(server.accept, listener, nursery)
         task_status.started(listeners[0].socket.getsockname()[1])
         if shutdown is None:
             await trio.sleep_forever()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import errno
 import inspect
 import logging
 import secrets
@@ -23,6 +24,8 @@ from ._tls import tls_info as layer_info
 __all__ = [
     "HOOK_THREADS",
     "LOG",
+    "RESOURCE_ERRORS",
+    "AcceptBackoff",
     "call_hook",
     "call_hook_async",
     "call_sync_hook",
@@ -39,6 +42,36 @@ LOG: Final = logging.getLogger("smtpcore.server")
 
 #: Default number of worker threads per async server for synchronous hooks.
 HOOK_THREADS: Final = 8
+
+#: What ``accept()`` fails with when the process or the system runs out of
+#: descriptors, buffers or memory: the listener is fine, accept again later.
+RESOURCE_ERRORS: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+_BACKOFF_MAX: Final = 1.0  # seconds, the longest pause between accepts that failed
+
+
+class AcceptBackoff:
+    """The pauses of an accept loop that ran out of resources, and their log lines.
+
+    ``failed`` returns how long to pause (10 ms, doubling up to 1 s) and
+    logs only the first failure of a run; ``accepted`` ends the run and
+    logs the recovery. A flood therefore costs two log lines, not one a
+    millisecond.
+    """
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.pause = 0.0
+
+    def failed(self, why: str) -> float:
+        if not self.pause:
+            LOG.warning("accept on port %s: %s; pausing and retrying", self.port, why)
+        self.pause = min(max(self.pause * 2, 0.01), _BACKOFF_MAX)
+        return self.pause
+
+    def accepted(self) -> None:
+        if self.pause:
+            LOG.warning("accepting connections on port %s again", self.port)
+            self.pause = 0.0
 
 
 def session_log() -> LogLine | None:
