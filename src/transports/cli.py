@@ -273,6 +273,10 @@ def parser() -> argparse.ArgumentParser:
                        default="asyncio")  # fmt: skip
     serve.add_argument("--grace", type=float, default=10.0,
                        help="seconds messages in flight get on SIGINT/SIGTERM")  # fmt: skip
+    serve.add_argument("--max-connections", type=int, default=500,
+                       help="sessions served at once (more get 421 4.7.0)")  # fmt: skip
+    serve.add_argument("--max-connections-per-client", type=int, default=50,
+                       help="sessions served at once from one client address")  # fmt: skip
     serve.set_defaults(run=cmd_serve)
 
     probe = sub.add_parser(

@@ -76,6 +76,16 @@ def serve_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print("smtpcore serve: --users needs --tls-cert (AUTH is offered only after STARTTLS)",
               file=err)  # fmt: skip
         return EX_USAGE
+    caps = {"max_connections": args.max_connections,
+            "max_connections_per_client": args.max_connections_per_client}  # fmt: skip
+    for name, value in caps.items():
+        if value < 1:
+            option = "--" + name.replace("_", "-")
+            print(f"smtpcore serve: {option} must be at least 1, not {value}", file=err)
+            return EX_USAGE
+    if not args.grace >= 0:
+        print(f"smtpcore serve: --grace must be 0 or more seconds, not {args.grace:g}", file=err)
+        return EX_USAGE
     logging.basicConfig(level=logging.INFO, stream=err, format="%(asctime)s %(message)s")
     store: MaildirHandler | MboxHandler = (
         MaildirHandler(args.maildir) if args.maildir else MboxHandler(args.mbox)
@@ -96,7 +106,8 @@ def serve_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     grace = args.grace
     signum, dropped = _run(args.transport, handler, args.host, args.port, ready, grace=grace,
-                           tls_context=context, config=config, hostname=args.hostname)  # fmt: skip
+                           tls_context=context, config=config, hostname=args.hostname,
+                           caps=caps)  # fmt: skip
     name = signal.Signals(signum).name
     if dropped:
         print(
@@ -123,6 +134,7 @@ def _run(
     tls_context: ssl.SSLContext | None,
     config: ServerConfig,
     hostname: str,
+    caps: dict[str, int],
 ) -> tuple[int, int]:
     """Serve on ``transport`` until SIGINT or SIGTERM, then stop within ``grace`` seconds.
 
@@ -130,7 +142,7 @@ def _run(
     number of sessions cut with a message in flight. A second signal
     during the grace changes nothing: the grace is the bound.
     """
-    options = {"tls_context": tls_context, "config": config, "hostname": hostname}
+    options = {"tls_context": tls_context, "config": config, "hostname": hostname, **caps}
     if transport == "sync":
         return _run_sync(handler, host, port, ready, grace, options)
     if transport == "asyncio":

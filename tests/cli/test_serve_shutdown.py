@@ -123,3 +123,58 @@ def test_users_without_a_certificate_refuses_to_start(tmp_path: Path) -> None:
         "smtpcore serve: --users needs --tls-cert (AUTH is offered only after STARTTLS)\n"
     )
     assert done.stdout == ""
+
+
+def test_serve_caps_connections_per_client(tmp_path: Path) -> None:
+    server = subprocess.Popen(
+        [*SMTPCORE, "serve", "--port", "0", "--maildir", str(tmp_path / "Maildir"),
+         "--hostname", "mx.test", "--max-connections-per-client", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    clients: list[Raw] = []
+    try:
+        assert server.stdout is not None
+        port = int(server.stdout.readline().split("127.0.0.1:")[1].split()[0])
+        first = Raw(port)
+        clients.append(first)
+        assert first.reply().startswith(b"220 ")
+        second = Raw(port)
+        clients.append(second)
+        assert second.reply() == (
+            b"421 mx.test 4.7.0 Too many connections from your address, try again later\r\n"
+        )
+        assert second.is_closed()
+        server.send_signal(signal.SIGTERM)
+        assert first.reply() == BYE
+        _, err = server.communicate(timeout=30)
+    finally:
+        for client in clients:
+            client.close()
+        if server.poll() is None:
+            server.kill()
+            server.communicate()
+    assert server.returncode == 0, err
+    assert 'end="refused: 4.7.0 Too many connections from your address' in err
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "complaint"),
+    [
+        ("--max-connections", "0", "--max-connections must be at least 1, not 0"),
+        (
+            "--max-connections-per-client",
+            "0",
+            "--max-connections-per-client must be at least 1, not 0",
+        ),
+        ("--grace", "-1", "--grace must be 0 or more seconds, not -1"),
+    ],
+)
+def test_serve_refuses_limits_out_of_range(
+    option: str, value: str, complaint: str, tmp_path: Path
+) -> None:
+    done = subprocess.run(
+        [*SMTPCORE, "serve", "--port", "0", "--maildir", str(tmp_path / "Maildir"), option, value],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert done.returncode == 64
+    assert done.stderr == f"smtpcore serve: {complaint}\n"
