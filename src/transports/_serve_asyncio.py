@@ -46,6 +46,8 @@ from smtpcore.session._server import (
 from ._serving import (
     HOOK_THREADS,
     LOG,
+    RESOURCE_ERRORS,
+    AcceptBackoff,
     call_sync_hook,
     failed_hook,
     new_id,
@@ -95,6 +97,8 @@ class _Session(asyncio.BufferedProtocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         server = self.server
+        if server._backoff.pause:
+            server._backoff.accepted()
         address = transport.get_extra_info("peername") or ("", 0)
         self.address = address
         refuse = server._admission.admit(address[0], stopping=server._stopping)
@@ -395,6 +399,8 @@ class SMTPServer:
             max_connections_per_client=max_connections_per_client,
         )
         self._admission = self.options.admission()
+        self._backoff = AcceptBackoff(port)
+        self._exception_handlers: tuple[object, object] | None = None  # (ours, the one before)
         self._threaded = threaded_hooks(handler, hook_threads)
         self._hook_pool = (
             concurrent.futures.ThreadPoolExecutor(hook_threads, thread_name_prefix="smtp-hook")
@@ -421,7 +427,40 @@ class SMTPServer:
             ssl_handshake_timeout=self.options.idle_timeout if self.implicit_tls else None,
         )
         self._port = self._server.sockets[0].getsockname()[1]
+        self._watch_accept_failures(loop)
         return self
+
+    def _watch_accept_failures(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Log a run of failed accepts once, not once per retry.
+
+        asyncio's accept loop pauses a second after ``EMFILE`` and the like
+        and goes on, but reports every failure through the loop's exception
+        handler, with a traceback. Those of our listeners are taken here
+        (``AcceptBackoff``); every other report goes where it went before.
+        """
+        previous = loop.get_exception_handler()
+        ours = {sock.fileno() for sock in self._server.sockets} if self._server else set()
+        backoff = self._backoff
+        backoff.port = self._port
+
+        def handle(loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+            error = context.get("exception")
+            sock = context.get("socket")
+            fileno = getattr(sock, "fileno", None)
+            if (
+                isinstance(error, OSError)
+                and error.errno in RESOURCE_ERRORS
+                and callable(fileno)
+                and fileno() in ours
+            ):
+                backoff.failed(str(error))
+            elif previous is not None:
+                previous(loop, context)
+            else:
+                loop.default_exception_handler(context)
+
+        loop.set_exception_handler(handle)
+        self._exception_handlers = (handle, previous)
 
     async def aclose(self, grace: float = 5.0) -> int:
         """Stop gracefully; return the number of sessions cut with a message in flight.
@@ -445,6 +484,11 @@ class SMTPServer:
                         "in flight; their clients got no 250", dropped, grace)  # fmt: skip
         self._server.close()
         await self._server.wait_closed()
+        loop = asyncio.get_running_loop()
+        if self._exception_handlers is not None:
+            ours, previous = self._exception_handlers
+            if loop.get_exception_handler() is ours:  # else another changed it since: leave it
+                loop.set_exception_handler(previous)  # type: ignore[arg-type]
         if self._hook_pool is not None:
             # A hook still running finishes in its thread; nothing waits for it.
             self._hook_pool.shutdown(wait=False, cancel_futures=True)
