@@ -217,8 +217,8 @@ else:
 @pytest.mark.parametrize("kind", KINDS)
 def test_accept_goes_on_after_running_out_of_descriptors(kind: str, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(SRC)}
-    # A file, not a pipe: the frameworks log every failed accept, and a full
-    # pipe nobody reads would block the server for reasons of the test's own.
+    # A file, not a pipe: a full pipe nobody reads would block the server's
+    # logging, and so the server, for reasons of the test's own.
     log = (tmp_path / "stderr").open("wb")
     server = subprocess.Popen(
         [sys.executable, "-c", _SERVER, kind],
