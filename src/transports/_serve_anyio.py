@@ -13,14 +13,14 @@ work. Both honour anyio's cancellation like any other code.
 
 from __future__ import annotations
 
-import functools
 import ssl
-from typing import TypedDict
+from typing import TypedDict, cast
 
 import anyio
 import anyio.abc
 
 from smtpcore import Limits, ServerConfig
+from smtpcore.session._admission import MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CLIENT
 from smtpcore.session._server import (
     AUTH_FAILURE_DELAY,
     AUTH_FAILURES_PER_ADDRESS,
@@ -32,6 +32,7 @@ from smtpcore.session._server import (
 
 from . import _serve_asyncio
 from ._backend import running_on_trio
+from ._serving import HOOK_THREADS
 
 __all__ = ["serve"]
 
@@ -52,6 +53,8 @@ class _Options(TypedDict):
     data_timeout: float
     auth_failure_delay: float
     auth_failures_per_address: int | None
+    max_connections_per_client: int | None
+    hook_threads: int
 
 
 async def serve(
@@ -65,22 +68,27 @@ async def serve(
     limits: Limits | None = None,
     hostname: str | None = None,
     idle_timeout: float = IDLE_TIMEOUT,
-    max_connections: int | None = None,
+    max_connections: int | None = MAX_CONNECTIONS,
     greeting_delay: float = 0.0,
     min_data_rate: float = MIN_DATA_RATE,
     spool_threshold: int | None = SPOOL_THRESHOLD,
     data_timeout: float = DATA_TIMEOUT,
     auth_failure_delay: float = AUTH_FAILURE_DELAY,
     auth_failures_per_address: int | None = AUTH_FAILURES_PER_ADDRESS,
+    max_connections_per_client: int | None = MAX_CONNECTIONS_PER_CLIENT,
+    hook_threads: int = HOOK_THREADS,
     shutdown: anyio.Event | None = None,
     grace: float = 5.0,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
-) -> None:
+) -> int:
     """Serve ``handler`` on ``host``:``port``; report the port through ``task_status``.
 
-    Returns after a graceful shutdown (``shutdown.set()``); runs until
-    cancelled otherwise. Options as in ``transports.sync.SMTPServer``.
-    Raises ``OSError`` when the address cannot be bound.
+    Returns after a graceful shutdown (``shutdown.set()``): the number of
+    sessions cut with a message in flight when ``grace`` ran out (as
+    ``transports.sync.SMTPServer.close``); runs until cancelled otherwise.
+    Options as in ``transports.sync.SMTPServer``;
+    ``hook_threads`` as in ``transports.asyncio.SMTPServer``. Raises
+    ``OSError`` when the address cannot be bound.
     """
     options = _Options(
         tls_context=tls_context,
@@ -96,10 +104,11 @@ async def serve(
         data_timeout=data_timeout,
         auth_failure_delay=auth_failure_delay,
         auth_failures_per_address=auth_failures_per_address,
+        max_connections_per_client=max_connections_per_client,
+        hook_threads=hook_threads,
     )
     if running_on_trio():
-        await _on_trio(handler, host, port, options, shutdown, grace, task_status)
-        return
+        return await _on_trio(handler, host, port, options, shutdown, grace, task_status)
     server = _serve_asyncio.SMTPServer(handler, host, port, **options)
     await server.start()
     task_status.started(server.port)
@@ -112,7 +121,8 @@ async def serve(
             graceful = True
     finally:
         with anyio.CancelScope(shield=True):
-            await server.aclose(grace if graceful else 0.0)
+            dropped = await server.aclose(grace if graceful else 0.0)
+    return dropped
 
 
 async def _on_trio(
@@ -123,12 +133,13 @@ async def _on_trio(
     shutdown: anyio.Event | None,
     grace: float,
     task_status: anyio.abc.TaskStatus[int],
-) -> None:
+) -> int:
     import trio  # only here: the anyio extra does not need trio
 
     from . import _serve_trio
 
     stop = None if shutdown is None else trio.Event()
+    dropped = 0
     async with anyio.create_task_group() as group:
         if shutdown is not None and stop is not None:
 
@@ -137,7 +148,13 @@ async def _on_trio(
                 stop.set()
 
             group.start_soon(relay)
-        serving = functools.partial(
-            _serve_trio.serve, handler, host, port, shutdown=stop, grace=grace, **options
-        )
+
+        async def serving(*, task_status: anyio.abc.TaskStatus[int]) -> None:
+            nonlocal dropped
+            dropped = await _serve_trio.serve(
+                handler, host, port, shutdown=stop, grace=grace,
+                task_status=cast("trio.TaskStatus[int]", task_status), **options,
+            )  # fmt: skip
+
         task_status.started(await group.start(serving))
+    return dropped

@@ -18,6 +18,7 @@ through TLS.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import secrets
 import ssl
@@ -26,6 +27,7 @@ from types import TracebackType
 from typing import Final
 
 from smtpcore import Limits, ServerConfig
+from smtpcore.session._admission import MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CLIENT
 from smtpcore.session._effects import Close, Handshake, Write
 from smtpcore.session._server import (
     AUTH_FAILURE_DELAY,
@@ -49,7 +51,20 @@ from smtpcore.session._server import (
     SpoolWrite,
 )
 
-from ._serving import LOG, failed_hook, new_id, now, tls_info, unknown_effect
+from ._serving import (
+    HOOK_THREADS,
+    LOG,
+    RESOURCE_ERRORS,
+    AcceptBackoff,
+    call_sync_hook,
+    failed_hook,
+    new_id,
+    now,
+    session_log,
+    threaded_hooks,
+    tls_info,
+    unknown_effect,
+)
 from ._spool import spool_write
 
 __all__ = ["SMTPServer", "serve", "start_server"]
@@ -82,6 +97,8 @@ class _Session(asyncio.BufferedProtocol):
         self.timer: asyncio.TimerHandle | None = None
         self.task: asyncio.Task[None] | None = None
         self.finished = self.loop.create_future()
+        self.address: tuple[str, int] = ("", 0)
+        self.admitted = False  # counted by the server's Admission: released once
 
     # -- the transport's callbacks ------------------------------------------------
 
@@ -89,14 +106,17 @@ class _Session(asyncio.BufferedProtocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         server = self.server
-        refuse = server.options.refusal(len(server._sessions), stopping=server._stopping)
-        if refuse is None:
-            server._sessions.add(self)
+        if server._backoff.pause:
+            server._backoff.accepted()
         address = transport.get_extra_info("peername") or ("", 0)
         self.address = address
+        refuse = server._admission.admit(address[0], stopping=server._stopping)
+        if refuse is None:
+            server._sessions.add(self)
+            self.admitted = True
         tls = tls_info(transport.get_extra_info("ssl_object")) if server.implicit_tls else None
         self.procedure = server.options.session(
-            Peer(address[0], address[1]), new_id(), tls=tls, refuse=refuse
+            Peer(address[0], address[1]), new_id(), tls=tls, refuse=refuse, log=session_log()
         )
         self.advance(None)
 
@@ -175,6 +195,9 @@ class _Session(asyncio.BufferedProtocol):
                         self.wait("drain", server.options.idle_timeout, False)
                         return
                 elif type(effect) is CallHook:
+                    if effect.name in server._threaded:
+                        self.spawn(self.threaded_hook(effect))
+                        return
                     try:
                         answer = getattr(server.handler, effect.name)(*effect.args)
                     except Exception as error:
@@ -249,6 +272,18 @@ class _Session(asyncio.BufferedProtocol):
             self.waiting = ""
             self.advance(SHUT_DOWN)
 
+    def cut(self) -> None:
+        """The shutdown's grace ran out: a session waiting for its client gets 421 now.
+
+        Its wait is busy (an idle one was interrupted at once), so its
+        transaction is dropped; anything else is aborted.
+        """
+        if self.waiting == "read":
+            self.waiting = ""
+            self.advance(SHUT_DOWN)  # the procedure says 421 and closes
+        if self.waiting != "done":
+            self.abort()
+
     def spawn(self, step: Coroutine[object, object, None]) -> None:
         self.waiting = "task"
         self.task = self.loop.create_task(step)
@@ -261,6 +296,20 @@ class _Session(asyncio.BufferedProtocol):
     async def hook(self, effect: CallHook, pending: Awaitable[object]) -> None:
         try:
             result = await pending
+        except Exception as error:
+            result = failed_hook(effect, error)
+        self.waiting = ""
+        self.advance(result)
+
+    async def threaded_hook(self, effect: CallHook) -> None:
+        """A synchronous hook, in the server's worker threads: the loop serves on meanwhile."""
+        server = self.server
+        try:
+            result = await self.loop.run_in_executor(
+                server._hook_pool, call_sync_hook, server.handler, effect
+            )
+            if result is not None and inspect.isawaitable(result):
+                result = await result
         except Exception as error:
             result = failed_hook(effect, error)
         self.waiting = ""
@@ -304,6 +353,9 @@ class _Session(asyncio.BufferedProtocol):
         if self.transport is not None:
             self.transport.close()
         self.server._sessions.discard(self)
+        if self.admitted:
+            self.admitted = False
+            self.server._admission.release(self.address[0])
         if not self.finished.done():
             self.finished.set_result(None)
 
@@ -322,7 +374,12 @@ class SMTPServer:
     ``aclose`` stops gracefully: sessions waiting for a command get 421,
     sessions in the middle of a message may finish it within ``grace``
     seconds, new connections meanwhile get 421. Also an async context
-    manager. Options as in ``transports.sync.SMTPServer``.
+    manager. Options as in ``transports.sync.SMTPServer``, and
+    ``hook_threads``: synchronous hooks (the shipped Maildir and mbox
+    handlers, say) run in a pool of that many worker threads per server, so
+    one slow hook does not hold up the other sessions; ``async def`` hooks
+    run on the loop. ``hook_threads=0`` runs every hook on the loop (for
+    hooks that never block).
     """
 
     def __init__(
@@ -337,13 +394,15 @@ class SMTPServer:
         limits: Limits | None = None,
         hostname: str | None = None,
         idle_timeout: float = IDLE_TIMEOUT,
-        max_connections: int | None = None,
+        max_connections: int | None = MAX_CONNECTIONS,
         greeting_delay: float = 0.0,
         min_data_rate: float = MIN_DATA_RATE,
         spool_threshold: int | None = SPOOL_THRESHOLD,
         data_timeout: float = DATA_TIMEOUT,
         auth_failure_delay: float = AUTH_FAILURE_DELAY,
         auth_failures_per_address: int | None = AUTH_FAILURES_PER_ADDRESS,
+        max_connections_per_client: int | None = MAX_CONNECTIONS_PER_CLIENT,
+        hook_threads: int = HOOK_THREADS,
     ) -> None:
         if implicit_tls and tls_context is None:
             raise ValueError("implicit_tls needs a tls_context")
@@ -367,6 +426,16 @@ class SMTPServer:
             scram_secret=secrets.token_bytes(32),  # this server's own: see ServerOptions
             auth_failure_delay=auth_failure_delay,
             auth_failures_per_address=auth_failures_per_address,
+            max_connections_per_client=max_connections_per_client,
+        )
+        self._admission = self.options.admission()
+        self._backoff = AcceptBackoff(port)
+        self._exception_handlers: tuple[object, object] | None = None  # (ours, the one before)
+        self._threaded = threaded_hooks(handler, hook_threads)
+        self._hook_pool = (
+            concurrent.futures.ThreadPoolExecutor(hook_threads, thread_name_prefix="smtp-hook")
+            if self._threaded
+            else None
         )
         self._server: asyncio.Server | None = None
         self._sessions: set[_Session] = set()
@@ -388,21 +457,72 @@ class SMTPServer:
             ssl_handshake_timeout=self.options.idle_timeout if self.implicit_tls else None,
         )
         self._port = self._server.sockets[0].getsockname()[1]
+        self._watch_accept_failures(loop)
         return self
 
-    async def aclose(self, grace: float = 5.0) -> None:
-        """Stop: idle sessions get 421 now, busy ones get ``grace`` seconds to finish."""
+    def _watch_accept_failures(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Log a run of failed accepts once, not once per retry.
+
+        asyncio's accept loop pauses a second after ``EMFILE`` and the like
+        and goes on, but reports every failure through the loop's exception
+        handler, with a traceback. Those of our listeners are taken here
+        (``AcceptBackoff``); every other report goes where it went before.
+        """
+        previous = loop.get_exception_handler()
+        ours = {sock.fileno() for sock in self._server.sockets} if self._server else set()
+        backoff = self._backoff
+        backoff.port = self._port
+
+        def handle(loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+            error = context.get("exception")
+            sock = context.get("socket")
+            fileno = getattr(sock, "fileno", None)
+            if (
+                isinstance(error, OSError)
+                and error.errno in RESOURCE_ERRORS
+                and callable(fileno)
+                and fileno() in ours
+            ):
+                backoff.failed(str(error))
+            elif previous is not None:
+                previous(loop, context)
+            else:
+                loop.default_exception_handler(context)
+
+        loop.set_exception_handler(handle)
+        self._exception_handlers = (handle, previous)
+
+    async def aclose(self, grace: float = 5.0) -> int:
+        """Stop gracefully; return the number of sessions cut with a message in flight.
+
+        As ``transports.sync.SMTPServer.close``: idle sessions get 421 now,
+        busy ones get ``grace`` seconds to finish, then those waiting for
+        their client get 421 and the rest are aborted.
+        """
         if self._server is None or self._stopping:
-            return
+            return 0
         self._stopping = True
         for session in list(self._sessions):
             session.interrupt()
         if self._sessions:
             await asyncio.wait([session.finished for session in self._sessions], timeout=grace)
+        dropped = len(self._sessions)
         for session in list(self._sessions):
-            session.abort()
+            session.cut()
+        if dropped:
+            LOG.warning("shutdown: %d session(s) cut after the %g s grace with a message "
+                        "in flight; their clients got no 250", dropped, grace)  # fmt: skip
         self._server.close()
         await self._server.wait_closed()
+        loop = asyncio.get_running_loop()
+        if self._exception_handlers is not None:
+            ours, previous = self._exception_handlers
+            if loop.get_exception_handler() is ours:  # else another changed it since: leave it
+                loop.set_exception_handler(previous)  # type: ignore[arg-type]
+        if self._hook_pool is not None:
+            # A hook still running finishes in its thread; nothing waits for it.
+            self._hook_pool.shutdown(wait=False, cancel_futures=True)
+        return dropped
 
     async def __aenter__(self) -> SMTPServer:
         return await self.start()
@@ -427,13 +547,15 @@ async def start_server(
     limits: Limits | None = None,
     hostname: str | None = None,
     idle_timeout: float = IDLE_TIMEOUT,
-    max_connections: int | None = None,
+    max_connections: int | None = MAX_CONNECTIONS,
     greeting_delay: float = 0.0,
     min_data_rate: float = MIN_DATA_RATE,
     spool_threshold: int | None = SPOOL_THRESHOLD,
     data_timeout: float = DATA_TIMEOUT,
     auth_failure_delay: float = AUTH_FAILURE_DELAY,
     auth_failures_per_address: int | None = AUTH_FAILURES_PER_ADDRESS,
+    max_connections_per_client: int | None = MAX_CONNECTIONS_PER_CLIENT,
+    hook_threads: int = HOOK_THREADS,
 ) -> SMTPServer:
     """A started ``SMTPServer``; ``await server.aclose()`` stops it."""
     server = SMTPServer(
@@ -453,6 +575,8 @@ async def start_server(
         data_timeout=data_timeout,
         auth_failure_delay=auth_failure_delay,
         auth_failures_per_address=auth_failures_per_address,
+        max_connections_per_client=max_connections_per_client,
+        hook_threads=hook_threads,
     )
     return await server.start()
 
@@ -468,13 +592,15 @@ async def serve(
     limits: Limits | None = None,
     hostname: str | None = None,
     idle_timeout: float = IDLE_TIMEOUT,
-    max_connections: int | None = None,
+    max_connections: int | None = MAX_CONNECTIONS,
     greeting_delay: float = 0.0,
     min_data_rate: float = MIN_DATA_RATE,
     spool_threshold: int | None = SPOOL_THRESHOLD,
     data_timeout: float = DATA_TIMEOUT,
     auth_failure_delay: float = AUTH_FAILURE_DELAY,
     auth_failures_per_address: int | None = AUTH_FAILURES_PER_ADDRESS,
+    max_connections_per_client: int | None = MAX_CONNECTIONS_PER_CLIENT,
+    hook_threads: int = HOOK_THREADS,
     grace: float = 5.0,
 ) -> None:
     """Serve ``handler`` until cancelled; on cancellation, close gracefully within ``grace``."""
@@ -495,6 +621,8 @@ async def serve(
         data_timeout=data_timeout,
         auth_failure_delay=auth_failure_delay,
         auth_failures_per_address=auth_failures_per_address,
+        max_connections_per_client=max_connections_per_client,
+        hook_threads=hook_threads,
     )
     try:
         await asyncio.Event().wait()

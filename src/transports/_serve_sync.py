@@ -9,6 +9,7 @@ procedure allows an interruption, so a shutdown reaches idle sessions within
 from __future__ import annotations
 
 import contextlib
+import errno
 import secrets
 import socket
 import ssl
@@ -19,6 +20,7 @@ from types import TracebackType
 from typing import Final
 
 from smtpcore import Limits, ServerConfig
+from smtpcore.session._admission import MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CLIENT
 from smtpcore.session._effects import Close, Handshake, Write
 from smtpcore.session._server import (
     AUTH_FAILURE_DELAY,
@@ -43,12 +45,25 @@ from smtpcore.session._server import (
     TLSInfo,
 )
 
-from ._serving import LOG, call_hook, new_id, now, tls_info, unknown_effect
+from ._serving import (
+    LOG,
+    RESOURCE_ERRORS,
+    AcceptBackoff,
+    call_hook,
+    new_id,
+    now,
+    session_log,
+    tls_info,
+    unknown_effect,
+)
 from ._spool import spool_write
 
 __all__ = ["SMTPServer", "serve"]
 
 _SLICE: Final = 0.1  # seconds between looks at the shutdown flag while idle
+# Errors of accept() about one client that gave up (or a firewall that
+# refused it): nothing to wait for, the next accept may work at once.
+_CLIENT_ACCEPT_ERRORS: Final = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
 
 
 class SMTPServer:
@@ -71,7 +86,11 @@ class SMTPServer:
     Each failed AUTH waits ``auth_failure_delay`` seconds before its reply;
     a client address with ``auth_failures_per_address`` failures in 10
     minutes gets 421 to AUTH (see ``ServerOptions.create``).
-    Raises ``OSError`` when the address cannot be bound, ``ValueError`` for
+    ``max_connections`` and ``max_connections_per_client`` cap the sessions
+    served at once, in total and per client address (None: no cap); beyond
+    them a connection gets ``421 4.7.0`` and is closed. Out of descriptors
+    or threads, the server pauses accepting and tries again; it never stops
+    on its own. Raises ``OSError`` when the address cannot be bound, ``ValueError`` for
     an option out of range.
     """
 
@@ -87,13 +106,14 @@ class SMTPServer:
         limits: Limits | None = None,
         hostname: str | None = None,
         idle_timeout: float = IDLE_TIMEOUT,
-        max_connections: int | None = None,
+        max_connections: int | None = MAX_CONNECTIONS,
         greeting_delay: float = 0.0,
         min_data_rate: float = MIN_DATA_RATE,
         spool_threshold: int | None = SPOOL_THRESHOLD,
         data_timeout: float = DATA_TIMEOUT,
         auth_failure_delay: float = AUTH_FAILURE_DELAY,
         auth_failures_per_address: int | None = AUTH_FAILURES_PER_ADDRESS,
+        max_connections_per_client: int | None = MAX_CONNECTIONS_PER_CLIENT,
     ) -> None:
         if implicit_tls and tls_context is None:
             raise ValueError("implicit_tls needs a tls_context")
@@ -117,12 +137,16 @@ class SMTPServer:
             scram_secret=secrets.token_bytes(32),  # this server's own: see ServerOptions
             auth_failure_delay=auth_failure_delay,
             auth_failures_per_address=auth_failures_per_address,
+            max_connections_per_client=max_connections_per_client,
         )
+        self._admission = self.options.admission()
         self._listener: socket.socket | None = None
         self._acceptor: threading.Thread | None = None
         self._lock = threading.Lock()
         self._sessions: dict[threading.Thread, socket.socket] = {}
         self._stopping = threading.Event()
+        self._cutting = threading.Event()  # the grace ran out: every wait ends now
+        self._dropped: set[threading.Thread] = set()  # cut with a message in flight
         self._closed = threading.Event()
 
     @property
@@ -145,22 +169,55 @@ class SMTPServer:
         self._closed.wait()
 
     def _accept(self) -> None:
-        assert self._listener is not None
+        """Accept until closed; never give up while the listener stays open.
+
+        Out of descriptors, buffers, memory or threads, it pauses (from 10 ms,
+        doubling up to 1 s) and tries again: the connections
+        waiting in the backlog are served once resources come back. The
+        first failure of a run is logged, and the recovery.
+        """
+        listener = self._listener
+        assert listener is not None
+        backoff = AcceptBackoff(self._port)
         while not self._closed.is_set():
             try:
-                sock, address = self._listener.accept()
+                sock, address = listener.accept()
             except TimeoutError:
                 continue
-            except OSError:
-                return  # the listener was closed
-            with self._lock:
-                refuse = self.options.refusal(len(self._sessions), stopping=self._stopping.is_set())
-                thread = threading.Thread(
-                    target=self._session, args=(sock, address, refuse), daemon=True
-                )
-                if refuse is None:
-                    self._sessions[thread] = sock
+            except OSError as error:
+                if self._closed.is_set():
+                    return  # the listener was closed
+                if error.errno in _CLIENT_ACCEPT_ERRORS:
+                    continue
+                if error.errno not in RESOURCE_ERRORS:
+                    LOG.error("accept on port %s failed; not accepting any more", self._port,
+                              exc_info=error)  # fmt: skip
+                    return
+                self._closed.wait(backoff.failed(str(error)))
+                continue
+            if not self._start_session(sock, address):
+                self._closed.wait(backoff.failed("a session thread could not start"))
+                continue
+            backoff.accepted()
+
+    def _start_session(self, sock: socket.socket, address: tuple[str, int]) -> bool:
+        """Start the thread serving ``sock``; False (``sock`` closed) when it cannot start."""
+        with self._lock:
+            refuse = self._admission.admit(address[0], stopping=self._stopping.is_set())
+            thread = threading.Thread(
+                target=self._session, args=(sock, address, refuse), daemon=True
+            )
+            if refuse is None:
+                self._sessions[thread] = sock
+        try:
             thread.start()
+        except RuntimeError:  # "can't start new thread"
+            with self._lock:
+                if self._sessions.pop(thread, None) is not None:
+                    self._admission.release(address[0])
+            sock.close()
+            return False
+        return True
 
     def _session(self, sock: socket.socket, address: tuple[str, int], refuse: str | None) -> None:
         me = threading.current_thread()
@@ -174,7 +231,9 @@ class SMTPServer:
                 with self._lock:
                     self._sessions[me] = sock
                 tls = tls_info(sock)
-            procedure = self.options.session(peer, new_id(), tls=tls, refuse=refuse)
+            procedure = self.options.session(
+                peer, new_id(), tls=tls, refuse=refuse, log=session_log()
+            )
             self._drive(procedure, sock)
         except (OSError, ssl.SSLError) as error:
             LOG.debug("session with %s ended: %s", address, error)
@@ -182,6 +241,8 @@ class SMTPServer:
             LOG.exception("session with %s failed", address)
         finally:
             with self._lock:
+                if refuse is None:
+                    self._admission.release(address[0])
                 sock = self._sessions.pop(me, sock)
             sock.close()
 
@@ -235,36 +296,66 @@ class SMTPServer:
         while True:
             if interruptible and self._stopping.is_set():
                 return SHUT_DOWN
+            if self._cutting.is_set():
+                # A transaction is open (else the wait would be interruptible
+                # and have ended above): the session answers 421 and drops it.
+                with self._lock:
+                    self._dropped.add(threading.current_thread())
+                return SHUT_DOWN
             left = deadline - time.monotonic()
             if left <= 0:
                 return TIMED_OUT
-            sock.settimeout(min(left, _SLICE) if interruptible else left)
+            # Slices for busy waits too, so the end of a shutdown's grace is seen.
+            sock.settimeout(min(left, _SLICE))
             try:
                 return sock.recv(65536)
             except TimeoutError:
                 continue
 
-    def close(self, grace: float = 5.0) -> None:
-        """Stop: idle sessions get 421 now, busy ones get ``grace`` seconds to finish."""
+    def close(self, grace: float = 5.0) -> int:
+        """Stop gracefully; return the number of sessions cut with a message in flight.
+
+        Sessions waiting for a command get ``421 4.3.2`` now; new connections
+        get it instead of a greeting. Sessions with a transaction open (MAIL
+        given, content arriving, or ``on_message`` running after the final
+        dot) have ``grace`` seconds to finish. Then a session still waiting
+        for its client gets ``421 4.3.2`` and its message is dropped (its
+        client got no 250 and keeps it); one still in a hook is cut off (its
+        hook may finish in its thread, but the client gets no 250). Each
+        cut session counts in the result and in the warning logged.
+        """
         if self._listener is None or self._closed.is_set():
-            return
+            return 0
         self._stopping.set()
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            with self._lock:
-                if not self._sessions:
-                    break
-            time.sleep(0.02)
+        self._wait_for_sessions(grace)
+        with self._lock:
+            busy = bool(self._sessions)
+        if busy:
+            self._cutting.set()
+            self._wait_for_sessions(1.0)  # for the 421s: waits end within _SLICE
         self._closed.set()
         self._listener.close()
         with self._lock:
             left = dict(self._sessions)
+            dropped = len(self._dropped | left.keys())
         for thread, sock in left.items():
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
             thread.join(1.0)
         if self._acceptor is not None:
             self._acceptor.join(1.0)
+        if dropped:
+            LOG.warning("shutdown: %d session(s) cut after the %g s grace with a message "
+                        "in flight; their clients got no 250", dropped, grace)  # fmt: skip
+        return dropped
+
+    def _wait_for_sessions(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._sessions:
+                    return
+            time.sleep(0.02)
 
     def __enter__(self) -> SMTPServer:
         return self.start()
@@ -289,13 +380,14 @@ def serve(
     limits: Limits | None = None,
     hostname: str | None = None,
     idle_timeout: float = IDLE_TIMEOUT,
-    max_connections: int | None = None,
+    max_connections: int | None = MAX_CONNECTIONS,
     greeting_delay: float = 0.0,
     min_data_rate: float = MIN_DATA_RATE,
     spool_threshold: int | None = SPOOL_THRESHOLD,
     data_timeout: float = DATA_TIMEOUT,
     auth_failure_delay: float = AUTH_FAILURE_DELAY,
     auth_failures_per_address: int | None = AUTH_FAILURES_PER_ADDRESS,
+    max_connections_per_client: int | None = MAX_CONNECTIONS_PER_CLIENT,
     ready: Callable[[SMTPServer], object] | None = None,
 ) -> None:
     """Serve ``handler`` until interrupted (Ctrl-C closes gracefully).
@@ -320,6 +412,7 @@ def serve(
         data_timeout=data_timeout,
         auth_failure_delay=auth_failure_delay,
         auth_failures_per_address=auth_failures_per_address,
+        max_connections_per_client=max_connections_per_client,
     )
     with server:
         if ready is not None:

@@ -9,28 +9,74 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import errno
 import inspect
 import logging
 import secrets
 from typing import Final, NoReturn
 
-from smtpcore.session._server import CallHook, HookFailed, TLSInfo
+from smtpcore.session._report import LogLine
+from smtpcore.session._server import CallHook, HookFailed, TLSInfo, hooks_of
 
 from ._tls import TLSLayer
 from ._tls import tls_info as layer_info
 
 __all__ = [
+    "HOOK_THREADS",
     "LOG",
+    "RESOURCE_ERRORS",
+    "AcceptBackoff",
     "call_hook",
     "call_hook_async",
+    "call_sync_hook",
     "failed_hook",
     "new_id",
     "now",
+    "session_log",
+    "threaded_hooks",
     "tls_info",
     "unknown_effect",
 ]
 
 LOG: Final = logging.getLogger("smtpcore.server")
+
+#: Default number of worker threads per async server for synchronous hooks.
+HOOK_THREADS: Final = 8
+
+#: What ``accept()`` fails with when the process or the system runs out of
+#: descriptors, buffers or memory: the listener is fine, accept again later.
+RESOURCE_ERRORS: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+_BACKOFF_MAX: Final = 1.0  # seconds, the longest pause between accepts that failed
+
+
+class AcceptBackoff:
+    """The pauses of an accept loop that ran out of resources, and their log lines.
+
+    ``failed`` returns how long to pause (10 ms, doubling up to 1 s) and
+    logs only the first failure of a run; ``accepted`` ends the run and
+    logs the recovery. A flood therefore costs two log lines, not one a
+    millisecond.
+    """
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.pause = 0.0
+
+    def failed(self, why: str) -> float:
+        if not self.pause:
+            LOG.warning("accept on port %s: %s; pausing and retrying", self.port, why)
+        self.pause = min(max(self.pause * 2, 0.01), _BACKOFF_MAX)
+        return self.pause
+
+    def accepted(self) -> None:
+        if self.pause:
+            LOG.warning("accepting connections on port %s again", self.port)
+            self.pause = 0.0
+
+
+def session_log() -> LogLine | None:
+    """Where a new session reports its lines: ``LOG.info``, or None when INFO is off."""
+    return LOG.info if LOG.isEnabledFor(logging.INFO) else None
 
 
 def now() -> datetime.datetime:
@@ -70,6 +116,38 @@ def call_hook(handler: object, effect: CallHook) -> object:
     except Exception as error:
         return failed_hook(effect, error)
     return result
+
+
+def threaded_hooks(handler: object, hook_threads: int) -> frozenset[str]:
+    """The hooks of ``handler`` an async server runs in worker threads.
+
+    Every hook that is not a coroutine function (``async def``), unless
+    ``hook_threads`` is 0: then every hook runs on the event loop. Raises
+    ``ValueError`` for a negative ``hook_threads``.
+    """
+    if hook_threads < 0:
+        raise ValueError(f"hook_threads must be >= 0, not {hook_threads!r}")
+    if hook_threads == 0:
+        return frozenset()
+    return frozenset(name for name in hooks_of(handler) if not _is_async(getattr(handler, name)))
+
+
+def _is_async(hook: object) -> bool:
+    if inspect.iscoroutinefunction(hook):
+        return True
+    # An object whose __call__ is async is an async hook too.
+    return inspect.iscoroutinefunction(getattr(hook, "__call__", None))  # noqa: B004
+
+
+def call_sync_hook(handler: object, effect: CallHook) -> object:
+    """Run a synchronous hook in a worker thread: its result, or HookFailed.
+
+    An awaitable it returns is handed back for the event loop to await.
+    """
+    try:
+        return getattr(handler, effect.name)(*effect.args)
+    except Exception as error:
+        return failed_hook(effect, error)
 
 
 async def call_hook_async(handler: object, effect: CallHook) -> object:

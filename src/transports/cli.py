@@ -848,6 +848,15 @@ def parser() -> _Parser:
                        default="asyncio",
                        help="which server runs; trio and anyio need their extra "
                             "(default: %(default)s)")  # fmt: skip
+    serve.add_argument("--grace", type=float, default=10.0,
+                       help="seconds messages in flight get to finish on SIGINT/SIGTERM "
+                            "(default: %(default)s)")  # fmt: skip
+    serve.add_argument("--max-connections", type=int, default=500,
+                       help="sessions served at once; more get 421 4.7.0 "
+                            "(default: %(default)s)")  # fmt: skip
+    serve.add_argument("--max-connections-per-client", type=int, default=50,
+                       help="sessions served at once from one client address "
+                            "(default: %(default)s)")  # fmt: skip
     serve.set_defaults(run=cmd_serve)
 
     probe = command("probe", "show what a server offers; sends no mail", _PROBE_EXAMPLES)

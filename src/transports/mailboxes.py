@@ -3,8 +3,8 @@
 Each has one hook, ``on_message(envelope)``. It returns only once the
 message is stored, so the server's 250 comes after the storage; a failure
 raises, and the server answers 451 4.3.0 (the client keeps the message and
-retries). They are synchronous: the async servers call them in their event
-loop, which is fine for a local disk and a small site.
+retries). They are synchronous: the async servers run them in worker
+threads (``hook_threads``), so a slow disk holds up only its own session.
 
 The stored message is the content as received with our ``Received:`` header
 in front. Maildir and mbox files use Unix line ends (LF), as mail readers

@@ -1,25 +1,22 @@
-"""``smtpcore serve``: receive mail into a Maildir or an mbox file until Ctrl-C."""
+"""``smtpcore serve``: receive mail into a Maildir or an mbox file until SIGINT or SIGTERM."""
 
 from __future__ import annotations
 
 import argparse
-import functools
 import hmac
 import logging
+import signal
 import ssl
-import sys
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TextIO
+from typing import Any, Final, TextIO
 
 from smtpcore import ServerConfig
 from smtpcore.session import ServerEnvelope, ServerOptions
 
 from .mailboxes import MaildirHandler, MboxHandler
-
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup
 
 __all__ = ["UsersHandler", "load_users", "serve_command"]
 
@@ -59,8 +56,36 @@ class UsersHandler:
         self.store.on_message(envelope)
 
 
+EX_USAGE: Final = 64  # sysexits.h: the command was used incorrectly
+EX_TEMPFAIL: Final = 75  # sysexits.h: messages in flight were dropped at shutdown
+
+#: The signals that stop ``smtpcore serve`` gracefully.
+STOP_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
+
+
 def serve_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """Run ``smtpcore serve`` until interrupted."""
+    """Run ``smtpcore serve`` until SIGINT or SIGTERM, then stop gracefully.
+
+    Returns 0 when every message in flight was finished, ``EX_TEMPFAIL``
+    when the grace ran out and sessions with a message in flight were cut
+    (their clients got no 250 and keep the messages), ``EX_USAGE`` for
+    ``--users`` without ``--tls-cert``.
+    """
+    if args.users and not args.tls_cert:
+        # AUTH is offered only over TLS: the users file would do nothing.
+        print("smtpcore serve: --users needs --tls-cert (AUTH is offered only after STARTTLS)",
+              file=err)  # fmt: skip
+        return EX_USAGE
+    caps = {"max_connections": args.max_connections,
+            "max_connections_per_client": args.max_connections_per_client}  # fmt: skip
+    for name, value in caps.items():
+        if value < 1:
+            option = "--" + name.replace("_", "-")
+            print(f"smtpcore serve: {option} must be at least 1, not {value}", file=err)
+            return EX_USAGE
+    if not args.grace >= 0:
+        print(f"smtpcore serve: --grace must be 0 or more seconds, not {args.grace:g}", file=err)
+        return EX_USAGE
     logging.basicConfig(level=logging.INFO, stream=err, format="%(asctime)s %(message)s")
     store: MaildirHandler | MboxHandler = (
         MaildirHandler(args.maildir) if args.maildir else MboxHandler(args.mbox)
@@ -74,23 +99,28 @@ def serve_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     config = replace(config, lmtp=args.lmtp, hostname=args.hostname)
     target = args.maildir or args.mbox
     banner = f"smtpcore: serving {'LMTP' if args.lmtp else 'SMTP'} on {args.host}:{{port}}"
-    banner += f" into {target} ({args.transport}); Ctrl-C stops"
+    banner += f" into {target} ({args.transport}); Ctrl-C or SIGTERM stops"
 
     def ready(port: int) -> None:
         print(banner.format(port=port), file=out, flush=True)
 
-    try:
-        _run(args.transport, handler, args.host, args.port, ready,
-             tls_context=context, config=config, hostname=args.hostname)  # fmt: skip
-    except KeyboardInterrupt:
-        print("smtpcore: interrupted; the server closed gracefully", file=err)
-    except BaseExceptionGroup as group:  # trio and anyio wrap the interruption in a group
-        _, rest = group.split(KeyboardInterrupt)
-        if rest is not None:
-            raise
-        print("smtpcore: interrupted; the server closed gracefully", file=err)
+    grace = args.grace
+    signum, dropped = _run(args.transport, handler, args.host, args.port, ready, grace=grace,
+                           tls_context=context, config=config, hostname=args.hostname,
+                           caps=caps)  # fmt: skip
+    name = signal.Signals(signum).name
+    if dropped:
+        print(
+            f"smtpcore: {name}: {dropped} session(s) cut after the {grace:g} s grace with a "
+            "message in flight; their clients got no 250 and keep the messages",
+            file=err,
+        )
+        status = EX_TEMPFAIL
+    else:
+        print(f"smtpcore: {name}: stopped; every message in flight was finished", file=err)
+        status = 0
     print("smtpcore: stopped", file=out)
-    return 0
+    return status
 
 
 def _run(
@@ -100,55 +130,148 @@ def _run(
     port: int,
     ready: Callable[[int], None],
     *,
+    grace: float,
     tls_context: ssl.SSLContext | None,
     config: ServerConfig,
     hostname: str,
-) -> None:
-    """Serve on the chosen transport until interrupted; ``ready(port)`` once listening."""
-    if transport == "sync":
-        from . import sync
+    caps: dict[str, int],
+) -> tuple[int, int]:
+    """Serve on ``transport`` until SIGINT or SIGTERM, then stop within ``grace`` seconds.
 
-        sync.serve(handler, host, port, tls_context=tls_context, config=config,
-                   hostname=hostname, ready=lambda server: ready(server.port))  # fmt: skip
-    elif transport == "asyncio":
+    ``ready(port)`` is called once listening. Returns the signal and the
+    number of sessions cut with a message in flight. A second signal
+    during the grace changes nothing: the grace is the bound.
+    """
+    options = {"tls_context": tls_context, "config": config, "hostname": hostname, **caps}
+    if transport == "sync":
+        return _run_sync(handler, host, port, ready, grace, options)
+    if transport == "asyncio":
         import asyncio
 
-        from . import asyncio as asyncio_transport
-
-        async def main() -> None:
-            server = await asyncio_transport.start_server(
-                handler, host, port, tls_context=tls_context, config=config, hostname=hostname
-            )
-            ready(server.port)
-            try:
-                await asyncio.Event().wait()
-            finally:
-                await asyncio.shield(server.aclose())
-
-        asyncio.run(main())
-    elif transport == "trio":
+        return asyncio.run(_run_asyncio(handler, host, port, ready, grace, options))
+    if transport == "trio":
         import trio
 
-        from . import trio as trio_transport
+        return trio.run(_run_trio, handler, host, port, ready, grace, options)
+    import anyio
 
-        async def main_trio() -> None:
-            async with trio.open_nursery() as nursery:
-                serve = functools.partial(trio_transport.serve, handler, host, port,
-                                          tls_context=tls_context, config=config,
-                                          hostname=hostname)  # fmt: skip
-                ready(await nursery.start(serve))
+    return anyio.run(_run_anyio, handler, host, port, ready, grace, options)
 
-        trio.run(main_trio)
-    else:
-        import anyio
 
-        from . import anyio as anyio_transport
+def _run_sync(
+    handler: object,
+    host: str,
+    port: int,
+    ready: Callable[[int], None],
+    grace: float,
+    options: dict[str, Any],
+) -> tuple[int, int]:
+    from . import sync
 
-        async def main_anyio() -> None:
-            async with anyio.create_task_group() as group:
-                serve = functools.partial(anyio_transport.serve, handler, host, port,
-                                          tls_context=tls_context, config=config,
-                                          hostname=hostname)  # fmt: skip
-                ready(await group.start(serve))
+    received: list[int] = []
+    arrived = threading.Event()
 
-        anyio.run(main_anyio)
+    def on_signal(signum: int, frame: object) -> None:
+        received.append(signum)
+        arrived.set()
+
+    previous = {signum: signal.signal(signum, on_signal) for signum in STOP_SIGNALS}
+    try:
+        server = sync.SMTPServer(handler, host, port, **options).start()
+        ready(server.port)
+        while not arrived.wait(0.5):  # a timeout: signal handlers run between waits
+            pass
+        return received[0], server.close(grace)
+    finally:
+        for signum, action in previous.items():
+            signal.signal(signum, action)
+
+
+async def _run_asyncio(
+    handler: object,
+    host: str,
+    port: int,
+    ready: Callable[[int], None],
+    grace: float,
+    options: dict[str, Any],
+) -> tuple[int, int]:
+    import asyncio
+
+    from . import asyncio as asyncio_transport
+
+    loop = asyncio.get_running_loop()
+    received: asyncio.Future[int] = loop.create_future()
+
+    def on_signal(signum: int) -> None:
+        if not received.done():
+            received.set_result(signum)
+
+    for stop in STOP_SIGNALS:
+        loop.add_signal_handler(stop, on_signal, stop)
+    server = await asyncio_transport.start_server(handler, host, port, **options)
+    ready(server.port)
+    signum = await received
+    return signum, await server.aclose(grace)
+
+
+async def _run_trio(
+    handler: object,
+    host: str,
+    port: int,
+    ready: Callable[[int], None],
+    grace: float,
+    options: dict[str, Any],
+) -> tuple[int, int]:
+    import trio
+
+    from . import trio as trio_transport
+
+    shutdown = trio.Event()
+    dropped = 0
+    received: list[int] = []
+
+    async def serve(*, task_status: trio.TaskStatus[int]) -> None:
+        nonlocal dropped
+        dropped = await trio_transport.serve(handler, host, port, shutdown=shutdown, grace=grace,
+                                             task_status=task_status, **options)  # fmt: skip
+
+    with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
+        async with trio.open_nursery() as nursery:
+            ready(await nursery.start(serve))
+            async for signum in signals:
+                received.append(int(signum))
+                shutdown.set()
+                break
+    return received[0], dropped
+
+
+async def _run_anyio(
+    handler: object,
+    host: str,
+    port: int,
+    ready: Callable[[int], None],
+    grace: float,
+    options: dict[str, Any],
+) -> tuple[int, int]:
+    import anyio
+    import anyio.abc
+
+    from . import anyio as anyio_transport
+
+    shutdown = anyio.Event()
+    dropped = 0
+    received: list[int] = []
+
+    async def serve(*, task_status: anyio.abc.TaskStatus[int]) -> None:
+        nonlocal dropped
+        dropped = await anyio_transport.serve(handler, host, port, shutdown=shutdown, grace=grace,
+                                              task_status=task_status, **options)  # fmt: skip
+
+    with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
+        async with anyio.create_task_group() as group:
+            ready(await group.start(serve))
+            async for signum in signals:
+                received.append(int(signum))
+                shutdown.set()
+                break
+    return received[0], dropped

@@ -113,11 +113,11 @@ def _start(kind: str, handler: object, port: int, options: dict[str, Any]) -> tu
     if kind == "asyncio":
         from transports._serve_asyncio import start_server
 
-        async def run_asyncio(event: asyncio.Event, *, task_status: Any) -> None:
+        async def run_asyncio(event: asyncio.Event, *, task_status: Any) -> int:
             server = await start_server(handler, HOST, port, **options)
             task_status.started(server.port)
             await event.wait()
-            await server.aclose(1.0)
+            return await server.aclose(1.0)
 
         event: Any = portal.call(asyncio.Event)
         future, bound = portal.start_task(partial(run_asyncio, event))

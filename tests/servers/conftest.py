@@ -62,14 +62,15 @@ class Running:
     """One started server: its port, and how to stop it (gracefully within ``grace``)."""
 
     port: int
-    stop: Callable[[], None]
+    stop: Callable[[], object]
     stopped: bool = field(default=False)
+    dropped: object = None  # what the graceful close returned: sessions cut
 
     def close(self) -> None:
         """Stop gracefully (within the ``grace`` given to ``start``) and wait for the end."""
         if not self.stopped:
             self.stopped = True
-            self.stop()
+            self.dropped = self.stop()
 
 
 def _start_sync(handler: object, options: dict[str, Any], grace: float) -> Running:
@@ -86,20 +87,20 @@ async def _run_asyncio(
     grace: float,
     *,
     task_status: anyio.abc.TaskStatus[int],
-) -> None:
+) -> int:
     from transports._serve_asyncio import start_server
 
     server = await start_server(handler, "127.0.0.1", 0, **options)
     task_status.started(server.port)
     await stop.wait()
-    await server.aclose(grace)
+    return await server.aclose(grace)
 
 
 def _start_portal(kind: str, handler: object, options: dict[str, Any], grace: float) -> Running:
     backend = "trio" if kind in ("trio", "anyio-trio") else "asyncio"
     stack = ExitStack()
     portal = stack.enter_context(anyio.from_thread.start_blocking_portal(backend))
-    future: Future[None]
+    future: Future[int]
     if kind == "asyncio":
         event: Any = portal.call(asyncio.Event)
         future, port = portal.start_task(partial(_run_asyncio, handler, options, event, grace))
@@ -116,10 +117,11 @@ def _start_portal(kind: str, handler: object, options: dict[str, Any], grace: fl
         job = partial(anyio_serve, handler, "127.0.0.1", 0, shutdown=event, grace=grace, **options)
         future, port = portal.start_task(job)
 
-    def stop() -> None:
+    def stop() -> int:
         portal.call(event.set)
-        future.result(timeout=grace + 10)
+        dropped = future.result(timeout=grace + 10)
         stack.close()
+        return dropped
 
     return Running(port, stop)
 

@@ -23,6 +23,7 @@ COMMON = [
     "data_timeout",
     "auth_failure_delay",
     "auth_failures_per_address",
+    "max_connections_per_client",
 ]
 
 
@@ -32,8 +33,20 @@ def test_every_serve_takes_the_common_options_in_order() -> None:
         assert names[: len(COMMON)] == COMMON, module.__name__
 
 
+#: Only the async servers have a pool for synchronous hooks (the threaded one
+#: runs every hook in the session's own thread).
+ASYNC = ["hook_threads"]
+
+
+def test_every_async_serve_takes_hook_threads_next() -> None:
+    for module in (_serve_asyncio, _serve_trio, _serve_anyio):
+        names = list(inspect.signature(module.serve).parameters)
+        assert names[len(COMMON) : len(COMMON) + len(ASYNC)] == ASYNC, module.__name__
+
+
 def test_server_classes_take_the_same_options() -> None:
     sync = inspect.signature(_serve_sync.SMTPServer)
     asyncio = inspect.signature(_serve_asyncio.SMTPServer)
-    assert list(sync.parameters) == list(asyncio.parameters) == COMMON
-    assert list(inspect.signature(_serve_asyncio.start_server).parameters) == COMMON
+    assert list(sync.parameters) == COMMON
+    assert list(asyncio.parameters) == COMMON + ASYNC
+    assert list(inspect.signature(_serve_asyncio.start_server).parameters) == COMMON + ASYNC

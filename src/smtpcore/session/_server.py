@@ -105,7 +105,15 @@ from ..sasl import (
     scram_salt,
     server_mechanism,
 )
+from ._admission import (
+    MAX_CONNECTIONS,
+    MAX_CONNECTIONS_PER_CLIENT,
+    SHUTTING_DOWN,
+    TOO_MANY,
+    Admission,
+)
 from ._effects import Close, Handshake, Write
+from ._report import LogLine, message_line, session_line
 from ._throttle import AUTH_FAILURE_WINDOW, AUTH_FAILURES_PER_ADDRESS, AuthBudget
 from ._tls import TLSInfo
 
@@ -503,7 +511,7 @@ class ServerOptions:
     limits: Limits
     hooks: frozenset[str]
     idle_timeout: float = IDLE_TIMEOUT
-    max_connections: int | None = None
+    max_connections: int | None = MAX_CONNECTIONS
     greeting_delay: float = 0.0
     min_data_rate: float = MIN_DATA_RATE
     spool_threshold: int | None = SPOOL_THRESHOLD
@@ -515,6 +523,7 @@ class ServerOptions:
     auth_failure_delay: float = AUTH_FAILURE_DELAY
     #: Failed AUTH per client address across sessions; None: no such bound.
     auth_budget: AuthBudget | None = field(default=None, compare=False)
+    max_connections_per_client: int | None = MAX_CONNECTIONS_PER_CLIENT
 
     @classmethod
     def create(
@@ -526,7 +535,7 @@ class ServerOptions:
         starttls: bool = False,
         hostname: str | None = None,
         idle_timeout: float = IDLE_TIMEOUT,
-        max_connections: int | None = None,
+        max_connections: int | None = MAX_CONNECTIONS,
         greeting_delay: float = 0.0,
         min_data_rate: float = MIN_DATA_RATE,
         spool_threshold: int | None = SPOOL_THRESHOLD,
@@ -535,6 +544,7 @@ class ServerOptions:
         auth_failure_delay: float = AUTH_FAILURE_DELAY,
         auth_failures_per_address: int | None = AUTH_FAILURES_PER_ADDRESS,
         auth_failure_window: float = AUTH_FAILURE_WINDOW,
+        max_connections_per_client: int | None = MAX_CONNECTIONS_PER_CLIENT,
     ) -> ServerOptions:
         """Options for ``handler``.
 
@@ -564,6 +574,9 @@ class ServerOptions:
         times within ``auth_failure_window`` seconds, over any number of
         sessions, gets ``421 4.7.0`` to AUTH until the oldest failure is that
         old (``AuthBudget``, kept in these options' memory; None: no bound).
+        ``max_connections`` and ``max_connections_per_client`` cap the
+        sessions served at once, in total and per client address (None: no
+        cap); see ``admission``.
         Raises ``ValueError`` for a non-positive timeout, data rate or
         connection cap, a negative greeting delay, AUTH delay or spool
         threshold, or a short secret.
@@ -581,8 +594,7 @@ class ServerOptions:
             raise ValueError(f"min_data_rate must be > 0 octets per second, not {min_data_rate!r}")
         if not greeting_delay >= 0:
             raise ValueError(f"greeting_delay must be >= 0 seconds, not {greeting_delay!r}")
-        if max_connections is not None and max_connections < 1:
-            raise ValueError(f"max_connections must be >= 1 or None, not {max_connections!r}")
+        Admission(max_connections, max_connections_per_client)  # checks both caps
         if not data_timeout > 0:
             raise ValueError(f"data_timeout must be > 0, not {data_timeout!r}")
         if spool_threshold is not None and (
@@ -622,18 +634,24 @@ class ServerOptions:
             scram_secret=scram_secret,
             auth_failure_delay=auth_failure_delay,
             auth_budget=budget,
+            max_connections_per_client=max_connections_per_client,
         )
+
+    def admission(self) -> Admission:
+        """A fresh count of sessions, which decides who is served (one per listener)."""
+        return Admission(self.max_connections, self.max_connections_per_client)
 
     def refusal(self, active: int, *, stopping: bool) -> str | None:
         """Why a new connection gets 421 instead of a session, or None to serve it.
 
         ``active`` is the number of sessions being served; ``stopping`` says a
-        graceful shutdown has begun.
+        graceful shutdown has begun. Only the total cap: ``admission`` also
+        counts per client address.
         """
         if stopping:
-            return "Service shutting down, try again later"
+            return SHUTTING_DOWN
         if self.max_connections is not None and active >= self.max_connections:
-            return "Too many connections, try again later"
+            return TOO_MANY
         return None
 
     def session(
@@ -643,6 +661,7 @@ class ServerOptions:
         *,
         tls: TLSInfo | None = None,
         refuse: str | None = None,
+        log: LogLine | None = None,
     ) -> ServerProcedure[int]:
         """The procedure serving one connection; see ``serve_connection``."""
         conn = ServerConnection(self.config, self.limits, tls=tls is not None)
@@ -661,6 +680,7 @@ class ServerOptions:
             scram_secret=self.scram_secret,
             auth_failure_delay=self.auth_failure_delay,
             auth_budget=self.auth_budget,
+            log=log,
         )
 
 
@@ -736,6 +756,7 @@ class _Message:
     spool: ContentSpool | None = None  # the content, once it went beyond the threshold
     spooled: int = 0  # octets written to the spool
     stream_failure: Reply | None = None  # a chunk hook refused or raised; the spool failed
+    size: int = 0  # octets of content received (for the log line)
 
 
 class _Session:
@@ -772,6 +793,8 @@ class _Session:
         self.scram_secret: bytes | None = None  # see ServerOptions.scram_secret
         self.auth_failure_delay = 0.0  # see ServerOptions.auth_failure_delay
         self.auth_budget: AuthBudget | None = None  # shared by the server's sessions
+        self.log: LogLine | None = None  # reports a line per session and per message
+        self.end = "connection lost"  # how the session ended, for its log line
 
     # -- small steps ------------------------------------------------------------
 
@@ -926,13 +949,15 @@ def serve_connection(
     scram_secret: bytes | None = None,
     auth_failure_delay: float = 0.0,
     auth_budget: AuthBudget | None = None,
+    log: LogLine | None = None,
 ) -> ServerProcedure[int]:
     """Serve one connection from greeting to close; return the number of messages accepted.
 
     ``hooks`` are the handler's hooks (``hooks_of``); ``tls`` describes an
     implicit TLS layer already in place. ``refuse`` is a reason to turn the
-    client away: the greeting is then ``421 4.3.2 <reason>`` and the
-    connection closes (RFC 5321 3.8: too many connections, shutting down).
+    client away (``Admission.admit`` gives it, enhanced status code first):
+    the greeting is then ``421 <hostname> <reason>`` and the connection
+    closes (RFC 5321 3.8: too many connections, shutting down).
     A client silent for ``idle_timeout`` seconds gets 421 4.4.2 and is dropped
     (RFC 5321 4.5.3.2.7); so does any session waiting for a command when the
     server shuts down (421 4.3.2).
@@ -955,6 +980,10 @@ def serve_connection(
     the 220 waits that long; a client that sends anything meanwhile did not
     wait for the greeting (RFC 5321 4.3.1) and gets 554 5.5.0 after it, then
     the connection closes.
+
+    ``log``, when given, is called with one line per message whose end
+    arrived and one when the session ends, however it ends (see
+    ``session._report``).
     """
     session = _Session(
         conn,
@@ -970,8 +999,35 @@ def serve_connection(
     session.scram_secret = scram_secret
     session.auth_failure_delay = auth_failure_delay
     session.auth_budget = auth_budget
+    if log is None:
+        return (yield from _serve(session, refuse, greeting_delay))
+    session.log = log
+    try:
+        return (yield from _serve(session, refuse, greeting_delay))
+    finally:
+        log(
+            session_line(
+                session_id,
+                (peer.host, peer.port),
+                helo=conn.hello_domain,
+                tls=session.tls,
+                identity=conn.identity,
+                messages=session.accepted,
+                end=session.end,
+                dropped=session.message is not None,
+            )
+        )
+
+
+def _serve(session: _Session, refuse: str | None, greeting_delay: float) -> ServerProcedure[int]:
+    """``serve_connection`` for the session made: from greeting to close."""
+    conn = session.conn
+    peer = session.peer
+    session_id = session.session_id
+    tls = session.tls
     if refuse is not None:
-        session.send(Reply(421, (f"{conn.config.hostname} 4.3.2 {refuse}",)))
+        session.end = f"refused: {refuse}"
+        session.send(Reply(421, (f"{conn.config.hostname} {refuse}",)))
         yield from session.close()
         return 0
     info = SessionInfo(peer, conn.config.hostname, session_id, tls)
@@ -984,32 +1040,51 @@ def serve_connection(
         # connection holds them and answers 554 5.5.0 after the greeting.
         early = yield Receive(greeting_delay, True)
         if early is SHUT_DOWN:
+            session.end = "shutdown"
             session.send(_farewell(conn, SHUT_DOWN))
             yield from session.close()
             return 0
         if isinstance(early, bytes):
             if not early:  # gone before we spoke: nothing to say
+                session.end = "client closed"
                 yield from session.close()
                 return 0
             conn.receive_data(early)
         elif early is not TIMED_OUT:
             raise TypeError(f"a transport answered Receive with {type(early).__name__}")
     session.send(greeting)
+    session.end = "closed by server"
     while conn.phase is not ServerPhase.CLOSED:
         event = yield from session.next_event()
         if isinstance(event, (Interrupted, _Expired)):
+            session.end = _ENDS[event]
             session.send(_farewell(conn, event))
             break
         if isinstance(event, ConnectionClosed):
+            session.end = "client closed"
             break
         yield from _handle(session, event)
+        if isinstance(event, Quit):
+            session.end = "quit"
     yield from session.close()
     return session.accepted
+
+
+#: How a session that ended without a command to end it ended, for its log line.
+_ENDS: Final[dict[Interrupted | _Expired, str]] = {
+    SHUT_DOWN: "shutdown",
+    TIMED_OUT: "idle timeout",
+    _Expired.COMMAND: "command timeout",
+    _Expired.DATA_RATE: "data rate too low",
+    _Expired.MESSAGE: "data timeout",
+}
 
 
 def _handle(session: _Session, event: Event) -> ServerProcedure[None]:
     """Answer one event from the connection."""
     if type(event) is MessageData:
+        if session.message is not None:
+            session.message.size += len(event.data)
         yield from _content(session, event.data)
     elif type(event) is EndOfData or type(event) is EndOfChunk:
         yield from _end_of_content(session, event)
@@ -1316,9 +1391,20 @@ def _end_of_content(session: _Session, event: EndOfData | EndOfChunk) -> ServerP
         else:
             session.send(_reply(conn, 250, "2.0.0", "Chunk received"))
         return
-    session.message = None
     recipients = conn.recipients
     replies = yield from _deliver(session, message)
+    session.message = None  # after delivery: a session cut meanwhile dropped it
+    if session.log is not None and message is not None:
+        session.log(
+            message_line(
+                message.message_id,
+                session.session_id,
+                sender=conn.sender or "",
+                recipients=len(recipients),
+                size=message.size,
+                replies=replies,
+            )
+        )
     if conn.config.lmtp:
         # RFC 2033 4.2: one reply per accepted recipient, in RCPT order.
         for recipient, reply in zip(recipients, replies, strict=True):
