@@ -157,9 +157,11 @@ class SMTPClient:
             lmtp=opts.lmtp, tls=opts.tls == "implicit", limits=opts.limits
         )
         try:
+            # Before any handshake: wrap_socket detaches the clear socket.
+            local = str(sock.getsockname()[0])
             if opts.tls == "implicit":
                 self._perform(Handshake(opts.host, timeout), None)
-            hello = opts.local_hostname or hello_name(socket.getfqdn(), sock.getsockname()[0])
+            hello = opts.local_hostname or hello_name(socket.getfqdn(), local)
             nonce = secrets.token_urlsafe(18)
             self._drive(open_session(conn, opts, hello=hello, nonce=nonce))
         except BaseException:
