@@ -4,7 +4,8 @@ The fuzzer chooses the server's flags, the envelope, the message content
 (bare CR and LF, leading dots, lone dots, end markers, commands) and where
 every transfer is cut. Asserts: what the server stores is exactly what the
 client was asked to send, after CRLF normalisation for DATA (bare CR/LF
-made CRLF, a final CRLF added to an open last line) and verbatim for BDAT;
+made CRLF, a final CRLF added to an open last line) and verbatim for BDAT
+(whose content with a bare CR or LF the client refuses);
 the envelope arrives unchanged; one message never becomes two (one MAIL,
 one end of content, nothing in the content parsed as a command); and the
 client never emits a bare CR or LF inside DATA content.
@@ -132,11 +133,22 @@ def test_one_input(data: bytes) -> None:
     pieces = cuts(content, seed) or [b""]
     if bdat:
         assert replies[-1].is_positive
-        for i, piece in enumerate(pieces):
-            last = i == len(pieces) - 1
-            chunk = [MessageData(piece)] if piece else []
-            replies = pair.send(Bdat(len(piece), last=last), *chunk)
-            assert all(r.is_positive for r in replies), replies
+        # Without BODY=BINARYMIME the client refuses bare CR and LF in BDAT
+        # content (the chunk sizes are fixed, so it cannot normalise them).
+        bare = content.count(b"\r") != content.count(b"\r\n") or content.count(
+            b"\n"
+        ) != content.count(b"\r\n")
+        try:
+            for i, piece in enumerate(pieces):
+                last = i == len(pieces) - 1
+                chunk = [MessageData(piece)] if piece else []
+                replies = pair.send(Bdat(len(piece), last=last), *chunk)
+                assert all(r.is_positive for r in replies), replies
+        except LocalProtocolError:
+            assert bare, content
+            assert not pair.stored
+            return
+        assert not bare, content
         expected = content
     else:
         assert replies[-1].code == 354, replies

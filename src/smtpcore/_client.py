@@ -154,6 +154,12 @@ _BODY_KEYWORD: Final[Mapping[str, tuple[str, ...]]] = {
 }
 
 
+_BARE_LINE_END: Final = (
+    "BDAT content with a bare CR or LF: SMTP lines end in CRLF unless MAIL declared "
+    "BODY=BINARYMIME (RFC 5321 2.3.8, RFC 3030 3); normalise the line ends first"
+)
+
+
 def _after(phase: ClientPhase, command: Sendable) -> ClientPhase:
     """The phase a positive reply to ``command`` leads to from ``phase``."""
     # By exact type, as in _AFTER_POSITIVE: send() accepts only the classes
@@ -212,6 +218,9 @@ class ClientConnection:
         self._authenticated = False
         self._stuffer = DotStuffer()
         self._chunk_left = 0
+        self._chunk_lines = True  # the open BDAT transfer must have CRLF line ends
+        self._chunk_cr = False  # its content so far ends in CR, which LF must follow
+        self._chunk_last = False  # the chunk being sent is the LAST one
         self._utf8_transaction = False  # the open transaction's MAIL has SMTPUTF8
         self._body = ""  # the open transaction's BODY parameter, upper case
         self._accepted = 0  # positive RCPT replies in this transaction (LMTP)
@@ -399,6 +408,8 @@ class ClientConnection:
         self._utf8_transaction = False
         self._body = ""
         self._accepted = 0
+        if not self._chunk_left:
+            self._chunk_cr = False
 
     # -- sending ----------------------------------------------------------
 
@@ -444,7 +455,14 @@ class ClientConnection:
                 self._body = (params.get("BODY") or "").upper()
             # else: _end_transaction() just left both as no parameter has them
         elif isinstance(event, Bdat):
+            if self._chunk_cr and event.last and not event.size:
+                raise LocalProtocolError(
+                    "the content would end in a bare CR: SMTP lines end in CRLF "
+                    "unless MAIL declared BODY=BINARYMIME (RFC 5321 2.3.8, RFC 3030 3)"
+                )
             self._chunk_left = event.size
+            self._chunk_lines = self._body != "BINARYMIME"
+            self._chunk_last = event.last
             if event.last:
                 # RFC 2033 4.2 with RFC 3030: the LAST chunk, like the end of
                 # DATA, gets one reply per accepted recipient.
@@ -464,11 +482,35 @@ class ClientConnection:
                 raise LocalProtocolError(
                     f"{len(data)} octets of content but the BDAT chunk has {self._chunk_left} left"
                 )
+            if self._chunk_lines:
+                self._check_line_ends(data, ends=self._chunk_last and len(data) == self._chunk_left)
             self._chunk_left -= len(data)
             return data
         if self._phase is P.DATA and not self._pending:
             return self._stuffer.stuff(data)
         raise LocalProtocolError("message data outside DATA (before the 354) or a BDAT chunk")
+
+    def _check_line_ends(self, data: bytes, *, ends: bool) -> None:
+        """Refuse BDAT content with a bare CR or LF (RFC 5321 2.3.8) before any byte goes.
+
+        The chunk's size is already on the wire, so the content cannot be
+        normalised here as DATA's is: a CRLF may only be split between two
+        pieces. ``ends``: this piece ends the message.
+        """
+        if not data:
+            return
+        start = 0
+        if self._chunk_cr:
+            if data[:1] != b"\n":
+                raise LocalProtocolError(_BARE_LINE_END)
+            start = 1
+        pairs = data.count(b"\r\n", start)
+        trailing_cr = data.endswith(b"\r") and len(data) > start
+        if data.count(b"\n", start) != pairs or data.count(b"\r", start) != pairs + trailing_cr:
+            raise LocalProtocolError(_BARE_LINE_END)
+        if trailing_cr and ends:
+            raise LocalProtocolError(_BARE_LINE_END)
+        self._chunk_cr = trailing_cr
 
     def _check_command(self, command: Command) -> None:
         if self._chunk_left:
@@ -507,6 +549,13 @@ class ClientConnection:
             if not command.sender.isascii() and "SMTPUTF8" not in command.params:
                 raise LocalProtocolError(
                     f"non-ASCII sender {command.sender!r} needs the SMTPUTF8 parameter (RFC 6531)"
+                )
+        elif kind is Vrfy or kind is Expn:
+            argument = command.argument  # type: ignore[attr-defined]
+            if not argument.isascii() and not ext.smtputf8:
+                raise LocalProtocolError(
+                    f"non-ASCII {command.verb} argument {argument!r} needs a server that "
+                    "offers SMTPUTF8 (RFC 6531 3.7.4.2)"
                 )
         elif kind is Rcpt:
             assert isinstance(command, Rcpt)

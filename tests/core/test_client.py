@@ -566,9 +566,9 @@ def test_bdat_chunks_exact_octets() -> None:
     assert conn.send(MessageData(b".\r\n")) == b".\r\n"
     with pytest.raises(LocalProtocolError, match="2 octets"):
         conn.send(Bdat(1))
-    assert conn.send(MessageData(b"\rx")) == b"\rx"
+    assert conn.send(MessageData(b"x\r")) == b"x\r"
     assert conn.send(Bdat(2, last=True)) == b"BDAT 2 LAST\r\n"
-    conn.send(MessageData(b"ok"))
+    conn.send(MessageData(b"\nk"))
     reply(conn, b"250 5 octets\r\n")
     assert conn.phase is ClientPhase.BDAT
     reply(conn, b"250 message accepted\r\n")
@@ -644,3 +644,79 @@ def test_lmtp_last_bdat_waits_for_the_rcpt_replies() -> None:
     with pytest.raises(LocalProtocolError, match="RCPT replies"):
         conn.send(Bdat(1, last=True))
     assert conn.send(Bdat(1)) == b"BDAT 1\r\n"  # a chunk that is not the last may go
+
+
+def bdat_transaction(params: dict[str, str | None] | None = None) -> ClientConnection:
+    conn = ready(EHLO_REPLY.replace(b"250-ETRN", b"250-BINARYMIME"))
+    conn.send(Mail("a@example.org", params or {}))
+    reply(conn, b"250 ok\r\n")
+    conn.send(Rcpt("b@example.net"))
+    reply(conn, b"250 ok\r\n")
+    return conn
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        [b"a\nb\r\n"],  # bare LF
+        [b"a\rb\r\n"],  # bare CR
+        [b"ab\r", b"x\r\n"],  # a CR the next piece does not complete
+        [b"ab\r\n\r"],  # the message would end in a bare CR
+        [b"\n\r\n"],  # LF at the very start
+    ],
+    ids=["bare-lf", "bare-cr", "cr-then-no-lf", "ends-in-cr", "leading-lf"],
+)
+def test_bdat_content_with_bare_line_ends_is_refused_before_any_byte(
+    pieces: list[bytes],
+) -> None:
+    """RFC 5321 2.3.8: without BODY=BINARYMIME, lines end in CRLF, in BDAT as in DATA."""
+    conn = bdat_transaction()
+    size = sum(map(len, pieces))
+    conn.send(Bdat(size, last=True))
+    sent = b""
+    with pytest.raises(LocalProtocolError, match="bare CR or LF"):
+        for piece in pieces:
+            sent += conn.send(MessageData(piece))
+    assert b"\r\r" not in sent and sent == b"".join(pieces)[: len(sent)]
+    assert conn.chunk_left == size - len(sent)
+
+
+def test_bdat_crlf_may_be_split_between_pieces_and_chunks() -> None:
+    conn = bdat_transaction()
+    assert conn.send(Bdat(4)) == b"BDAT 4\r\n"
+    assert conn.send(MessageData(b"ab\r")) == b"ab\r"
+    assert conn.send(MessageData(b"")) == b""
+    assert conn.send(MessageData(b"\n")) == b"\n"
+    reply(conn, b"250 4 octets\r\n")
+    conn.send(Bdat(3))
+    conn.send(MessageData(b"cd\r"))
+    reply(conn, b"250 3 octets\r\n")
+    with pytest.raises(LocalProtocolError, match="bare CR"):
+        conn.send(Bdat(0, last=True))  # the content would end in CR
+    assert conn.send(Bdat(1, last=True)) == b"BDAT 1 LAST\r\n"
+    assert conn.send(MessageData(b"\n")) == b"\n"
+    assert reply(conn, b"250 stored\r\n").is_positive
+
+
+def test_bdat_binarymime_content_goes_as_it_is() -> None:
+    conn = bdat_transaction({"BODY": "BINARYMIME"})
+    conn.send(Bdat(5, last=True))
+    assert conn.send(MessageData(b"\n\r\x00\r\r")) == b"\n\r\x00\r\r"
+    assert reply(conn, b"250 stored\r\n").is_positive
+    # The next transaction, without BINARYMIME, is checked again.
+    conn.send(Mail("a@example.org"))
+    conn.send(Rcpt("b@example.net"))
+    conn.send(Bdat(2, last=True))
+    with pytest.raises(LocalProtocolError, match="bare CR or LF"):
+        conn.send(MessageData(b"a\n"))
+
+
+@pytest.mark.parametrize("make", [Vrfy, Expn], ids=["VRFY", "EXPN"])
+def test_non_ascii_vrfy_expn_needs_smtputf8(make: Callable[[str], Command]) -> None:
+    """RFC 6531 3.7.4.2: a UTF-8 argument only to a server that offers SMTPUTF8."""
+    without = ready(EHLO_REPLY.replace(b"250-SMTPUTF8\r\n", b""))
+    with pytest.raises(LocalProtocolError, match="SMTPUTF8"):
+        without.send(make("j\u00f6rg"))
+    assert without.pending == ()
+    assert without.send(make("jorg")).endswith(b" jorg\r\n")
+    assert ready().send(make("j\u00f6rg")).endswith(" j\u00f6rg\r\n".encode())
