@@ -350,6 +350,10 @@ class ClientConnection:
         kind = type(command)
         if 300 <= code < 400 and _INTERMEDIATE.get(kind) != code:
             raise self._fail(f"intermediate reply {code} to {_verb(command)}")
+        if kind is Data and code < 300:
+            # RFC 5321 4.3.2: DATA is answered 354 or refused; only the 354
+            # opens the data phase, and the server would not be reading data.
+            raise self._fail(f"reply {code} to DATA: only 354 opens the data phase")
         if self._lmtp_left > 1 and (
             isinstance(command, EndOfData) or (isinstance(command, Bdat) and command.last)
         ):

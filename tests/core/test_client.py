@@ -720,3 +720,28 @@ def test_non_ascii_vrfy_expn_needs_smtputf8(make: Callable[[str], Command]) -> N
     assert without.pending == ()
     assert without.send(make("jorg")).endswith(b" jorg\r\n")
     assert ready().send(make("j\u00f6rg")).endswith(" j\u00f6rg\r\n".encode())
+
+
+@pytest.mark.parametrize("wire", [b"250 ok\r\n", b"221 bye\r\n", b"235 ok\r\n"])
+def test_only_354_opens_the_data_phase(wire: bytes) -> None:
+    """RFC 5321 4.3.2: DATA is answered 354 or refused; a 2xx is the server's error."""
+    conn = in_rcpt()
+    conn.send(Data())
+    conn.receive_data(wire)
+    with pytest.raises(RemoteProtocolError, match="only 354 opens the data phase"):
+        conn.next_event()
+    assert conn.phase is ClientPhase.ERROR
+    with pytest.raises(LocalProtocolError, match="unusable"):
+        conn.send(MessageData(b"x\r\n"))
+
+
+def test_a_refused_data_leaves_the_transaction_open_for_rset() -> None:
+    conn = in_rcpt()
+    conn.send(Data())
+    assert reply(conn, b"554 5.7.1 no thanks\r\n").is_permanent
+    assert conn.phase is ClientPhase.RCPT
+    with pytest.raises(LocalProtocolError):
+        conn.send(MessageData(b"x\r\n"))
+    assert conn.send(Rset()) == b"RSET\r\n"
+    reply(conn, b"250 flushed\r\n")
+    assert conn.phase is ClientPhase.READY

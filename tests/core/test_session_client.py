@@ -986,3 +986,43 @@ def test_streamed_content_writes_what_content_in_hand_writes(
     assert streamed == whole
     assert whole.endswith(b"\r\n.\r\n")
     assert b"\r\n.\r\n" not in whole[whole.index(b"DATA\r\n") + 6 : -5]
+
+
+# -- replies that do not fit --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelined"])
+@pytest.mark.parametrize("answer", ["250 2.0.0 ok", "221 2.0.0 bye"])
+def test_a_2xx_to_data_is_a_protocol_error_and_no_content_goes(
+    pipelining: bool, answer: str
+) -> None:
+    """Only 354 opens the data phase (RFC 5321 4.3.2); the session ends unusable."""
+    if pipelining:
+        group = """
+            S: 250-mx.example
+            S: 250 PIPELINING
+            C: MAIL FROM:<a@x.org>
+            C: RCPT TO:<b@y.org>
+            C: DATA
+            S: 250 ok
+            S: 250 ok
+        """
+    else:
+        group = """
+            S: 250 mx.example
+            C: MAIL FROM:<a@x.org>
+            S: 250 ok
+            C: RCPT TO:<b@y.org>
+            S: 250 ok
+            C: DATA
+        """
+    conn = connection(options())
+    record = Record([], [], [])
+    with pytest.raises(RemoteProtocolError, match="only 354"):
+        run_transcript(
+            session(options(), envelope(), conn=conn),
+            GREETED + group + f"S: {answer}",
+            record=record,
+        )
+    assert not any(MESSAGE in w for w in record.writes)
+    assert not is_reusable(conn)
