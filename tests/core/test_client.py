@@ -286,14 +286,12 @@ def test_pipelined_group_replies_match_their_commands() -> None:
 
 
 def test_surplus_reply_after_a_pipelined_group_is_never_matched() -> None:
+    """RFC 2920 3.2: the surplus reply is refused on arrival, before anything more is sent."""
     conn = ready()
     conn.send(Mail("a@example.org"))
     conn.send(Rcpt("b@example.net"))
-    conn.receive_data(b"250 ok\r\n250 ok\r\n250 surplus\r\n")
-    assert conn.next_event() == Reply(250, ("ok",))
-    assert conn.next_event() == Reply(250, ("ok",))
     with pytest.raises(RemoteProtocolError, match="no command waiting"):
-        conn.next_event()
+        conn.receive_data(b"250 ok\r\n250 ok\r\n250 surplus\r\n")
     with pytest.raises(RemoteProtocolError, match="earlier error"):
         conn.next_event()
     with pytest.raises(LocalProtocolError, match="earlier error"):
@@ -745,3 +743,77 @@ def test_a_refused_data_leaves_the_transaction_open_for_rset() -> None:
     assert conn.send(Rset()) == b"RSET\r\n"
     reply(conn, b"250 flushed\r\n")
     assert conn.phase is ClientPhase.READY
+
+
+def test_a_surplus_reply_with_the_greeting_never_answers_ehlo() -> None:
+    """RFC 5321 4.3.1: a reply nothing asked for; it would put every later reply one off."""
+    for cut in range(1, 30):
+        wire = b"220 mx.example ESMTP\r\n250 surplus\r\n"
+        conn = ClientConnection()
+        events: list[object] = []
+        with pytest.raises(RemoteProtocolError, match="no command waiting"):
+            conn.receive_data(wire[:cut])
+            events.append(conn.next_event())
+            conn.receive_data(wire[cut:])
+            events.append(conn.next_event())
+        assert events in ([], [NEED_DATA], [Reply(220, ("mx.example ESMTP",))])
+        assert conn.phase is ClientPhase.ERROR
+        with pytest.raises(LocalProtocolError):
+            conn.send(Ehlo("client.example"))
+
+
+def test_a_reply_begun_before_its_command_was_sent_is_not_its_reply() -> None:
+    conn = greeted()
+    conn.receive_data(b"25")  # nothing is owed: this is no reply to what comes next
+    conn.send(Ehlo("client.example"))
+    with pytest.raises(RemoteProtocolError, match="no command waiting"):
+        conn.receive_data(b"0 mx.example\r\n")
+
+
+def test_a_fourth_reply_to_a_pipelined_group_is_not_the_end_of_data_reply() -> None:
+    """RFC 2920 3.2: it came before any content was sent, so it answers nothing."""
+    conn = ready()
+    group = conn.send(Mail("a@example.org")) + conn.send(Rcpt("b@example.net"))
+    group += conn.send(Data())
+    assert group.endswith(b"DATA\r\n")
+    with pytest.raises(RemoteProtocolError, match="no command waiting"):
+        conn.receive_data(b"250 ok\r\n250 ok\r\n354 go\r\n250 2.0.0 queued\r\n")
+    with pytest.raises(LocalProtocolError):
+        conn.send(MessageData(b"x\r\n"))
+    # The same replies, the fourth only after the content: all in order.
+    conn = ready()
+    conn.send(Mail("a@example.org"))
+    conn.send(Rcpt("b@example.net"))
+    conn.send(Data())
+    conn.receive_data(b"250 ok\r\n250 ok\r\n354 go\r\n")
+    assert [conn.next_event().code for _ in range(3)] == [250, 250, 354]  # type: ignore[union-attr]
+    conn.send(MessageData(b"x\r\n"))
+    conn.send(EndOfData())
+    assert reply(conn, b"250 2.0.0 queued\r\n").command == EndOfData()
+
+
+def test_replies_owed_are_counted_across_reads_and_lmtp() -> None:
+    conn = ready(b"250-lmtp.example\r\n250 PIPELINING\r\n", lmtp=True)
+    conn.send(Mail("a@example.org"))
+    conn.send(Rcpt("u1@example.test"))
+    conn.send(Rcpt("u2@example.test"))
+    conn.send(Data())
+    conn.receive_data(b"250 ok\r\n250 ok\r\n25")
+    conn.receive_data(b"0 ok\r\n354 go\r\n")
+    assert [conn.next_event().code for _ in range(4)] == [250, 250, 250, 354]  # type: ignore[union-attr]
+    conn.send(MessageData(b"x\r\n"))
+    conn.send(EndOfData())
+    conn.receive_data(b"250 u1 done\r\n250 u2 done\r\n")
+    assert [conn.next_event().code for _ in range(2)] == [250, 250]  # type: ignore[union-attr]
+    with pytest.raises(RemoteProtocolError, match="no command waiting"):
+        conn.receive_data(b"250 one too many\r\n")
+
+
+def test_a_malformed_reply_comes_after_the_good_ones_before_it() -> None:
+    conn = ready()
+    conn.send(Mail("a@example.org"))
+    conn.send(Rcpt("b@example.net"))
+    conn.receive_data(b"250 ok\r\n2x0 bad\r\n")
+    assert conn.next_event() == Reply(250, ("ok",))
+    with pytest.raises(RemoteProtocolError, match="three digits"):
+        conn.next_event()

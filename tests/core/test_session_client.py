@@ -1026,3 +1026,38 @@ def test_a_2xx_to_data_is_a_protocol_error_and_no_content_goes(
         )
     assert not any(MESSAGE in w for w in record.writes)
     assert not is_reusable(conn)
+
+
+def test_a_surplus_reply_with_the_greeting_fails_the_session_before_ehlo() -> None:
+    record = Record([], [], [])
+    script = """
+        S: 220 mx.example ESMTP
+        S: 250 surplus
+    """
+    with pytest.raises(RemoteProtocolError, match="no command waiting"):
+        run_transcript(session(options(), envelope()), script, record=record)
+    assert record.writes == []
+
+
+def test_a_fourth_reply_to_the_pipelined_group_is_no_delivery() -> None:
+    """RFC 2920 3.2: it came before the content, so it cannot be the end-of-data reply."""
+    conn = connection(options())
+    record = Record([], [], [])
+    script = (
+        GREETED
+        + """
+        S: 250-mx.example
+        S: 250 PIPELINING
+        C: MAIL FROM:<a@x.org>
+        C: RCPT TO:<b@y.org>
+        C: DATA
+        S: 250 ok
+        S: 250 ok
+        S: 354 go ahead
+        S: 250 2.0.0 queued as FAKE
+        """
+    )
+    with pytest.raises(RemoteProtocolError, match="no command waiting"):
+        run_transcript(session(options(), envelope(), conn=conn), script, record=record)
+    assert not any(MESSAGE in w for w in record.writes)
+    assert not is_reusable(conn)

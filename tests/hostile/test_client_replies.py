@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
-from smtpcore import LocalProtocolError, ProtocolError, RemoteProtocolError, SMTPError
+from smtpcore import RemoteProtocolError
 
 from .conftest import Hostile, Peer
 from .test_client_hostile import EHLO, GREETING, attempt
@@ -52,3 +52,39 @@ def test_a_2xx_to_data_is_a_protocol_error_and_the_connection_closes(
     peer = server.finished()
     assert peer.clear.endswith(b"DATA\r\n")  # no content, no RSET: closed
     assert b"SECRET" not in peer.clear
+
+
+# -- replies nothing asked for (RFC 5321 4.3.1, RFC 2920 3.2) ---------------------------
+
+
+def test_a_surplus_reply_with_the_greeting_is_a_protocol_error(
+    kind: str, hostile: Callable[..., Hostile]
+) -> None:
+    def play(peer: Peer) -> None:
+        peer.send(GREETING + b"250 surplus\r\n")  # one segment
+        peer.drain()
+
+    server = hostile(play)
+    error = attempt(kind, server.port, content=CONTENT)
+    assert isinstance(error, RemoteProtocolError), error
+    assert "no command waiting" in str(error)
+    assert server.finished().clear == b""  # not even EHLO: it would get the surplus 250
+
+
+def test_a_fourth_reply_to_the_pipelined_group_is_no_delivery(
+    kind: str, hostile: Callable[..., Hostile]
+) -> None:
+    def play(peer: Peer) -> None:
+        peer.send(GREETING)
+        peer.line()
+        peer.send(EHLO)
+        for _ in range(3):  # MAIL, RCPT, DATA
+            peer.line()
+        peer.send(b"250 ok\r\n250 ok\r\n354 go\r\n250 2.0.0 queued as FAKE\r\n")
+        peer.drain()
+
+    server = hostile(play)
+    error = attempt(kind, server.port, content=CONTENT)
+    assert isinstance(error, RemoteProtocolError), error
+    assert "no command waiting" in str(error)
+    assert b"SECRET" not in server.finished().clear
