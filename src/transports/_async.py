@@ -298,16 +298,19 @@ class AsyncClient(abc.ABC):
         """Run a procedure to its end; on an I/O failure or cancellation close and raise."""
         conn = self._connection()
         answer: bytes | None = None
+        failure: Exception | None = None
         try:
             while True:
                 try:
-                    effect = procedure.send(answer)
+                    # A failure the transport met is thrown in: the procedure judges it.
+                    effect = procedure.send(answer) if failure is None else procedure.throw(failure)
                 except StopIteration as done:
                     return done.value  # type: ignore[no-any-return]
                 except BaseException:
                     if not is_reusable(conn):
                         await self._abort()
                     raise
+                failure = None
                 try:
                     # The two effects of every message by exact type, without
                     # the extra coroutine and match statement of _perform.
@@ -324,21 +327,25 @@ class AsyncClient(abc.ABC):
                             self._trace("<", answer)
                     else:
                         answer = await self._perform(effect, source)
-                except BaseException as exc:
-                    # Worded before send_failed(), which forgets what was awaited.
-                    error = None
-                    if isinstance(exc, Exception) and not isinstance(exc, SMTPError):
-                        error = io_failure(exc, effect, conn)
+                except Exception as exc:
+                    # The procedure decides what the failure means (a failed
+                    # clean-up after a refusal is not the answer); the connection
+                    # is closed first. Worded before send_failed(), which forgets
+                    # what was awaited.
+                    failure = io_failure(exc, effect, conn)
                     conn.send_failed()
                     await self._abort()
-                    if error is None:
-                        raise
-                    raise error from exc
+                except BaseException:  # cancellation: no clean-up, closed at once
+                    conn.send_failed()
+                    await self._abort()
+                    raise
         finally:
             procedure.close()
 
     async def _perform(self, effect: object, source: Source | None) -> bytes | None:
         if not self._is_open:
+            if type(effect) is Close:
+                return None  # closing twice is harmless
             raise ConnectionLost("the connection is closed")
         match effect:
             case Write(data):

@@ -281,28 +281,33 @@ class SMTPClient:
         """Run a procedure to its end; on an I/O failure close the socket and raise."""
         conn = self._connection()
         answer: bytes | None = None
+        failure: Exception | None = None
         try:
             while True:
                 try:
-                    effect = procedure.send(answer)
+                    # A failure the transport met is thrown in: the procedure judges it.
+                    effect = procedure.send(answer) if failure is None else procedure.throw(failure)
                 except StopIteration as done:
                     return done.value  # type: ignore[no-any-return]
                 except BaseException:
                     if not is_reusable(conn):
                         self._abort()
                     raise
+                failure = None
                 try:
                     answer = self._perform(effect, source)
-                except BaseException as exc:
-                    # Worded before send_failed(), which forgets what was awaited.
-                    error = None
-                    if isinstance(exc, Exception) and not isinstance(exc, SMTPError):
-                        error = io_failure(exc, effect, conn)
+                except Exception as exc:
+                    # The procedure decides what the failure means (a failed
+                    # clean-up after a refusal is not the answer); the socket is
+                    # closed first. Worded before send_failed(), which forgets
+                    # what was awaited.
+                    failure = io_failure(exc, effect, conn)
                     conn.send_failed()
                     self._abort()
-                    if error is None:
-                        raise
-                    raise error from exc
+                except BaseException:
+                    conn.send_failed()
+                    self._abort()
+                    raise
         finally:
             procedure.close()
 
@@ -313,6 +318,8 @@ class SMTPClient:
         kind = type(effect)
         sock = self._sock
         if sock is None:
+            if kind is Close:
+                return None  # closing twice is harmless
             raise ConnectionLost("the connection is closed")
         if kind is Write:
             data = effect.data  # type: ignore[attr-defined]

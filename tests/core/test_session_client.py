@@ -1061,3 +1061,160 @@ def test_a_fourth_reply_to_the_pipelined_group_is_no_delivery() -> None:
         run_transcript(session(options(), envelope(), conn=conn), script, record=record)
     assert not any(MESSAGE in w for w in record.writes)
     assert not is_reusable(conn)
+
+
+# -- a server that replies and then closes -------------------------------------------------
+
+PIPELINED_EHLO: Final = """
+S: 250-mx.example
+S: 250 PIPELINING
+"""
+
+
+@pytest.mark.parametrize("end", ["", "GONE"], ids=["closed", "reset"])
+def test_a_554_greeting_then_close_is_the_permanent_refusal(end: str) -> None:
+    """RFC 5321 3.1: the client says QUIT; its failure does not replace the 554."""
+    script = f"""
+        S: 554 5.7.1 go away
+        {end or "C: QUIT"}
+    """
+    with pytest.raises(PermanentError, match="go away") as caught:
+        run_transcript(session(options()), script)
+    assert caught.value.reply == Reply(554, ("5.7.1 go away",))
+
+
+@pytest.mark.parametrize("end", ["", "GONE"], ids=["closed", "reset"])
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [("550 5.7.1 go away", PermanentError), ("451 4.7.1 later", TransientError)],
+)
+def test_mail_refused_then_close_within_the_pipelined_group_is_the_refusal(
+    end: str, answer: str, error: type[Exception]
+) -> None:
+    """Exim's drop ACL: the reply to MAIL, then the close; RCPT and DATA get no reply."""
+    script = (
+        GREETED
+        + PIPELINED_EHLO
+        + f"""
+        C: MAIL FROM:<a@x.org>
+        C: RCPT TO:<b@y.org>
+        C: DATA
+        S: {answer}
+        {end}
+        """
+    )
+    with pytest.raises(error) as caught:
+        run_transcript(session(options(), envelope()), script)
+    assert caught.value.reply.code == int(answer[:3])  # type: ignore[attr-defined]
+    assert caught.value.command == "MAIL FROM:<a@x.org>"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("end", ["", "GONE"], ids=["closed", "reset"])
+def test_mail_refused_then_close_one_by_one_is_the_refusal(end: str) -> None:
+    script = (
+        GREETED
+        + f"""
+        S: 250 mx.example
+        C: MAIL FROM:<a@x.org>
+        S: 550 5.7.1 go away
+        {end}
+        """
+    )
+    with pytest.raises(PermanentError, match="go away"):
+        run_transcript(session(options(), envelope()), script)
+
+
+@pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelined"])
+@pytest.mark.parametrize("end", ["C: RSET", "GONE"], ids=["closed", "reset"])
+def test_every_recipient_refused_then_close_during_rset_is_recipients_refused(
+    pipelining: bool, end: str
+) -> None:
+    """The RSET after the refusals fails on the closed connection; the refusals stand."""
+    if pipelining:
+        group = (
+            PIPELINED_EHLO
+            + """
+            C: MAIL FROM:<a@x.org>
+            C: RCPT TO:<b@y.org>
+            C: RCPT TO:<c@y.org>
+            C: DATA
+            S: 250 ok
+            S: 550 5.1.1 no such user
+            S: 550 5.1.1 no such user
+            S: 554 5.5.1 no valid recipients
+            """
+        )
+    else:
+        group = """
+            S: 250 mx.example
+            C: MAIL FROM:<a@x.org>
+            S: 250 ok
+            C: RCPT TO:<b@y.org>
+            S: 550 5.1.1 no such user
+            C: RCPT TO:<c@y.org>
+            S: 550 5.1.1 no such user
+        """
+    conn = connection(options())
+    job = session(options(), envelope(("b@y.org", "c@y.org")), conn=conn)
+    with pytest.raises(RecipientsRefused) as caught:
+        run_transcript(job, GREETED + group + end)
+    assert set(caught.value.refused) == {"b@y.org", "c@y.org"}
+    assert not is_reusable(conn)
+
+
+def test_every_recipient_refused_then_close_within_the_group_is_recipients_refused() -> None:
+    script = (
+        GREETED
+        + PIPELINED_EHLO
+        + """
+        C: MAIL FROM:<a@x.org>
+        C: RCPT TO:<b@y.org>
+        C: DATA
+        S: 250 ok
+        S: 450 4.2.1 try later
+        """
+    )
+    with pytest.raises(RecipientsRefused) as caught:
+        run_transcript(session(options(), envelope()), script)
+    assert caught.value.is_transient
+
+
+def test_a_close_before_any_refusal_is_connection_lost() -> None:
+    script = (
+        GREETED
+        + PIPELINED_EHLO
+        + """
+        C: MAIL FROM:<a@x.org>
+        C: RCPT TO:<b@y.org>
+        C: DATA
+        S: 250 ok
+        """
+    )
+    with pytest.raises(ConnectionLost):
+        run_transcript(session(options(), envelope()), script)
+
+
+@pytest.mark.parametrize("end", ["", "GONE"], ids=["closed", "reset"])
+def test_end_of_data_refused_then_close_is_the_refusal(end: str) -> None:
+    script = (
+        GREETED
+        + f"""
+        S: 250 mx.example
+        C: MAIL FROM:<a@x.org>
+        S: 250 ok
+        C: RCPT TO:<b@y.org>
+        S: 250 ok
+        C: DATA
+        S: 354 go ahead
+        C: Subject: hi
+        C:
+        C: line one
+        C: line two
+        C: .
+        S: 550 5.7.1 message refused
+        {end}
+        """
+    )
+    with pytest.raises(PermanentError, match="message refused") as caught:
+        run_transcript(session(options(), envelope()), script)
+    assert caught.value.command == "end of data"

@@ -12,9 +12,15 @@ from collections.abc import Callable
 
 import pytest
 
-from smtpcore import RemoteProtocolError
+from smtpcore import ProtocolError, RemoteProtocolError, SMTPError
+from smtpcore.session import (
+    PermanentError,
+    RecipientsRefused,
+    ReplyError,
+    TransientError,
+)
 
-from .conftest import Hostile, Peer
+from .conftest import TIMEOUT, Hostile, Peer, Smtp, run
 from .test_client_hostile import EHLO, GREETING, attempt
 
 CONTENT = b"Subject: x\r\n\r\nSECRET\r\n"
@@ -88,3 +94,103 @@ def test_a_fourth_reply_to_the_pipelined_group_is_no_delivery(
     assert isinstance(error, RemoteProtocolError), error
     assert "no command waiting" in str(error)
     assert b"SECRET" not in server.finished().clear
+
+
+# -- a server that replies and then closes (Exim's drop ACL, Haraka's DISCONNECT) -------
+
+
+def attempt_to(kind: str, port: int, recipients: list[str]) -> BaseException | None:
+    """Send CONTENT to ``recipients``; the error raised, or None."""
+
+    async def body() -> BaseException | None:
+        try:
+            async with Smtp(kind, "127.0.0.1", port, tls="none", timeout=TIMEOUT) as smtp:
+                await smtp.sendmail("a@example.org", recipients, CONTENT)
+        except (SMTPError, ProtocolError) as exc:
+            return exc
+        return None
+
+    return run(kind, body)
+
+
+def test_a_554_greeting_then_close_is_a_permanent_error_with_its_reply(
+    kind: str, hostile: Callable[..., Hostile]
+) -> None:
+    def play(peer: Peer) -> None:
+        peer.send(b"554 5.7.1 go away\r\n")
+
+    error = attempt(kind, hostile(play).port)
+    assert isinstance(error, PermanentError), error
+    assert error.reply.code == 554 and error.reply.lines == ("5.7.1 go away",)
+
+
+@pytest.mark.parametrize("ehlo", [EHLO, PLAIN_EHLO], ids=["pipelined", "one-by-one"])
+@pytest.mark.parametrize(
+    ("answer", "error_class"),
+    [(b"550 5.7.1 go away\r\n", PermanentError), (b"451 4.7.1 not now\r\n", TransientError)],
+    ids=["5xx", "4xx"],
+)
+def test_mail_refused_then_close_is_the_refusal(
+    kind: str,
+    hostile: Callable[..., Hostile],
+    ehlo: bytes,
+    answer: bytes,
+    error_class: type[ReplyError],
+) -> None:
+    def play(peer: Peer) -> None:
+        peer.send(GREETING)
+        peer.line()
+        peer.send(ehlo)
+        peer.line()  # MAIL (and in one group RCPT and DATA, left unread)
+        peer.send(answer)
+
+    error = attempt(kind, hostile(play).port)
+    assert type(error) is error_class, error
+    assert error.reply.code == int(answer[:3])
+    assert error.command == "MAIL FROM:<a@example.org>"
+
+
+@pytest.mark.parametrize("ehlo", [EHLO, PLAIN_EHLO], ids=["pipelined", "one-by-one"])
+def test_every_recipient_refused_then_close_is_recipients_refused(
+    kind: str, hostile: Callable[..., Hostile], ehlo: bytes
+) -> None:
+    """The RSET that follows the refusals fails on the closed connection; it changes nothing."""
+
+    def play(peer: Peer) -> None:
+        peer.send(GREETING)
+        peer.line()
+        peer.send(ehlo)
+        if ehlo is EHLO:
+            for _ in range(4):  # MAIL, RCPT, RCPT, DATA
+                peer.line()
+            peer.send(b"250 ok\r\n550 5.1.1 nobody\r\n550 5.1.1 nobody\r\n554 5.5.1 no rcpt\r\n")
+        else:
+            peer.line()
+            peer.send(b"250 ok\r\n")
+            for _ in range(2):
+                peer.line()
+                peer.send(b"550 5.1.1 nobody\r\n")
+
+    error = attempt_to(kind, hostile(play).port, ["b@example.net", "c@example.net"])
+    assert isinstance(error, RecipientsRefused), error
+    assert set(error.refused) == {"b@example.net", "c@example.net"}
+    assert not error.is_transient
+
+
+def test_end_of_data_refused_then_close_is_the_refusal(
+    kind: str, hostile: Callable[..., Hostile]
+) -> None:
+    def play(peer: Peer) -> None:
+        peer.send(GREETING)
+        peer.line()
+        peer.send(PLAIN_EHLO)
+        for reply in (b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n"):
+            peer.line()
+            peer.send(reply)
+        peer.take_data()
+        peer.send(b"550 5.7.1 message refused\r\n")
+
+    error = attempt(kind, hostile(play).port, content=CONTENT)
+    assert isinstance(error, PermanentError), error
+    assert error.reply.lines == ("5.7.1 message refused",)
+    assert error.command == "end of data"

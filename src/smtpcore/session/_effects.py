@@ -15,7 +15,7 @@ from typing import TypeAlias, TypeVar
 
 from .._client import ClientConnection, ClientPhase
 from .._events import NEED_DATA, ConnectionClosed, Reply
-from ._errors import ConnectionLost, SMTPTimeout, command_text
+from ._errors import ConnectionLost, SMTPError, SMTPTimeout, command_text
 
 __all__ = [
     "Close",
@@ -139,13 +139,24 @@ def io_failure(exc: Exception, effect: object, conn: ClientConnection) -> Except
     """What a transport's I/O failure while performing ``effect`` means for the session.
 
     A timeout becomes ``SMTPTimeout`` naming what was awaited, any other
-    ``OSError`` ``ConnectionLost``; anything else is returned as it is. Call it
-    before ``conn.send_failed()``, which forgets what was awaited.
+    ``OSError`` ``ConnectionLost``, each with ``exc`` as its cause; an
+    ``SMTPError`` and anything else is returned as it is. Call it before
+    ``conn.send_failed()``, which forgets what was awaited. A transport closes
+    the connection, then throws the result into the procedure, which decides
+    what it means (a failed clean-up after a refusal does not replace the
+    refusal).
     """
+    if isinstance(exc, SMTPError):
+        return exc
+    error: SMTPError
     if isinstance(exc, TimeoutError):
         if isinstance(effect, Read):
-            return SMTPTimeout(f"no reply within {effect.timeout} s {waiting_for(conn)}")
-        return SMTPTimeout(f"timed out during {type(effect).__name__}")
-    if isinstance(exc, OSError):
-        return ConnectionLost(f"connection lost: {exc}")
-    return exc
+            error = SMTPTimeout(f"no reply within {effect.timeout} s {waiting_for(conn)}")
+        else:
+            error = SMTPTimeout(f"timed out during {type(effect).__name__}")
+    elif isinstance(exc, OSError):
+        error = ConnectionLost(f"connection lost: {exc}")
+    else:
+        return exc
+    error.__cause__ = exc
+    return error
