@@ -15,6 +15,7 @@ import contextlib
 import secrets
 import socket
 import ssl
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Sequence
 from email.message import Message
 from types import TracebackType
@@ -111,6 +112,7 @@ class AsyncClient(abc.ABC):
         self._trace = trace
         self._conn: ClientConnection | None = None
         self._is_open = False
+        self._deadline = 0.0  # when the reply being read is due (time.monotonic())
 
     # -- the I/O primitives of each framework -----------------------------------------
 
@@ -322,7 +324,7 @@ class AsyncClient(abc.ABC):
                             self._trace(">", data)
                         answer = None
                     elif kind is Read and self._is_open:
-                        answer = await self._read(effect.timeout)  # type: ignore[union-attr]
+                        answer = await self._read(self._time_for(effect))  # type: ignore[arg-type]
                         if self._trace is not None and answer:
                             self._trace("<", answer)
                     else:
@@ -342,6 +344,17 @@ class AsyncClient(abc.ABC):
         finally:
             procedure.close()
 
+    def _time_for(self, read: Read) -> float:
+        """The seconds ``read`` may wait: what is left of its stage's time (see ``Read``)."""
+        now = time.monotonic()
+        if not read.continued:
+            self._deadline = now + read.timeout
+            return read.timeout
+        left = self._deadline - now
+        if left <= 0:
+            raise TimeoutError(f"no reply within {read.timeout} s")
+        return left
+
     async def _perform(self, effect: object, source: Source | None) -> bytes | None:
         if not self._is_open:
             if type(effect) is Close:
@@ -352,8 +365,8 @@ class AsyncClient(abc.ABC):
                 await self._write(data, self._options.timeouts.data_block)
                 if self._trace is not None:
                     self._trace(">", data)
-            case Read(timeout):
-                data = await self._read(timeout)
+            case Read():
+                data = await self._read(self._time_for(effect))
                 if self._trace is not None and data:
                     self._trace("<", data)
                 return data

@@ -115,6 +115,7 @@ class SMTPClient:
         self._sock: socket.socket | None = None
         self._plain: _Plain | None = None  # while the socket is clear
         self._conn: ClientConnection | None = None
+        self._deadline = 0.0  # when the reply being read is due (time.monotonic())
 
     @property
     def extensions(self) -> Extensions:
@@ -311,6 +312,17 @@ class SMTPClient:
         finally:
             procedure.close()
 
+    def _time_for(self, read: Read) -> float:
+        """The seconds ``read`` may wait: what is left of its stage's time (see ``Read``)."""
+        now = time.monotonic()
+        if not read.continued:
+            self._deadline = now + read.timeout
+            return read.timeout
+        left = self._deadline - now
+        if left <= 0:
+            raise TimeoutError(f"no reply within {read.timeout} s")
+        return left
+
     def _perform(self, effect: object, source: Iterator[bytes] | None) -> bytes | None:
         # By exact type, the two effects of every message first: a match
         # statement tries its class patterns one by one, and this runs for
@@ -333,7 +345,7 @@ class SMTPClient:
                 self._trace(">", data)
             return None
         if kind is Read:
-            timeout = effect.timeout  # type: ignore[attr-defined]
+            timeout = self._time_for(effect)  # type: ignore[arg-type]
             plain = self._plain
             if plain is not None:
                 received = plain.recv(timeout)

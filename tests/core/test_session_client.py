@@ -45,6 +45,7 @@ from smtpcore.session import (
     deliver_message,
     hello_name,
     is_reusable,
+    next_reply,
     open_session,
     quit,
     simple_command,
@@ -1218,3 +1219,25 @@ def test_end_of_data_refused_then_close_is_the_refusal(end: str) -> None:
     with pytest.raises(PermanentError, match="message refused") as caught:
         run_transcript(session(options(), envelope()), script)
     assert caught.value.command == "end of data"
+
+
+# -- the time of a stage (RFC 5321 4.5.3.2) -------------------------------------------------
+
+
+def test_a_reply_read_in_pieces_runs_on_the_clock_of_its_first_read() -> None:
+    """The stage's timeout bounds the whole reply: later Reads continue the first one's."""
+    conn = connection(options())
+    job = next_reply(conn, 7.0)
+    effects = [next(job)]
+    for piece in (b"220 mx", b".example", b" ESMTP\r\n"):
+        try:
+            effects.append(job.send(piece))
+        except StopIteration as done:
+            greeting = done.value
+    assert greeting == Reply(220, ("mx.example ESMTP",))
+    assert effects == [Read(7.0), Read(7.0, continued=True), Read(7.0, continued=True)]
+    assert Read(7.0).continued is False
+    # The next reply is a new stage, with a clock of its own.
+    conn.send(Noop())
+    job = next_reply(conn, 3.0)
+    assert next(job) == Read(3.0)

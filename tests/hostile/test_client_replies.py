@@ -17,6 +17,7 @@ from smtpcore.session import (
     PermanentError,
     RecipientsRefused,
     ReplyError,
+    SMTPTimeout,
     TransientError,
 )
 
@@ -194,3 +195,33 @@ def test_end_of_data_refused_then_close_is_the_refusal(
     assert isinstance(error, PermanentError), error
     assert error.reply.lines == ("5.7.1 message refused",)
     assert error.command == "end of data"
+
+
+# -- a stage's timeout bounds its whole reply (RFC 5321 4.5.3.2) --------------------------
+
+
+def test_a_greeting_trickled_a_byte_at_a_time_times_out_within_the_stage(
+    kind: str, hostile: Callable[..., Hostile]
+) -> None:
+    """One byte every 0.4 s keeps each read short of a 2 s timeout; the reply is not."""
+    sent = []
+
+    def play(peer: Peer) -> None:
+        peer.sock.settimeout(0.4)
+        for byte in GREETING:  # 22 octets: 8.8 s at this pace
+            try:
+                peer.send(bytes([byte]))
+            except OSError:
+                return  # the client gave up and closed
+            sent.append(byte)
+            try:
+                if peer.sock.recv(65536) == b"":
+                    return  # the client closed
+            except TimeoutError:
+                pass  # the pace: nothing from the client for 0.4 s
+
+    server = hostile(play)
+    error = attempt(kind, server.port, timeout=2.0)
+    assert isinstance(error, SMTPTimeout), error
+    server.finished()
+    assert len(sent) < len(GREETING), "the client waited for the whole trickled greeting"

@@ -44,13 +44,21 @@ class Write:
 
 @dataclass(frozen=True, slots=True)
 class Read:
-    """Receive some bytes, waiting at most ``timeout`` seconds.
+    """Receive some bytes; ``timeout`` bounds the whole reply, not each read.
+
+    RFC 5321 4.5.3.2 gives each stage of the conversation a time for its
+    reply. A Read with ``continued`` False starts that time: the transport
+    waits at most ``timeout`` seconds. One with ``continued`` True asks for
+    more of a reply an earlier Read began to wait for: the transport waits
+    only for what is left of that earlier Read's ``timeout``, so a server
+    that trickles a reply a byte at a time cannot hold the client longer.
 
     Answer: the bytes (any amount, at least one octet), or ``b""`` when the
-    peer closed. A transport that waits longer raises ``SMTPTimeout``.
+    peer closed. A transport whose time runs out raises ``SMTPTimeout``.
     """
 
     timeout: float
+    continued: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,12 +109,15 @@ def next_reply(conn: ClientConnection, timeout: float) -> Procedure[Reply]:
     """
     # ``read`` written out: a frame less for every reply of every message.
     event = conn.next_event()
-    while event is NEED_DATA:
-        data = yield Read(timeout)
-        if not isinstance(data, bytes):
-            raise TypeError(f"a transport answered Read with {type(data).__name__}, not bytes")
-        conn.receive_data(data)
-        event = conn.next_event()
+    if event is NEED_DATA:
+        effect = Read(timeout)  # the stage's time starts now (RFC 5321 4.5.3.2)
+        while event is NEED_DATA:
+            data = yield effect
+            if not isinstance(data, bytes):
+                raise TypeError(f"a transport answered Read with {type(data).__name__}, not bytes")
+            conn.receive_data(data)
+            event = conn.next_event()
+            effect = Read(timeout, continued=True)
     if isinstance(event, ConnectionClosed):
         raise ConnectionLost(f"the server closed the connection {waiting_for(conn)}")
     return event
