@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Sequence
 from email.message import Message
 from types import TracebackType
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from smtpcore import (
     ClientConnection,
@@ -81,6 +81,14 @@ class AsyncClient(abc.ABC):
     are ``smtpcore.SMTPError`` subclasses. After a timeout, a lost
     connection or a cancellation the connection is closed at once and the
     error propagates.
+
+    Several tasks may share one client: its operations (connecting, each
+    message, each command, QUIT, the exit of ``async with``) take turns in
+    the order they were called, each one whole. A task cancelled while
+    waiting for its turn leaves everything as it was; one cancelled during
+    its turn closes the connection, so the operations after it fail with
+    ``SMTPError`` rather than on a conversation out of step. ``aclose()``
+    does not wait: it closes at once.
     """
 
     def __init__(
@@ -112,6 +120,7 @@ class AsyncClient(abc.ABC):
         self._trace = trace
         self._conn: ClientConnection | None = None
         self._is_open = False
+        self._turns: _Lock | None = None  # made by the framework's own _new_lock()
         self._deadline = 0.0  # when the reply being read is due (time.monotonic())
 
     # -- the I/O primitives of each framework -----------------------------------------
@@ -142,6 +151,10 @@ class AsyncClient(abc.ABC):
     async def _close(self) -> None:
         """Close the connection at once; must work inside a cancelled scope."""
 
+    @abc.abstractmethod
+    def _new_lock(self) -> _Lock:
+        """A lock of this framework that wakes its waiters in order and survives cancellation."""
+
     # -- the public calls ---------------------------------------------------------------
 
     @property
@@ -161,10 +174,25 @@ class AsyncClient(abc.ABC):
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self._finish()
+        try:
+            async with self._turn():
+                await self._finish()
+        finally:
+            await self._abort()  # at once when cancelled before the turn came
+
+    def _turn(self) -> _Lock:
+        """The lock that makes the operations of several tasks take turns (see the class)."""
+        turns = self._turns
+        if turns is None:  # made on first use: inside the framework's event loop
+            turns = self._turns = self._new_lock()
+        return turns
 
     async def connect(self) -> None:
         """Connect, read the greeting, EHLO, TLS and AUTH as configured."""
+        async with self._turn():
+            await self._connect()
+
+    async def _connect(self) -> None:
         if self._is_open:
             raise SMTPError("already connected")
         opts = self._options
@@ -199,9 +227,10 @@ class AsyncClient(abc.ABC):
         requiretls: bool = False,
     ) -> SendResult:
         """Send an email message; the envelope comes from its headers unless given."""
-        job = deliver_message(self._connection(), self._options, msg, sender, recipients,
-                              dsn=dsn, requiretls=requiretls)  # fmt: skip
-        return await self._drive(job)
+        async with self._turn():
+            job = deliver_message(self._connection(), self._options, msg, sender, recipients,
+                                  dsn=dsn, requiretls=requiretls)  # fmt: skip
+            return await self._drive(job)
 
     async def sendmail(
         self,
@@ -219,7 +248,8 @@ class AsyncClient(abc.ABC):
         data, source, size = _split(content, size)
         envelope = Envelope.build(sender, recipients, data, smtputf8=smtputf8, body=body,
                                   size=size, dsn=dsn, requiretls=requiretls)  # fmt: skip
-        return await self._drive(deliver(self._connection(), self._options, envelope), source)
+        async with self._turn():
+            return await self._drive(deliver(self._connection(), self._options, envelope), source)
 
     async def send_old(
         self, verb: str, sender: str, recipients: str | Sequence[str], content: object
@@ -230,7 +260,8 @@ class AsyncClient(abc.ABC):
             raise ValueError(f"verb must be SEND, SOML or SAML, not {verb!r}")
         data, source, size = _split(content, None)
         envelope = Envelope.build(sender, recipients, data, size=size, verb=upper)  # type: ignore[arg-type]
-        return await self._drive(deliver(self._connection(), self._options, envelope), source)
+        async with self._turn():
+            return await self._drive(deliver(self._connection(), self._options, envelope), source)
 
     async def noop(self) -> Reply:
         """NOOP; the reply whatever its code (421 raises TransientError)."""
@@ -262,8 +293,9 @@ class AsyncClient(abc.ABC):
 
     async def quit(self) -> Reply:
         """QUIT and close. Raises ConnectionLost when the server closed without a reply."""
-        reply = await self._drive(quit(self._connection(), self._options.timeouts))
-        await self._abort()
+        async with self._turn():
+            reply = await self._drive(quit(self._connection(), self._options.timeouts))
+            await self._abort()
         if reply is None:
             raise ConnectionLost("the server closed the connection without answering QUIT")
         return reply
@@ -280,11 +312,12 @@ class AsyncClient(abc.ABC):
         return self._conn
 
     async def _simple(self, command: Noop | Rset | Vrfy | Expn | Help | Etrn | Turn) -> Reply:
-        conn = self._connection()
-        return await self._drive(simple_command(conn, command, self._options.timeouts.ehlo))
+        async with self._turn():
+            conn = self._connection()
+            return await self._drive(simple_command(conn, command, self._options.timeouts.ehlo))
 
     async def _finish(self) -> None:
-        """QUIT if the connection is in a state to say it; close in every case."""
+        """QUIT if the connection is in a state to say it; close in every case (in its turn)."""
         if self._is_open and self._conn is not None and is_reusable(self._conn):
             # Politeness only: the connection closes anyway.
             with contextlib.suppress(SMTPError, ProtocolError, OSError):
@@ -387,6 +420,20 @@ class AsyncClient(abc.ABC):
 
 
 _C = TypeVar("_C", bound=AsyncClient)
+
+
+class _Lock(Protocol):
+    """What the client needs of a framework's lock: ``async with``."""
+
+    async def __aenter__(self) -> object: ...
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+        /,
+    ) -> object: ...
 
 
 def _split(

@@ -12,6 +12,8 @@ from __future__ import annotations
 import ssl
 from email.message import Message
 
+import anyio
+
 from smtpcore import Limits
 from smtpcore.session import SendResult, Timeouts, TLSMode
 
@@ -65,6 +67,10 @@ class SMTPClient(AsyncClient):
         self, context: ssl.SSLContext, hostname: str | None, timeout: float
     ) -> None:
         await self._io._start_tls(context, hostname, timeout)
+
+    def _new_lock(self) -> anyio.Lock:
+        # anyio's own: honours anyio's cancel scopes on either backend; fair.
+        return anyio.Lock()
 
     def _ssl_object(self) -> TLSLayer | None:
         return self._io._ssl_object()

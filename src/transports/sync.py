@@ -13,7 +13,9 @@ import socket
 import ssl
 import struct
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from email.message import Message
 from types import TracebackType
@@ -83,6 +85,10 @@ class SMTPClient:
     ``RecipientsRefused``, ``AuthenticationError``, ``ConnectionLost``,
     ``SMTPTimeout``, ``TLSError``, ``NotSupported``). After a timeout, a lost
     connection or an interruption (KeyboardInterrupt) the socket is closed.
+
+    Several threads may share one client: its operations (connecting, each
+    message, each command, QUIT, the exit of ``with``) take turns in the order
+    they asked, each one whole. ``close()`` does not wait: it closes at once.
     """
 
     def __init__(
@@ -115,6 +121,7 @@ class SMTPClient:
         self._sock: socket.socket | None = None
         self._plain: _Plain | None = None  # while the socket is clear
         self._conn: ClientConnection | None = None
+        self._turn = _Turns()
         self._deadline = 0.0  # when the reply being read is due (time.monotonic())
 
     @property
@@ -135,10 +142,18 @@ class SMTPClient:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._finish()
+        try:
+            with self._turn:
+                self._finish()
+        finally:
+            self._abort()  # at once when interrupted before the turn came
 
     def connect(self) -> None:
         """Connect, read the greeting, EHLO, TLS and AUTH as configured."""
+        with self._turn:
+            self._connect()
+
+    def _connect(self) -> None:
         if self._sock is not None:
             raise SMTPError("already connected")
         opts = self._options
@@ -179,10 +194,11 @@ class SMTPClient:
         requiretls: bool = False,
     ) -> SendResult:
         """Send an email message; the envelope comes from its headers unless given."""
-        conn = self._connection()
-        job = deliver_message(conn, self._options, msg, sender, recipients, dsn=dsn,
-                              requiretls=requiretls)  # fmt: skip
-        return self._drive(job)
+        with self._turn:
+            conn = self._connection()
+            job = deliver_message(conn, self._options, msg, sender, recipients, dsn=dsn,
+                                  requiretls=requiretls)  # fmt: skip
+            return self._drive(job)
 
     def sendmail(
         self,
@@ -200,7 +216,8 @@ class SMTPClient:
         data, source, size = split_content(content, size)
         envelope = Envelope.build(sender, recipients, data, smtputf8=smtputf8, body=body,
                                   size=size, dsn=dsn, requiretls=requiretls)  # fmt: skip
-        return self._drive(deliver(self._connection(), self._options, envelope), source)
+        with self._turn:
+            return self._drive(deliver(self._connection(), self._options, envelope), source)
 
     def send_old(
         self, verb: str, sender: str, recipients: str | Sequence[str], content: object
@@ -211,7 +228,8 @@ class SMTPClient:
         if upper not in ("SEND", "SOML", "SAML"):
             raise ValueError(f"verb must be SEND, SOML or SAML, not {verb!r}")
         envelope = Envelope.build(sender, recipients, data, size=size, verb=upper)  # type: ignore[arg-type]
-        return self._drive(deliver(self._connection(), self._options, envelope), source)
+        with self._turn:
+            return self._drive(deliver(self._connection(), self._options, envelope), source)
 
     def noop(self) -> Reply:
         """NOOP; the reply whatever its code (421 raises TransientError)."""
@@ -243,8 +261,9 @@ class SMTPClient:
 
     def quit(self) -> Reply:
         """QUIT and close. Raises ConnectionLost when the server closed without a reply."""
-        reply = self._drive(quit(self._connection(), self._options.timeouts))
-        self._abort()
+        with self._turn:
+            reply = self._drive(quit(self._connection(), self._options.timeouts))
+            self._abort()
         if reply is None:
             raise ConnectionLost("the server closed the connection without answering QUIT")
         return reply
@@ -261,8 +280,9 @@ class SMTPClient:
         return self._conn
 
     def _simple(self, command: Noop | Rset | Vrfy | Expn | Help | Etrn | Turn) -> Reply:
-        conn = self._connection()
-        return self._drive(simple_command(conn, command, self._options.timeouts.ehlo))
+        with self._turn:
+            conn = self._connection()
+            return self._drive(simple_command(conn, command, self._options.timeouts.ehlo))
 
     def _finish(self) -> None:
         """QUIT if the connection is in a state to say it; close in every case."""
@@ -373,6 +393,51 @@ class SMTPClient:
             case _:
                 raise TypeError(f"unknown effect {effect!r}")
         return None
+
+
+class _Turns:
+    """A lock handed over in the order it was asked for, so threads take turns fairly.
+
+    ``threading.Lock`` wakes an arbitrary waiter. Here each waiter parks on a
+    lock of its own, queued; ``release`` hands the turn to the oldest. A
+    waiter interrupted (KeyboardInterrupt) leaves the queue, or passes the
+    turn on if it had just been handed it.
+    """
+
+    __slots__ = ("_held", "_mutex", "_queue")
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._queue: deque[threading.Lock] = deque()
+        self._held = False
+
+    def __enter__(self) -> None:
+        with self._mutex:
+            if not self._held:
+                self._held = True
+                return
+            parked = threading.Lock()
+            parked.acquire()
+            self._queue.append(parked)
+        try:
+            parked.acquire()  # released by the holder's release(): our turn
+        except BaseException:
+            with self._mutex:
+                if parked in self._queue:
+                    self._queue.remove(parked)
+                    raise
+            self._release()  # the turn came as we were interrupted: pass it on
+            raise
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        with self._mutex:
+            if self._queue:
+                self._queue.popleft().release()  # held still: by the next in line
+            else:
+                self._held = False
 
 
 # A clear socket's I/O, at the fewest system calls per round trip.
