@@ -449,7 +449,7 @@ class ClientConnection:
         self._utf8_transaction = False
         self._body = ""
         self._accepted = 0
-        if not self._chunk_left:
+        if not self._chunk_left:  # else BDAT n LAST: its content is still to be checked
             self._chunk_cr = False
 
     # -- sending ----------------------------------------------------------
