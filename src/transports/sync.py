@@ -296,6 +296,10 @@ class SMTPClient:
         sock, self._sock = self._sock, None
         self._plain = None
         if sock is not None:
+            # shutdown() first: close() alone would not wake another thread
+            # blocked reading this socket (it would wait out its timeout).
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
             sock.close()
 
     def _drive(self, procedure: Procedure[T], source: Iterator[bytes] | None = None) -> T:

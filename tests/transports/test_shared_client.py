@@ -197,3 +197,44 @@ def test_threads_take_turns_in_the_order_they_asked() -> None:
     assert order == [0, 1, 2, 3, 4]
     with turns:  # free again
         pass
+
+
+def test_close_from_another_thread_ends_a_blocked_operation_at_once() -> None:
+    """close() does not wait for a turn, and a thread blocked reading is woken by it."""
+    from smtpcore.session import ConnectionLost
+    from transports.sync import SMTPClient
+
+    listener = __import__("socket").create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    done = threading.Event()
+
+    def silent_server() -> None:
+        sock, _ = listener.accept()
+        with sock:
+            sock.sendall(b"220 mx.example ESMTP\r\n")
+            sock.recv(1024)  # EHLO
+            sock.sendall(b"250 mx.example\r\n")
+            sock.recv(1024)  # NOOP: never answered
+            done.wait(10)
+        listener.close()
+
+    threading.Thread(target=silent_server, daemon=True).start()
+    client = SMTPClient("127.0.0.1", port, tls="none", timeout=8.0)
+    client.connect()
+    errors: list[BaseException] = []
+
+    def noop() -> None:
+        try:
+            client.noop()
+        except BaseException as exc:
+            errors.append(exc)
+
+    blocked = threading.Thread(target=noop)
+    blocked.start()
+    threading.Event().wait(0.3)  # the NOOP now waits for its reply
+    client.close()
+    blocked.join(10)
+    done.set()
+    assert not blocked.is_alive()
+    # Woken by the close: the connection was lost, not a timeout after 8 s.
+    assert len(errors) == 1 and isinstance(errors[0], ConnectionLost), errors
