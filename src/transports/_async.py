@@ -49,6 +49,7 @@ from smtpcore.session import (
     SendResult,
     SMTPError,
     SMTPTimeout,
+    StageClock,
     Timeouts,
     TLSInfo,
     TLSMode,
@@ -121,7 +122,7 @@ class AsyncClient(abc.ABC):
         self._conn: ClientConnection | None = None
         self._is_open = False
         self._turns: _Lock | None = None  # made by the framework's own _new_lock()
-        self._deadline = 0.0  # when the reply being read is due (time.monotonic())
+        self._clock = StageClock()  # how long each Read may wait
 
     # -- the I/O primitives of each framework -----------------------------------------
 
@@ -357,7 +358,7 @@ class AsyncClient(abc.ABC):
                             self._trace(">", data)
                         answer = None
                     elif kind is Read and self._is_open:
-                        answer = await self._read(self._time_for(effect))  # type: ignore[arg-type]
+                        answer = await self._read(self._clock.wait_for(effect, time.monotonic()))  # type: ignore[arg-type]
                         if self._trace is not None and answer:
                             self._trace("<", answer)
                     else:
@@ -377,17 +378,6 @@ class AsyncClient(abc.ABC):
         finally:
             procedure.close()
 
-    def _time_for(self, read: Read) -> float:
-        """The seconds ``read`` may wait: what is left of its stage's time (see ``Read``)."""
-        now = time.monotonic()
-        if not read.continued:
-            self._deadline = now + read.timeout
-            return read.timeout
-        left = self._deadline - now
-        if left <= 0:
-            raise TimeoutError(f"no reply within {read.timeout} s")
-        return left
-
     async def _perform(self, effect: object, source: Source | None) -> bytes | None:
         if not self._is_open:
             if type(effect) is Close:
@@ -399,7 +389,7 @@ class AsyncClient(abc.ABC):
                 if self._trace is not None:
                     self._trace(">", data)
             case Read():
-                data = await self._read(self._time_for(effect))
+                data = await self._read(self._clock.wait_for(effect, time.monotonic()))
                 if self._trace is not None and data:
                     self._trace("<", data)
                 return data

@@ -49,6 +49,7 @@ from smtpcore.session import (
     SendResult,
     SMTPError,
     SMTPTimeout,
+    StageClock,
     Timeouts,
     TLSError,
     TLSInfo,
@@ -122,7 +123,7 @@ class SMTPClient:
         self._plain: _Plain | None = None  # while the socket is clear
         self._conn: ClientConnection | None = None
         self._turn = _Turns()
-        self._deadline = 0.0  # when the reply being read is due (time.monotonic())
+        self._clock = StageClock()  # how long each Read may wait
 
     @property
     def extensions(self) -> Extensions:
@@ -336,17 +337,6 @@ class SMTPClient:
         finally:
             procedure.close()
 
-    def _time_for(self, read: Read) -> float:
-        """The seconds ``read`` may wait: what is left of its stage's time (see ``Read``)."""
-        now = time.monotonic()
-        if not read.continued:
-            self._deadline = now + read.timeout
-            return read.timeout
-        left = self._deadline - now
-        if left <= 0:
-            raise TimeoutError(f"no reply within {read.timeout} s")
-        return left
-
     def _perform(self, effect: object, source: Iterator[bytes] | None) -> bytes | None:
         # By exact type, the two effects of every message first: a match
         # statement tries its class patterns one by one, and this runs for
@@ -369,7 +359,7 @@ class SMTPClient:
                 self._trace(">", data)
             return None
         if kind is Read:
-            timeout = self._time_for(effect)  # type: ignore[arg-type]
+            timeout = self._clock.wait_for(effect, time.monotonic())  # type: ignore[arg-type]
             plain = self._plain
             if plain is not None:
                 received = plain.recv(timeout)

@@ -37,6 +37,7 @@ from smtpcore.session import (
     Read,
     RecipientsRefused,
     SendResult,
+    StageClock,
     Timeouts,
     TLSError,
     TransientError,
@@ -1241,3 +1242,13 @@ def test_a_reply_read_in_pieces_runs_on_the_clock_of_its_first_read() -> None:
     conn.send(Noop())
     job = next_reply(conn, 3.0)
     assert next(job) == Read(3.0)
+
+
+def test_the_stage_clock_gives_a_continued_read_only_what_is_left() -> None:
+    clock = StageClock()
+    assert clock.wait_for(Read(2.0), now=100.0) == 2.0
+    assert clock.wait_for(Read(2.0, continued=True), now=100.5) == 1.5
+    assert clock.wait_for(Read(2.0, continued=True), now=101.9) == pytest.approx(0.1)
+    with pytest.raises(TimeoutError, match="within 2.0 s"):
+        clock.wait_for(Read(2.0, continued=True), now=102.0)
+    assert clock.wait_for(Read(5.0), now=200.0) == 5.0  # a new stage, a new clock

@@ -24,6 +24,7 @@ __all__ = [
     "NextChunk",
     "Procedure",
     "Read",
+    "StageClock",
     "Write",
     "io_failure",
     "is_reusable",
@@ -87,6 +88,31 @@ class NextChunk:
     """
 
     timeout: float
+
+
+class StageClock:
+    """How long each ``Read`` may wait, so that a stage's timeout bounds its whole reply.
+
+    A transport keeps one per connection and asks ``wait_for(read, now)``
+    before each Read, ``now`` from its monotonic clock: the first Read of a
+    reply gets the stage's whole ``timeout`` and starts its clock; a
+    continued one gets what is left (RFC 5321 4.5.3.2).
+    """
+
+    __slots__ = ("_deadline",)
+
+    def __init__(self) -> None:
+        self._deadline = 0.0
+
+    def wait_for(self, read: Read, now: float) -> float:
+        """Seconds ``read`` may wait; ``TimeoutError`` when the stage's time is already spent."""
+        if not read.continued:
+            self._deadline = now + read.timeout
+            return read.timeout
+        left = self._deadline - now
+        if left <= 0:
+            raise TimeoutError(f"no reply within {read.timeout} s")
+        return left
 
 
 Effect: TypeAlias = Write | Read | Handshake | Close | NextChunk
