@@ -4,7 +4,9 @@ After each event the client tries the next planned commands (a pipelined
 group when the plan says so); a command the session does not allow must
 raise LocalProtocolError and change nothing. Asserts: only
 RemoteProtocolError leaves the receiving side; whole, byte-wise and cut
-feeding agree; each reply answers the oldest command waiting; the parser
+feeding agree (except that a reply arriving before the command it could
+answer was sent is refused, which may only cut a feeding short); each reply
+answers the oldest command waiting; the parser
 holds less than one line after draining; a sending mistake changes no state.
 """
 

@@ -7,6 +7,9 @@ A transcript reads like an RFC example session::
     TLS                          the client must run the TLS handshake now
     EOF                          the client must close the connection now
                                  (closing after the last line is always allowed)
+    GONE                         the connection broke: every later Write or Read
+                                 fails as a transport reports it, by throwing
+                                 ConnectionLost into the procedure (the last line)
 
 Blank lines and lines starting with "#" are ignored; leading spaces too.
 Each ``Write`` must match the next expected ``C:`` bytes exactly, and may not
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, TypeVar
 
-from smtpcore.session import Close, Handshake, NextChunk, Procedure, Read, Write
+from smtpcore.session import Close, ConnectionLost, Handshake, NextChunk, Procedure, Read, Write
 
 T = TypeVar("T")
 
@@ -45,14 +48,14 @@ def parse(script: str) -> list[Line]:
         text = raw.strip()
         if not text or text.startswith("#"):
             continue
-        if text in ("TLS", "EOF"):
+        if text in ("TLS", "EOF", "GONE"):
             lines.append(Line(text))
         elif text[:2] in ("S:", "C:"):
             body = raw.lstrip()[2:]
             body = body[1:] if body.startswith(" ") else body
             lines.append(Line(text[0], body.encode("utf-8") + b"\r\n"))
         else:
-            raise ValueError(f"transcript line {raw!r} is not S:, C:, TLS or EOF")
+            raise ValueError(f"transcript line {raw!r} is not S:, C:, TLS, EOF or GONE")
     return lines
 
 
@@ -86,28 +89,35 @@ def run_transcript(
     position = 0
     partial = 0  # octets of lines[position] (a C: line) already written
     answer: bytes | None = None
+    thrown: ConnectionLost | None = None
 
     def where() -> str:
         return (
             f"at transcript line {position + 1} of {len(lines)}: {lines[position : position + 3]}"
         )
 
+    def gone() -> bool:
+        return position < len(lines) and lines[position].kind == "GONE" and not partial
+
     def leftovers() -> str | None:
-        if position < len(lines):
+        if position < len(lines) and not gone():
             return f"transcript not finished {where()}"
         return None
 
     try:
         while True:
             try:
-                effect = procedure.send(answer)
+                # A failure the transport met is thrown in: the procedure judges it.
+                effect = procedure.send(answer) if thrown is None else procedure.throw(thrown)
             except StopIteration as done:
                 problem = leftovers()
                 if problem:
                     raise AssertionError(problem) from None
                 return done.value  # type: ignore[no-any-return]
-            answer = None
-            if isinstance(effect, Write):
+            answer, thrown = None, None
+            if isinstance(effect, (Write, Read)) and gone():
+                thrown = ConnectionLost("connection lost: [Errno 104] Connection reset by peer")
+            elif isinstance(effect, Write):
                 record.writes.append(effect.data)
                 data = effect.data
                 while data:
@@ -139,6 +149,8 @@ def run_transcript(
                 position += 1
             elif isinstance(effect, Close):
                 # Closing is expected at an EOF line, and allowed after the last line.
+                if gone():
+                    continue
                 if position < len(lines) and (lines[position].kind != "EOF" or partial):
                     raise AssertionError(f"unexpected close {where()}")
                 position = min(position + 1, len(lines))

@@ -9,6 +9,13 @@ Two phases are tracked. ``_phase`` is where the replies received so far put
 us. ``_assumed`` is where we will be if every pending command succeeds: with
 PIPELINING (RFC 2920) a client sends RCPT before the reply to MAIL arrives,
 so sequence checks use the assumed phase. A negative reply recomputes it.
+
+Replies are parsed as they arrive, and counted against ``_owed``: the replies
+the commands sent so far may still get (RFC 5321 4.3.1: one each; LMTP's end
+of data one per recipient). A reply that begins while nothing is owed answers
+no command, so it cannot be paired with one sent later (RFC 2920 3.2): it is a
+``RemoteProtocolError`` at once, before anything more is sent. Only 421 may
+come unasked (RFC 5321 3.8).
 """
 
 from __future__ import annotations
@@ -154,6 +161,12 @@ _BODY_KEYWORD: Final[Mapping[str, tuple[str, ...]]] = {
 }
 
 
+_BARE_LINE_END: Final = (
+    "BDAT content with a bare CR or LF: SMTP lines end in CRLF unless MAIL declared "
+    "BODY=BINARYMIME (RFC 5321 2.3.8, RFC 3030 3); normalise the line ends first"
+)
+
+
 def _after(phase: ClientPhase, command: Sendable) -> ClientPhase:
     """The phase a positive reply to ``command`` leads to from ``phase``."""
     # By exact type, as in _AFTER_POSITIVE: send() accepts only the classes
@@ -204,6 +217,10 @@ class ClientConnection:
         )
         self.lmtp = lmtp
         self._parser = ReplyParser(self.limits)
+        self._ready: deque[tuple[int, tuple[str, ...]]] = deque()  # parsed, not yet taken
+        self._parse_error: RemoteProtocolError | None = None  # raised after _ready
+        self._owed = 1  # replies the server still owes: the greeting
+        self._unowed = False  # a reply began while nothing was owed
         self._phase = P.GREETING
         self._assumed = P.GREETING
         self._pending: deque[Sendable] = deque()
@@ -212,6 +229,9 @@ class ClientConnection:
         self._authenticated = False
         self._stuffer = DotStuffer()
         self._chunk_left = 0
+        self._chunk_lines = True  # the open BDAT transfer must have CRLF line ends
+        self._chunk_cr = False  # its content so far ends in CR, which LF must follow
+        self._chunk_last = False  # the chunk being sent is the LAST one
         self._utf8_transaction = False  # the open transaction's MAIL has SMTPUTF8
         self._body = ""  # the open transaction's BODY parameter, upper case
         self._accepted = 0  # positive RCPT replies in this transaction (LMTP)
@@ -282,7 +302,36 @@ class ClientConnection:
             )
         if self._closed_by_peer:
             raise self._fail("data received after the server closed the connection")
-        self._parser.receive_data(bytes(data))
+        parser = self._parser
+        parser.receive_data(bytes(data))
+        if self._parse_error is not None:
+            return
+        ready = self._ready
+        while True:
+            if not self._owed and not self._unowed and parser.in_reply:
+                self._unowed = True  # its first octet came when nothing was owed
+                if self._pending and type(self._pending[-1]) is StartTLS:
+                    raise self._fail(
+                        f"{parser.buffered} octets arrived behind the 220 to STARTTLS "
+                        "(response injection, RFC 3207 5)"
+                    )
+            try:
+                parsed = parser.next_reply()
+            except RemoteProtocolError as exc:
+                self._parse_error = exc  # after the replies before it, as they came
+                return
+            if parsed is None:
+                return
+            if self._unowed:
+                self._unowed = False
+                if parsed[0] != 421:  # RFC 5321 3.8: only a closing server speaks unasked
+                    raise self._fail(
+                        f"reply {parsed[0]} {parsed[1][0]!r} arrived with no command waiting "
+                        "for it (RFC 5321 4.3.1, RFC 2920 3.2)"
+                    )
+            else:
+                self._owed -= 1
+            ready.append(parsed)
 
     def next_event(self) -> Reply | ConnectionClosed | _Need:
         """The next reply, ``ConnectionClosed``, or ``NEED_DATA``.
@@ -292,21 +341,19 @@ class ClientConnection:
         """
         if self._error is not None:
             self._check_error()
+        if self._ready:
+            code, lines = self._ready.popleft()
+            return self._take_reply(code, lines)
+        if self._parse_error is not None:
+            raise self._fail(str(self._parse_error))
         if self._phase is P.CLOSED and not self._parser.buffered:
             return ConnectionClosed() if self._closed_by_peer else NEED_DATA
-        try:
-            parsed = self._parser.next_reply()
-        except RemoteProtocolError as exc:
-            raise self._fail(str(exc)) from None
-        if parsed is None:
-            if self._closed_by_peer:
-                if self._parser.in_reply:
-                    raise self._fail("the server closed the connection in the middle of a reply")
-                self._phase = self._assumed = P.CLOSED
-                return ConnectionClosed()
-            return NEED_DATA
-        code, lines = parsed
-        return self._take_reply(code, lines)
+        if self._closed_by_peer:
+            if self._parser.in_reply:
+                raise self._fail("the server closed the connection in the middle of a reply")
+            self._phase = self._assumed = P.CLOSED
+            return ConnectionClosed()
+        return NEED_DATA
 
     def _take_reply(self, code: int, lines: tuple[str, ...]) -> Reply:
         phase = self._phase
@@ -341,6 +388,10 @@ class ClientConnection:
         kind = type(command)
         if 300 <= code < 400 and _INTERMEDIATE.get(kind) != code:
             raise self._fail(f"intermediate reply {code} to {_verb(command)}")
+        if kind is Data and code < 300:
+            # RFC 5321 4.3.2: DATA is answered 354 or refused; only the 354
+            # opens the data phase, and the server would not be reading data.
+            raise self._fail(f"reply {code} to DATA: only 354 opens the data phase")
         if self._lmtp_left > 1 and (
             isinstance(command, EndOfData) or (isinstance(command, Bdat) and command.last)
         ):
@@ -368,10 +419,9 @@ class ClientConnection:
                 self._extensions = Extensions()
             elif (kind is Auth or kind is AuthResponse) and code < 300:
                 self._authenticated = True
-            elif kind is StartTLS and self._parser.buffered:
+            elif kind is StartTLS and (self._ready or self._parser.in_reply):
                 raise self._fail(
-                    f"{self._parser.buffered} octets arrived behind the 220 to STARTTLS "
-                    "(response injection, RFC 3207 5)"
+                    "octets arrived behind the 220 to STARTTLS (response injection, RFC 3207 5)"
                 )
         elif kind is EndOfData or kind is Bdat or phase is P.AUTH:
             # The transaction or the SASL exchange is over, failed; after a
@@ -399,6 +449,8 @@ class ClientConnection:
         self._utf8_transaction = False
         self._body = ""
         self._accepted = 0
+        if not self._chunk_left:  # else BDAT n LAST: its content is still to be checked
+            self._chunk_cr = False
 
     # -- sending ----------------------------------------------------------
 
@@ -424,6 +476,7 @@ class ClientConnection:
             # RFC 2033 4.2: one reply per accepted recipient. The phase stays
             # DATA until the reply, so no content can follow the end marker.
             self._lmtp_left = max(self._accepted, 1) if self.lmtp else 0
+            self._owed += self._lmtp_left or 1
             self._assumed = P.READY
             self._end_transaction()
             return wire
@@ -444,13 +497,22 @@ class ClientConnection:
                 self._body = (params.get("BODY") or "").upper()
             # else: _end_transaction() just left both as no parameter has them
         elif isinstance(event, Bdat):
+            if self._chunk_cr and event.last and not event.size:
+                raise LocalProtocolError(
+                    "the content would end in a bare CR: SMTP lines end in CRLF "
+                    "unless MAIL declared BODY=BINARYMIME (RFC 5321 2.3.8, RFC 3030 3)"
+                )
             self._chunk_left = event.size
+            self._chunk_lines = self._body != "BINARYMIME"
+            self._chunk_last = event.last
             if event.last:
                 # RFC 2033 4.2 with RFC 3030: the LAST chunk, like the end of
                 # DATA, gets one reply per accepted recipient.
                 self._lmtp_left = max(self._accepted, 1) if self.lmtp else 0
+                self._owed += self._lmtp_left - 1 if self.lmtp else 0
                 self._end_transaction()
         self._pending.append(event)
+        self._owed += 1
         if kind is Rset or kind is Bdat:
             self._assumed = _after(self._assumed, event)
         else:  # what _after() does for every other command
@@ -464,11 +526,35 @@ class ClientConnection:
                 raise LocalProtocolError(
                     f"{len(data)} octets of content but the BDAT chunk has {self._chunk_left} left"
                 )
+            if self._chunk_lines:
+                self._check_line_ends(data, ends=self._chunk_last and len(data) == self._chunk_left)
             self._chunk_left -= len(data)
             return data
         if self._phase is P.DATA and not self._pending:
             return self._stuffer.stuff(data)
         raise LocalProtocolError("message data outside DATA (before the 354) or a BDAT chunk")
+
+    def _check_line_ends(self, data: bytes, *, ends: bool) -> None:
+        """Refuse BDAT content with a bare CR or LF (RFC 5321 2.3.8) before any byte goes.
+
+        The chunk's size is already on the wire, so the content cannot be
+        normalised here as DATA's is: a CRLF may only be split between two
+        pieces. ``ends``: this piece ends the message.
+        """
+        if not data:
+            return
+        start = 0
+        if self._chunk_cr:
+            if data[:1] != b"\n":
+                raise LocalProtocolError(_BARE_LINE_END)
+            start = 1
+        pairs = data.count(b"\r\n", start)
+        trailing_cr = data.endswith(b"\r") and len(data) > start
+        if data.count(b"\n", start) != pairs or data.count(b"\r", start) != pairs + trailing_cr:
+            raise LocalProtocolError(_BARE_LINE_END)
+        if trailing_cr and ends:
+            raise LocalProtocolError(_BARE_LINE_END)
+        self._chunk_cr = trailing_cr
 
     def _check_command(self, command: Command) -> None:
         if self._chunk_left:
@@ -507,6 +593,13 @@ class ClientConnection:
             if not command.sender.isascii() and "SMTPUTF8" not in command.params:
                 raise LocalProtocolError(
                     f"non-ASCII sender {command.sender!r} needs the SMTPUTF8 parameter (RFC 6531)"
+                )
+        elif kind is Vrfy or kind is Expn:
+            argument = command.argument  # type: ignore[attr-defined]
+            if not argument.isascii() and not ext.smtputf8:
+                raise LocalProtocolError(
+                    f"non-ASCII {command.verb} argument {argument!r} needs a server that "
+                    "offers SMTPUTF8 (RFC 6531 3.7.4.2)"
                 )
         elif kind is Rcpt:
             assert isinstance(command, Rcpt)

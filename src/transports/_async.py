@@ -15,10 +15,11 @@ import contextlib
 import secrets
 import socket
 import ssl
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Sequence
 from email.message import Message
 from types import TracebackType
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from smtpcore import (
     ClientConnection,
@@ -48,6 +49,7 @@ from smtpcore.session import (
     SendResult,
     SMTPError,
     SMTPTimeout,
+    StageClock,
     Timeouts,
     TLSInfo,
     TLSMode,
@@ -80,6 +82,14 @@ class AsyncClient(abc.ABC):
     are ``smtpcore.SMTPError`` subclasses. After a timeout, a lost
     connection or a cancellation the connection is closed at once and the
     error propagates.
+
+    Several tasks may share one client: its operations (connecting, each
+    message, each command, QUIT, the exit of ``async with``) take turns in
+    the order they were called, each one whole. A task cancelled while
+    waiting for its turn leaves everything as it was; one cancelled during
+    its turn closes the connection, so the operations after it fail with
+    ``SMTPError`` rather than on a conversation out of step. ``aclose()``
+    does not wait: it closes at once.
     """
 
     def __init__(
@@ -111,6 +121,8 @@ class AsyncClient(abc.ABC):
         self._trace = trace
         self._conn: ClientConnection | None = None
         self._is_open = False
+        self._turns: _Lock | None = None  # made by the framework's own _new_lock()
+        self._clock = StageClock()  # how long each Read may wait
 
     # -- the I/O primitives of each framework -----------------------------------------
 
@@ -140,6 +152,10 @@ class AsyncClient(abc.ABC):
     async def _close(self) -> None:
         """Close the connection at once; must work inside a cancelled scope."""
 
+    @abc.abstractmethod
+    def _new_lock(self) -> _Lock:
+        """A lock of this framework that wakes its waiters in order and survives cancellation."""
+
     # -- the public calls ---------------------------------------------------------------
 
     @property
@@ -159,10 +175,25 @@ class AsyncClient(abc.ABC):
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self._finish()
+        try:
+            async with self._turn():
+                await self._finish()
+        finally:
+            await self._abort()  # at once when cancelled before the turn came
+
+    def _turn(self) -> _Lock:
+        """The lock that makes the operations of several tasks take turns (see the class)."""
+        turns = self._turns
+        if turns is None:  # made on first use: inside the framework's event loop
+            turns = self._turns = self._new_lock()
+        return turns
 
     async def connect(self) -> None:
         """Connect, read the greeting, EHLO, TLS and AUTH as configured."""
+        async with self._turn():
+            await self._connect()
+
+    async def _connect(self) -> None:
         if self._is_open:
             raise SMTPError("already connected")
         opts = self._options
@@ -197,9 +228,10 @@ class AsyncClient(abc.ABC):
         requiretls: bool = False,
     ) -> SendResult:
         """Send an email message; the envelope comes from its headers unless given."""
-        job = deliver_message(self._connection(), self._options, msg, sender, recipients,
-                              dsn=dsn, requiretls=requiretls)  # fmt: skip
-        return await self._drive(job)
+        async with self._turn():
+            job = deliver_message(self._connection(), self._options, msg, sender, recipients,
+                                  dsn=dsn, requiretls=requiretls)  # fmt: skip
+            return await self._drive(job)
 
     async def sendmail(
         self,
@@ -217,7 +249,8 @@ class AsyncClient(abc.ABC):
         data, source, size = _split(content, size)
         envelope = Envelope.build(sender, recipients, data, smtputf8=smtputf8, body=body,
                                   size=size, dsn=dsn, requiretls=requiretls)  # fmt: skip
-        return await self._drive(deliver(self._connection(), self._options, envelope), source)
+        async with self._turn():
+            return await self._drive(deliver(self._connection(), self._options, envelope), source)
 
     async def send_old(
         self, verb: str, sender: str, recipients: str | Sequence[str], content: object
@@ -228,7 +261,8 @@ class AsyncClient(abc.ABC):
             raise ValueError(f"verb must be SEND, SOML or SAML, not {verb!r}")
         data, source, size = _split(content, None)
         envelope = Envelope.build(sender, recipients, data, size=size, verb=upper)  # type: ignore[arg-type]
-        return await self._drive(deliver(self._connection(), self._options, envelope), source)
+        async with self._turn():
+            return await self._drive(deliver(self._connection(), self._options, envelope), source)
 
     async def noop(self) -> Reply:
         """NOOP; the reply whatever its code (421 raises TransientError)."""
@@ -260,8 +294,9 @@ class AsyncClient(abc.ABC):
 
     async def quit(self) -> Reply:
         """QUIT and close. Raises ConnectionLost when the server closed without a reply."""
-        reply = await self._drive(quit(self._connection(), self._options.timeouts))
-        await self._abort()
+        async with self._turn():
+            reply = await self._drive(quit(self._connection(), self._options.timeouts))
+            await self._abort()
         if reply is None:
             raise ConnectionLost("the server closed the connection without answering QUIT")
         return reply
@@ -278,11 +313,12 @@ class AsyncClient(abc.ABC):
         return self._conn
 
     async def _simple(self, command: Noop | Rset | Vrfy | Expn | Help | Etrn | Turn) -> Reply:
-        conn = self._connection()
-        return await self._drive(simple_command(conn, command, self._options.timeouts.ehlo))
+        async with self._turn():
+            conn = self._connection()
+            return await self._drive(simple_command(conn, command, self._options.timeouts.ehlo))
 
     async def _finish(self) -> None:
-        """QUIT if the connection is in a state to say it; close in every case."""
+        """QUIT if the connection is in a state to say it; close in every case (in its turn)."""
         if self._is_open and self._conn is not None and is_reusable(self._conn):
             # Politeness only: the connection closes anyway.
             with contextlib.suppress(SMTPError, ProtocolError, OSError):
@@ -298,16 +334,19 @@ class AsyncClient(abc.ABC):
         """Run a procedure to its end; on an I/O failure or cancellation close and raise."""
         conn = self._connection()
         answer: bytes | None = None
+        failure: Exception | None = None
         try:
             while True:
                 try:
-                    effect = procedure.send(answer)
+                    # A failure the transport met is thrown in: the procedure judges it.
+                    effect = procedure.send(answer) if failure is None else procedure.throw(failure)
                 except StopIteration as done:
                     return done.value  # type: ignore[no-any-return]
                 except BaseException:
                     if not is_reusable(conn):
                         await self._abort()
                     raise
+                failure = None
                 try:
                     # The two effects of every message by exact type, without
                     # the extra coroutine and match statement of _perform.
@@ -319,34 +358,38 @@ class AsyncClient(abc.ABC):
                             self._trace(">", data)
                         answer = None
                     elif kind is Read and self._is_open:
-                        answer = await self._read(effect.timeout)  # type: ignore[union-attr]
+                        answer = await self._read(self._clock.wait_for(effect, time.monotonic()))  # type: ignore[arg-type]
                         if self._trace is not None and answer:
                             self._trace("<", answer)
                     else:
                         answer = await self._perform(effect, source)
-                except BaseException as exc:
-                    # Worded before send_failed(), which forgets what was awaited.
-                    error = None
-                    if isinstance(exc, Exception) and not isinstance(exc, SMTPError):
-                        error = io_failure(exc, effect, conn)
+                except Exception as exc:
+                    # The procedure decides what the failure means (a failed
+                    # clean-up after a refusal is not the answer); the connection
+                    # is closed first. Worded before send_failed(), which forgets
+                    # what was awaited.
+                    failure = io_failure(exc, effect, conn)
                     conn.send_failed()
                     await self._abort()
-                    if error is None:
-                        raise
-                    raise error from exc
+                except BaseException:  # cancellation: no clean-up, closed at once
+                    conn.send_failed()
+                    await self._abort()
+                    raise
         finally:
             procedure.close()
 
     async def _perform(self, effect: object, source: Source | None) -> bytes | None:
         if not self._is_open:
+            if type(effect) is Close:
+                return None  # closing twice is harmless
             raise ConnectionLost("the connection is closed")
         match effect:
             case Write(data):
                 await self._write(data, self._options.timeouts.data_block)
                 if self._trace is not None:
                     self._trace(">", data)
-            case Read(timeout):
-                data = await self._read(timeout)
+            case Read():
+                data = await self._read(self._clock.wait_for(effect, time.monotonic()))
                 if self._trace is not None and data:
                     self._trace("<", data)
                 return data
@@ -367,6 +410,20 @@ class AsyncClient(abc.ABC):
 
 
 _C = TypeVar("_C", bound=AsyncClient)
+
+
+class _Lock(Protocol):
+    """What the client needs of a framework's lock: ``async with``."""
+
+    async def __aenter__(self) -> object: ...
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+        /,
+    ) -> object: ...
 
 
 def _split(

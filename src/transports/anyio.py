@@ -13,7 +13,7 @@ import ssl
 from email.message import Message
 
 try:
-    import anyio  # noqa: F401  (imported first so that a missing anyio names its extra)
+    import anyio  # first, so that a missing anyio names its extra
 except ModuleNotFoundError as exc:  # the anyio extra is optional: say how to get it
     raise ModuleNotFoundError(
         f"transports.anyio needs anyio ({exc}): pip install 'smtpcore[anyio]'", name=exc.name
@@ -81,6 +81,10 @@ class SMTPClient(AsyncClient):
         self, context: ssl.SSLContext, hostname: str | None, timeout: float
     ) -> None:
         await self._io._start_tls(context, hostname, timeout)
+
+    def _new_lock(self) -> anyio.Lock:
+        # anyio's own: honours anyio's cancel scopes on either backend; fair.
+        return anyio.Lock()
 
     def _ssl_object(self) -> TLSLayer | None:
         return self._io._ssl_object()

@@ -246,6 +246,10 @@ class SMTPClient(AsyncClient):
         obj = transport.get_extra_info("ssl_object") if transport is not None else None
         return obj if isinstance(obj, ssl.SSLObject) else None
 
+    def _new_lock(self) -> asyncio.Lock:
+        # Waiters are woken in order; a cancelled one drops out of the queue.
+        return asyncio.Lock()
+
     async def _close(self) -> None:
         # abort(): at once, even when cancelled; nothing buffered is worth sending.
         transport = self._stream.transport

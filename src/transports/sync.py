@@ -13,7 +13,9 @@ import socket
 import ssl
 import struct
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from email.message import Message
 from types import TracebackType
@@ -47,6 +49,7 @@ from smtpcore.session import (
     SendResult,
     SMTPError,
     SMTPTimeout,
+    StageClock,
     Timeouts,
     TLSError,
     TLSInfo,
@@ -83,6 +86,10 @@ class SMTPClient:
     ``RecipientsRefused``, ``AuthenticationError``, ``ConnectionLost``,
     ``SMTPTimeout``, ``TLSError``, ``NotSupported``). After a timeout, a lost
     connection or an interruption (KeyboardInterrupt) the socket is closed.
+
+    Several threads may share one client: its operations (connecting, each
+    message, each command, QUIT, the exit of ``with``) take turns in the order
+    they asked, each one whole. ``close()`` does not wait: it closes at once.
     """
 
     def __init__(
@@ -115,6 +122,8 @@ class SMTPClient:
         self._sock: socket.socket | None = None
         self._plain: _Plain | None = None  # while the socket is clear
         self._conn: ClientConnection | None = None
+        self._turn = _Turns()
+        self._clock = StageClock()  # how long each Read may wait
 
     @property
     def extensions(self) -> Extensions:
@@ -134,10 +143,18 @@ class SMTPClient:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._finish()
+        try:
+            with self._turn:
+                self._finish()
+        finally:
+            self._abort()  # at once when interrupted before the turn came
 
     def connect(self) -> None:
         """Connect, read the greeting, EHLO, TLS and AUTH as configured."""
+        with self._turn:
+            self._connect()
+
+    def _connect(self) -> None:
         if self._sock is not None:
             raise SMTPError("already connected")
         opts = self._options
@@ -157,9 +174,11 @@ class SMTPClient:
             lmtp=opts.lmtp, tls=opts.tls == "implicit", limits=opts.limits
         )
         try:
+            # Before any handshake: wrap_socket detaches the clear socket.
+            local = str(sock.getsockname()[0])
             if opts.tls == "implicit":
                 self._perform(Handshake(opts.host, timeout), None)
-            hello = opts.local_hostname or hello_name(socket.getfqdn(), sock.getsockname()[0])
+            hello = opts.local_hostname or hello_name(socket.getfqdn(), local)
             nonce = secrets.token_urlsafe(18)
             self._drive(open_session(conn, opts, hello=hello, nonce=nonce))
         except BaseException:
@@ -176,10 +195,11 @@ class SMTPClient:
         requiretls: bool = False,
     ) -> SendResult:
         """Send an email message; the envelope comes from its headers unless given."""
-        conn = self._connection()
-        job = deliver_message(conn, self._options, msg, sender, recipients, dsn=dsn,
-                              requiretls=requiretls)  # fmt: skip
-        return self._drive(job)
+        with self._turn:
+            conn = self._connection()
+            job = deliver_message(conn, self._options, msg, sender, recipients, dsn=dsn,
+                                  requiretls=requiretls)  # fmt: skip
+            return self._drive(job)
 
     def sendmail(
         self,
@@ -197,7 +217,8 @@ class SMTPClient:
         data, source, size = split_content(content, size)
         envelope = Envelope.build(sender, recipients, data, smtputf8=smtputf8, body=body,
                                   size=size, dsn=dsn, requiretls=requiretls)  # fmt: skip
-        return self._drive(deliver(self._connection(), self._options, envelope), source)
+        with self._turn:
+            return self._drive(deliver(self._connection(), self._options, envelope), source)
 
     def send_old(
         self, verb: str, sender: str, recipients: str | Sequence[str], content: object
@@ -208,7 +229,8 @@ class SMTPClient:
         if upper not in ("SEND", "SOML", "SAML"):
             raise ValueError(f"verb must be SEND, SOML or SAML, not {verb!r}")
         envelope = Envelope.build(sender, recipients, data, size=size, verb=upper)  # type: ignore[arg-type]
-        return self._drive(deliver(self._connection(), self._options, envelope), source)
+        with self._turn:
+            return self._drive(deliver(self._connection(), self._options, envelope), source)
 
     def noop(self) -> Reply:
         """NOOP; the reply whatever its code (421 raises TransientError)."""
@@ -240,8 +262,9 @@ class SMTPClient:
 
     def quit(self) -> Reply:
         """QUIT and close. Raises ConnectionLost when the server closed without a reply."""
-        reply = self._drive(quit(self._connection(), self._options.timeouts))
-        self._abort()
+        with self._turn:
+            reply = self._drive(quit(self._connection(), self._options.timeouts))
+            self._abort()
         if reply is None:
             raise ConnectionLost("the server closed the connection without answering QUIT")
         return reply
@@ -258,8 +281,9 @@ class SMTPClient:
         return self._conn
 
     def _simple(self, command: Noop | Rset | Vrfy | Expn | Help | Etrn | Turn) -> Reply:
-        conn = self._connection()
-        return self._drive(simple_command(conn, command, self._options.timeouts.ehlo))
+        with self._turn:
+            conn = self._connection()
+            return self._drive(simple_command(conn, command, self._options.timeouts.ehlo))
 
     def _finish(self) -> None:
         """QUIT if the connection is in a state to say it; close in every case."""
@@ -273,34 +297,43 @@ class SMTPClient:
         sock, self._sock = self._sock, None
         self._plain = None
         if sock is not None:
+            # shutdown() first: close() alone would not wake another thread
+            # blocked reading this socket (it would wait out its timeout).
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
             sock.close()
 
     def _drive(self, procedure: Procedure[T], source: Iterator[bytes] | None = None) -> T:
         """Run a procedure to its end; on an I/O failure close the socket and raise."""
         conn = self._connection()
         answer: bytes | None = None
+        failure: Exception | None = None
         try:
             while True:
                 try:
-                    effect = procedure.send(answer)
+                    # A failure the transport met is thrown in: the procedure judges it.
+                    effect = procedure.send(answer) if failure is None else procedure.throw(failure)
                 except StopIteration as done:
                     return done.value  # type: ignore[no-any-return]
                 except BaseException:
                     if not is_reusable(conn):
                         self._abort()
                     raise
+                failure = None
                 try:
                     answer = self._perform(effect, source)
-                except BaseException as exc:
-                    # Worded before send_failed(), which forgets what was awaited.
-                    error = None
-                    if isinstance(exc, Exception) and not isinstance(exc, SMTPError):
-                        error = io_failure(exc, effect, conn)
+                except Exception as exc:
+                    # The procedure decides what the failure means (a failed
+                    # clean-up after a refusal is not the answer); the socket is
+                    # closed first. Worded before send_failed(), which forgets
+                    # what was awaited.
+                    failure = io_failure(exc, effect, conn)
                     conn.send_failed()
                     self._abort()
-                    if error is None:
-                        raise
-                    raise error from exc
+                except BaseException:
+                    conn.send_failed()
+                    self._abort()
+                    raise
         finally:
             procedure.close()
 
@@ -311,6 +344,8 @@ class SMTPClient:
         kind = type(effect)
         sock = self._sock
         if sock is None:
+            if kind is Close:
+                return None  # closing twice is harmless
             raise ConnectionLost("the connection is closed")
         if kind is Write:
             data = effect.data  # type: ignore[attr-defined]
@@ -324,7 +359,7 @@ class SMTPClient:
                 self._trace(">", data)
             return None
         if kind is Read:
-            timeout = effect.timeout  # type: ignore[attr-defined]
+            timeout = self._clock.wait_for(effect, time.monotonic())  # type: ignore[arg-type]
             plain = self._plain
             if plain is not None:
                 received = plain.recv(timeout)
@@ -352,6 +387,51 @@ class SMTPClient:
             case _:
                 raise TypeError(f"unknown effect {effect!r}")
         return None
+
+
+class _Turns:
+    """A lock handed over in the order it was asked for, so threads take turns fairly.
+
+    ``threading.Lock`` wakes an arbitrary waiter. Here each waiter parks on a
+    lock of its own, queued; ``release`` hands the turn to the oldest. A
+    waiter interrupted (KeyboardInterrupt) leaves the queue, or passes the
+    turn on if it had just been handed it.
+    """
+
+    __slots__ = ("_held", "_mutex", "_queue")
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._queue: deque[threading.Lock] = deque()
+        self._held = False
+
+    def __enter__(self) -> None:
+        with self._mutex:
+            if not self._held:
+                self._held = True
+                return
+            parked = threading.Lock()
+            parked.acquire()
+            self._queue.append(parked)
+        try:
+            parked.acquire()  # released by the holder's release(): our turn
+        except BaseException:
+            with self._mutex:
+                if parked in self._queue:
+                    self._queue.remove(parked)
+                    raise
+            self._release()  # the turn came as we were interrupted: pass it on
+            raise
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        with self._mutex:
+            if self._queue:
+                self._queue.popleft().release()  # held still: by the next in line
+            else:
+                self._held = False
 
 
 # A clear socket's I/O, at the fewest system calls per round trip.

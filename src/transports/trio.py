@@ -134,6 +134,10 @@ class SMTPClient(AsyncClient):
             raise TimeoutError(f"TLS handshake took more than {timeout} s") from exc
         self._stream = tls
 
+    def _new_lock(self) -> trio.Lock:
+        # Fair: handed to the waiters in order; a cancelled one drops out.
+        return trio.Lock()
+
     def _ssl_object(self) -> TLSLayer | None:
         stream = self._stream
         return stream if isinstance(stream, trio.SSLStream) else None

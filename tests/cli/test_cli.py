@@ -192,3 +192,28 @@ def test_probe_reports_a_failed_verification(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "TLS verification: FAILED" in done.stdout
     assert "TLS: TLSv1" in done.stdout
+
+
+def test_send_and_probe_over_implicit_tls(tmp_path: Path) -> None:
+    """Port 465 (RFC 8314): TLS from the first byte, no --local-hostname needed."""
+    import ssl
+
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(context)
+    cafile = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(cafile))
+    handler = MemoryHandler()
+    with SMTPServer(handler, "127.0.0.1", 0, tls_context=context, implicit_tls=True) as server:
+        sent = run(
+            "send", "--host", f"localhost:{server.port}", "--tls", "implicit",
+            "--cafile", str(cafile), "--from", "a@example.org", "--to", "b@example.net",
+            "--subject", "over 465", "--body", "-", stdin=b"Hello.\n",
+        )  # fmt: skip
+        probed = run("probe", f"localhost:{server.port}", "--implicit", "--cafile", str(cafile))
+    assert sent.returncode == 0, sent.stderr
+    assert "Traceback" not in sent.stderr
+    assert len(handler.messages) == 1 and handler.messages[0].is_tls
+    assert b"Subject: over 465" in handler.messages[0].content
+    assert probed.returncode == 0, probed.stderr + probed.stdout
+    assert "TLS verification: ok" in probed.stdout

@@ -286,14 +286,12 @@ def test_pipelined_group_replies_match_their_commands() -> None:
 
 
 def test_surplus_reply_after_a_pipelined_group_is_never_matched() -> None:
+    """RFC 2920 3.2: the surplus reply is refused on arrival, before anything more is sent."""
     conn = ready()
     conn.send(Mail("a@example.org"))
     conn.send(Rcpt("b@example.net"))
-    conn.receive_data(b"250 ok\r\n250 ok\r\n250 surplus\r\n")
-    assert conn.next_event() == Reply(250, ("ok",))
-    assert conn.next_event() == Reply(250, ("ok",))
     with pytest.raises(RemoteProtocolError, match="no command waiting"):
-        conn.next_event()
+        conn.receive_data(b"250 ok\r\n250 ok\r\n250 surplus\r\n")
     with pytest.raises(RemoteProtocolError, match="earlier error"):
         conn.next_event()
     with pytest.raises(LocalProtocolError, match="earlier error"):
@@ -566,9 +564,9 @@ def test_bdat_chunks_exact_octets() -> None:
     assert conn.send(MessageData(b".\r\n")) == b".\r\n"
     with pytest.raises(LocalProtocolError, match="2 octets"):
         conn.send(Bdat(1))
-    assert conn.send(MessageData(b"\rx")) == b"\rx"
+    assert conn.send(MessageData(b"x\r")) == b"x\r"
     assert conn.send(Bdat(2, last=True)) == b"BDAT 2 LAST\r\n"
-    conn.send(MessageData(b"ok"))
+    conn.send(MessageData(b"\nk"))
     reply(conn, b"250 5 octets\r\n")
     assert conn.phase is ClientPhase.BDAT
     reply(conn, b"250 message accepted\r\n")
@@ -644,3 +642,178 @@ def test_lmtp_last_bdat_waits_for_the_rcpt_replies() -> None:
     with pytest.raises(LocalProtocolError, match="RCPT replies"):
         conn.send(Bdat(1, last=True))
     assert conn.send(Bdat(1)) == b"BDAT 1\r\n"  # a chunk that is not the last may go
+
+
+def bdat_transaction(params: dict[str, str | None] | None = None) -> ClientConnection:
+    conn = ready(EHLO_REPLY.replace(b"250-ETRN", b"250-BINARYMIME"))
+    conn.send(Mail("a@example.org", params or {}))
+    reply(conn, b"250 ok\r\n")
+    conn.send(Rcpt("b@example.net"))
+    reply(conn, b"250 ok\r\n")
+    return conn
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        [b"a\nb\r\n"],  # bare LF
+        [b"a\rb\r\n"],  # bare CR
+        [b"ab\r", b"x\r\n"],  # a CR the next piece does not complete
+        [b"ab\r\n\r"],  # the message would end in a bare CR
+        [b"\n\r\n"],  # LF at the very start
+    ],
+    ids=["bare-lf", "bare-cr", "cr-then-no-lf", "ends-in-cr", "leading-lf"],
+)
+def test_bdat_content_with_bare_line_ends_is_refused_before_any_byte(
+    pieces: list[bytes],
+) -> None:
+    """RFC 5321 2.3.8: without BODY=BINARYMIME, lines end in CRLF, in BDAT as in DATA."""
+    conn = bdat_transaction()
+    size = sum(map(len, pieces))
+    conn.send(Bdat(size, last=True))
+    sent = b""
+    with pytest.raises(LocalProtocolError, match="bare CR or LF"):
+        for piece in pieces:
+            sent += conn.send(MessageData(piece))
+    assert b"\r\r" not in sent and sent == b"".join(pieces)[: len(sent)]
+    assert conn.chunk_left == size - len(sent)
+
+
+def test_bdat_crlf_may_be_split_between_pieces_and_chunks() -> None:
+    conn = bdat_transaction()
+    assert conn.send(Bdat(4)) == b"BDAT 4\r\n"
+    assert conn.send(MessageData(b"ab\r")) == b"ab\r"
+    assert conn.send(MessageData(b"")) == b""
+    assert conn.send(MessageData(b"\n")) == b"\n"
+    reply(conn, b"250 4 octets\r\n")
+    conn.send(Bdat(3))
+    conn.send(MessageData(b"cd\r"))
+    reply(conn, b"250 3 octets\r\n")
+    with pytest.raises(LocalProtocolError, match="bare CR"):
+        conn.send(Bdat(0, last=True))  # the content would end in CR
+    assert conn.send(Bdat(1, last=True)) == b"BDAT 1 LAST\r\n"
+    assert conn.send(MessageData(b"\n")) == b"\n"
+    assert reply(conn, b"250 stored\r\n").is_positive
+
+
+def test_bdat_binarymime_content_goes_as_it_is() -> None:
+    conn = bdat_transaction({"BODY": "BINARYMIME"})
+    conn.send(Bdat(5, last=True))
+    assert conn.send(MessageData(b"\n\r\x00\r\r")) == b"\n\r\x00\r\r"
+    assert reply(conn, b"250 stored\r\n").is_positive
+    # The next transaction, without BINARYMIME, is checked again.
+    conn.send(Mail("a@example.org"))
+    conn.send(Rcpt("b@example.net"))
+    conn.send(Bdat(2, last=True))
+    with pytest.raises(LocalProtocolError, match="bare CR or LF"):
+        conn.send(MessageData(b"a\n"))
+
+
+@pytest.mark.parametrize("make", [Vrfy, Expn], ids=["VRFY", "EXPN"])
+def test_non_ascii_vrfy_expn_needs_smtputf8(make: Callable[[str], Command]) -> None:
+    """RFC 6531 3.7.4.2: a UTF-8 argument only to a server that offers SMTPUTF8."""
+    without = ready(EHLO_REPLY.replace(b"250-SMTPUTF8\r\n", b""))
+    with pytest.raises(LocalProtocolError, match="SMTPUTF8"):
+        without.send(make("j\u00f6rg"))
+    assert without.pending == ()
+    assert without.send(make("jorg")).endswith(b" jorg\r\n")
+    assert ready().send(make("j\u00f6rg")).endswith(" j\u00f6rg\r\n".encode())
+
+
+@pytest.mark.parametrize("wire", [b"250 ok\r\n", b"221 bye\r\n", b"235 ok\r\n"])
+def test_only_354_opens_the_data_phase(wire: bytes) -> None:
+    """RFC 5321 4.3.2: DATA is answered 354 or refused; a 2xx is the server's error."""
+    conn = in_rcpt()
+    conn.send(Data())
+    conn.receive_data(wire)
+    with pytest.raises(RemoteProtocolError, match="only 354 opens the data phase"):
+        conn.next_event()
+    assert conn.phase is ClientPhase.ERROR
+    with pytest.raises(LocalProtocolError, match="unusable"):
+        conn.send(MessageData(b"x\r\n"))
+
+
+def test_a_refused_data_leaves_the_transaction_open_for_rset() -> None:
+    conn = in_rcpt()
+    conn.send(Data())
+    assert reply(conn, b"554 5.7.1 no thanks\r\n").is_permanent
+    assert conn.phase is ClientPhase.RCPT
+    with pytest.raises(LocalProtocolError):
+        conn.send(MessageData(b"x\r\n"))
+    assert conn.send(Rset()) == b"RSET\r\n"
+    reply(conn, b"250 flushed\r\n")
+    assert conn.phase is ClientPhase.READY
+
+
+def test_a_surplus_reply_with_the_greeting_never_answers_ehlo() -> None:
+    """RFC 5321 4.3.1: a reply nothing asked for; it would put every later reply one off."""
+    for cut in range(1, 30):
+        wire = b"220 mx.example ESMTP\r\n250 surplus\r\n"
+        conn = ClientConnection()
+        events: list[object] = []
+        with pytest.raises(RemoteProtocolError, match="no command waiting"):
+            conn.receive_data(wire[:cut])
+            events.append(conn.next_event())
+            conn.receive_data(wire[cut:])
+            events.append(conn.next_event())
+        assert events in ([], [NEED_DATA], [Reply(220, ("mx.example ESMTP",))])
+        assert conn.phase is ClientPhase.ERROR
+        with pytest.raises(LocalProtocolError):
+            conn.send(Ehlo("client.example"))
+
+
+def test_a_reply_begun_before_its_command_was_sent_is_not_its_reply() -> None:
+    conn = greeted()
+    conn.receive_data(b"25")  # nothing is owed: this is no reply to what comes next
+    conn.send(Ehlo("client.example"))
+    with pytest.raises(RemoteProtocolError, match="no command waiting"):
+        conn.receive_data(b"0 mx.example\r\n")
+
+
+def test_a_fourth_reply_to_a_pipelined_group_is_not_the_end_of_data_reply() -> None:
+    """RFC 2920 3.2: it came before any content was sent, so it answers nothing."""
+    conn = ready()
+    group = conn.send(Mail("a@example.org")) + conn.send(Rcpt("b@example.net"))
+    group += conn.send(Data())
+    assert group.endswith(b"DATA\r\n")
+    with pytest.raises(RemoteProtocolError, match="no command waiting"):
+        conn.receive_data(b"250 ok\r\n250 ok\r\n354 go\r\n250 2.0.0 queued\r\n")
+    with pytest.raises(LocalProtocolError):
+        conn.send(MessageData(b"x\r\n"))
+    # The same replies, the fourth only after the content: all in order.
+    conn = ready()
+    conn.send(Mail("a@example.org"))
+    conn.send(Rcpt("b@example.net"))
+    conn.send(Data())
+    conn.receive_data(b"250 ok\r\n250 ok\r\n354 go\r\n")
+    assert [conn.next_event().code for _ in range(3)] == [250, 250, 354]  # type: ignore[union-attr]
+    conn.send(MessageData(b"x\r\n"))
+    conn.send(EndOfData())
+    assert reply(conn, b"250 2.0.0 queued\r\n").command == EndOfData()
+
+
+def test_replies_owed_are_counted_across_reads_and_lmtp() -> None:
+    conn = ready(b"250-lmtp.example\r\n250 PIPELINING\r\n", lmtp=True)
+    conn.send(Mail("a@example.org"))
+    conn.send(Rcpt("u1@example.test"))
+    conn.send(Rcpt("u2@example.test"))
+    conn.send(Data())
+    conn.receive_data(b"250 ok\r\n250 ok\r\n25")
+    conn.receive_data(b"0 ok\r\n354 go\r\n")
+    assert [conn.next_event().code for _ in range(4)] == [250, 250, 250, 354]  # type: ignore[union-attr]
+    conn.send(MessageData(b"x\r\n"))
+    conn.send(EndOfData())
+    conn.receive_data(b"250 u1 done\r\n250 u2 done\r\n")
+    assert [conn.next_event().code for _ in range(2)] == [250, 250]  # type: ignore[union-attr]
+    with pytest.raises(RemoteProtocolError, match="no command waiting"):
+        conn.receive_data(b"250 one too many\r\n")
+
+
+def test_a_malformed_reply_comes_after_the_good_ones_before_it() -> None:
+    conn = ready()
+    conn.send(Mail("a@example.org"))
+    conn.send(Rcpt("b@example.net"))
+    conn.receive_data(b"250 ok\r\n2x0 bad\r\n")
+    assert conn.next_event() == Reply(250, ("ok",))
+    with pytest.raises(RemoteProtocolError, match="three digits"):
+        conn.next_event()

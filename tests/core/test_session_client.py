@@ -37,6 +37,7 @@ from smtpcore.session import (
     Read,
     RecipientsRefused,
     SendResult,
+    StageClock,
     Timeouts,
     TLSError,
     TransientError,
@@ -45,6 +46,7 @@ from smtpcore.session import (
     deliver_message,
     hello_name,
     is_reusable,
+    next_reply,
     open_session,
     quit,
     simple_command,
@@ -986,3 +988,267 @@ def test_streamed_content_writes_what_content_in_hand_writes(
     assert streamed == whole
     assert whole.endswith(b"\r\n.\r\n")
     assert b"\r\n.\r\n" not in whole[whole.index(b"DATA\r\n") + 6 : -5]
+
+
+# -- replies that do not fit --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelined"])
+@pytest.mark.parametrize("answer", ["250 2.0.0 ok", "221 2.0.0 bye"])
+def test_a_2xx_to_data_is_a_protocol_error_and_no_content_goes(
+    pipelining: bool, answer: str
+) -> None:
+    """Only 354 opens the data phase (RFC 5321 4.3.2); the session ends unusable."""
+    if pipelining:
+        group = """
+            S: 250-mx.example
+            S: 250 PIPELINING
+            C: MAIL FROM:<a@x.org>
+            C: RCPT TO:<b@y.org>
+            C: DATA
+            S: 250 ok
+            S: 250 ok
+        """
+    else:
+        group = """
+            S: 250 mx.example
+            C: MAIL FROM:<a@x.org>
+            S: 250 ok
+            C: RCPT TO:<b@y.org>
+            S: 250 ok
+            C: DATA
+        """
+    conn = connection(options())
+    record = Record([], [], [])
+    with pytest.raises(RemoteProtocolError, match="only 354"):
+        run_transcript(
+            session(options(), envelope(), conn=conn),
+            GREETED + group + f"S: {answer}",
+            record=record,
+        )
+    assert not any(MESSAGE in w for w in record.writes)
+    assert not is_reusable(conn)
+
+
+def test_a_surplus_reply_with_the_greeting_fails_the_session_before_ehlo() -> None:
+    record = Record([], [], [])
+    script = """
+        S: 220 mx.example ESMTP
+        S: 250 surplus
+    """
+    with pytest.raises(RemoteProtocolError, match="no command waiting"):
+        run_transcript(session(options(), envelope()), script, record=record)
+    assert record.writes == []
+
+
+def test_a_fourth_reply_to_the_pipelined_group_is_no_delivery() -> None:
+    """RFC 2920 3.2: it came before the content, so it cannot be the end-of-data reply."""
+    conn = connection(options())
+    record = Record([], [], [])
+    script = (
+        GREETED
+        + """
+        S: 250-mx.example
+        S: 250 PIPELINING
+        C: MAIL FROM:<a@x.org>
+        C: RCPT TO:<b@y.org>
+        C: DATA
+        S: 250 ok
+        S: 250 ok
+        S: 354 go ahead
+        S: 250 2.0.0 queued as FAKE
+        """
+    )
+    with pytest.raises(RemoteProtocolError, match="no command waiting"):
+        run_transcript(session(options(), envelope(), conn=conn), script, record=record)
+    assert not any(MESSAGE in w for w in record.writes)
+    assert not is_reusable(conn)
+
+
+# -- a server that replies and then closes -------------------------------------------------
+
+PIPELINED_EHLO: Final = """
+S: 250-mx.example
+S: 250 PIPELINING
+"""
+
+
+@pytest.mark.parametrize("end", ["", "GONE"], ids=["closed", "reset"])
+def test_a_554_greeting_then_close_is_the_permanent_refusal(end: str) -> None:
+    """RFC 5321 3.1: the client says QUIT; its failure does not replace the 554."""
+    script = f"""
+        S: 554 5.7.1 go away
+        {end or "C: QUIT"}
+    """
+    with pytest.raises(PermanentError, match="go away") as caught:
+        run_transcript(session(options()), script)
+    assert caught.value.reply == Reply(554, ("5.7.1 go away",))
+
+
+@pytest.mark.parametrize("end", ["", "GONE"], ids=["closed", "reset"])
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [("550 5.7.1 go away", PermanentError), ("451 4.7.1 later", TransientError)],
+)
+def test_mail_refused_then_close_within_the_pipelined_group_is_the_refusal(
+    end: str, answer: str, error: type[Exception]
+) -> None:
+    """Exim's drop ACL: the reply to MAIL, then the close; RCPT and DATA get no reply."""
+    script = (
+        GREETED
+        + PIPELINED_EHLO
+        + f"""
+        C: MAIL FROM:<a@x.org>
+        C: RCPT TO:<b@y.org>
+        C: DATA
+        S: {answer}
+        {end}
+        """
+    )
+    with pytest.raises(error) as caught:
+        run_transcript(session(options(), envelope()), script)
+    assert caught.value.reply.code == int(answer[:3])  # type: ignore[attr-defined]
+    assert caught.value.command == "MAIL FROM:<a@x.org>"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("end", ["", "GONE"], ids=["closed", "reset"])
+def test_mail_refused_then_close_one_by_one_is_the_refusal(end: str) -> None:
+    script = (
+        GREETED
+        + f"""
+        S: 250 mx.example
+        C: MAIL FROM:<a@x.org>
+        S: 550 5.7.1 go away
+        {end}
+        """
+    )
+    with pytest.raises(PermanentError, match="go away"):
+        run_transcript(session(options(), envelope()), script)
+
+
+@pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelined"])
+@pytest.mark.parametrize("end", ["C: RSET", "GONE"], ids=["closed", "reset"])
+def test_every_recipient_refused_then_close_during_rset_is_recipients_refused(
+    pipelining: bool, end: str
+) -> None:
+    """The RSET after the refusals fails on the closed connection; the refusals stand."""
+    if pipelining:
+        group = (
+            PIPELINED_EHLO
+            + """
+            C: MAIL FROM:<a@x.org>
+            C: RCPT TO:<b@y.org>
+            C: RCPT TO:<c@y.org>
+            C: DATA
+            S: 250 ok
+            S: 550 5.1.1 no such user
+            S: 550 5.1.1 no such user
+            S: 554 5.5.1 no valid recipients
+            """
+        )
+    else:
+        group = """
+            S: 250 mx.example
+            C: MAIL FROM:<a@x.org>
+            S: 250 ok
+            C: RCPT TO:<b@y.org>
+            S: 550 5.1.1 no such user
+            C: RCPT TO:<c@y.org>
+            S: 550 5.1.1 no such user
+        """
+    conn = connection(options())
+    job = session(options(), envelope(("b@y.org", "c@y.org")), conn=conn)
+    with pytest.raises(RecipientsRefused) as caught:
+        run_transcript(job, GREETED + group + end)
+    assert set(caught.value.refused) == {"b@y.org", "c@y.org"}
+    assert not is_reusable(conn)
+
+
+def test_every_recipient_refused_then_close_within_the_group_is_recipients_refused() -> None:
+    script = (
+        GREETED
+        + PIPELINED_EHLO
+        + """
+        C: MAIL FROM:<a@x.org>
+        C: RCPT TO:<b@y.org>
+        C: DATA
+        S: 250 ok
+        S: 450 4.2.1 try later
+        """
+    )
+    with pytest.raises(RecipientsRefused) as caught:
+        run_transcript(session(options(), envelope()), script)
+    assert caught.value.is_transient
+
+
+def test_a_close_before_any_refusal_is_connection_lost() -> None:
+    script = (
+        GREETED
+        + PIPELINED_EHLO
+        + """
+        C: MAIL FROM:<a@x.org>
+        C: RCPT TO:<b@y.org>
+        C: DATA
+        S: 250 ok
+        """
+    )
+    with pytest.raises(ConnectionLost):
+        run_transcript(session(options(), envelope()), script)
+
+
+@pytest.mark.parametrize("end", ["", "GONE"], ids=["closed", "reset"])
+def test_end_of_data_refused_then_close_is_the_refusal(end: str) -> None:
+    script = (
+        GREETED
+        + f"""
+        S: 250 mx.example
+        C: MAIL FROM:<a@x.org>
+        S: 250 ok
+        C: RCPT TO:<b@y.org>
+        S: 250 ok
+        C: DATA
+        S: 354 go ahead
+        C: Subject: hi
+        C:
+        C: line one
+        C: line two
+        C: .
+        S: 550 5.7.1 message refused
+        {end}
+        """
+    )
+    with pytest.raises(PermanentError, match="message refused") as caught:
+        run_transcript(session(options(), envelope()), script)
+    assert caught.value.command == "end of data"
+
+
+# -- the time of a stage (RFC 5321 4.5.3.2) -------------------------------------------------
+
+
+def test_a_reply_read_in_pieces_runs_on_the_clock_of_its_first_read() -> None:
+    """The stage's timeout bounds the whole reply: later Reads continue the first one's."""
+    conn = connection(options())
+    job = next_reply(conn, 7.0)
+    effects = [next(job)]
+    for piece in (b"220 mx", b".example", b" ESMTP\r\n"):
+        try:
+            effects.append(job.send(piece))
+        except StopIteration as done:
+            greeting = done.value
+    assert greeting == Reply(220, ("mx.example ESMTP",))
+    assert effects == [Read(7.0), Read(7.0, continued=True), Read(7.0, continued=True)]
+    assert Read(7.0).continued is False
+    # The next reply is a new stage, with a clock of its own.
+    conn.send(Noop())
+    job = next_reply(conn, 3.0)
+    assert next(job) == Read(3.0)
+
+
+def test_the_stage_clock_gives_a_continued_read_only_what_is_left() -> None:
+    clock = StageClock()
+    assert clock.wait_for(Read(2.0), now=100.0) == 2.0
+    assert clock.wait_for(Read(2.0, continued=True), now=100.5) == 1.5
+    assert clock.wait_for(Read(2.0, continued=True), now=101.9) == pytest.approx(0.1)
+    with pytest.raises(TimeoutError, match="within 2.0 s"):
+        clock.wait_for(Read(2.0, continued=True), now=102.0)
+    assert clock.wait_for(Read(5.0), now=200.0) == 5.0  # a new stage, a new clock

@@ -489,6 +489,40 @@ def test_implicit_tls_handshakes_before_the_greeting(
     assert server.received_tls == server.received
 
 
+def test_implicit_tls_without_a_local_hostname_delivers(
+    kind: str, tls_server_context: ssl.SSLContext, client_context: ssl.SSLContext
+) -> None:
+    """The EHLO name comes from the socket's own address, read before the handshake."""
+    from transports.mailboxes import MemoryHandler
+    from transports.sync import SMTPServer
+
+    inbox = MemoryHandler()
+    with SMTPServer(
+        inbox, "127.0.0.1", 0, tls_context=tls_server_context, implicit_tls=True
+    ) as srv:
+
+        async def body() -> Any:
+            smtp = Smtp(kind, "127.0.0.1", srv.port, tls="implicit", ssl_context=client_context,
+                        timeout=5.0)  # fmt: skip
+            async with smtp:
+                assert smtp.client.tls_info is not None
+                return await smtp.sendmail("a@x.org", ["b@y.org"], MESSAGE)
+
+        result = run(kind, body)
+        assert wait_for_messages(inbox, 1)
+    assert list(result.accepted) == ["b@y.org"]
+    assert inbox.messages[0].is_tls
+
+
+def wait_for_messages(inbox: Any, count: int) -> bool:
+    deadline = time.monotonic() + 5
+    while len(inbox.messages) < count:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 # -- AUTH (RFC 4954) -------------------------------------------------------------------
 
 AUTH_EXCHANGES: Final = {

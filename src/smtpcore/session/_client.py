@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
-from .._client import ClientConnection
+from .._client import ClientConnection, ClientPhase
 from .._data import LineEnds
 from .._errors import RemoteProtocolError
 from .._events import (
@@ -53,6 +53,7 @@ from ._errors import (
     ConnectionLost,
     NotSupported,
     RecipientsRefused,
+    SMTPError,
     TLSError,
     TransientError,
     command_text,
@@ -104,11 +105,29 @@ def _reply(conn: ClientConnection, timeout: float) -> Procedure[Reply]:
 
 
 def _reset(conn: ClientConnection, timeout: float) -> Procedure[None]:
-    """RSET after a failed transaction, so the connection serves the next one (RFC 5321 4.1.1.5).
+    """RSET after a refused transaction, so the connection serves the next one (RFC 5321 4.1.1.5).
 
-    Its reply does not matter unless it is 421.
+    Its reply does not matter, nor does its failure: see ``_after_refusal``.
     """
-    yield from _command(conn, Rset(), timeout)
+    yield from _after_refusal(conn, _command(conn, Rset(), timeout))
+
+
+def _after_refusal(conn: ClientConnection, steps: Procedure[object]) -> Procedure[None]:
+    """Clean up after a refusal (RSET, QUIT, ending abandoned data); never fail instead of it.
+
+    A server that refuses and closes (Exim's ``drop``, Haraka's DISCONNECT)
+    cannot answer the RSET or QUIT that follows: the refusal is what the
+    caller must learn, not the lost connection, a timeout, a 421 or a garbled
+    reply of the clean-up (smtplib ignores a disconnect during that RSET for the
+    same reason). A connection left mid-command is closed by the transport.
+    """
+    if conn.phase is ClientPhase.CLOSED or conn.phase is ClientPhase.ERROR:
+        steps.close()
+        return
+    try:
+        yield from steps
+    except (SMTPError, RemoteProtocolError):
+        pass
 
 
 # -- opening a session -----------------------------------------------------------------
@@ -131,7 +150,7 @@ def open_session(
     greeting = yield from _reply(conn, timeouts.greeting)
     if not greeting.is_positive:
         # RFC 5321 3.1: after a 554 greeting the client should say QUIT.
-        yield from quit(conn, timeouts)
+        yield from _after_refusal(conn, quit(conn, timeouts))
         raise reply_error(greeting, "the greeting")
     yield from _hello(conn, options.lmtp, hello, timeouts)
     if options.tls in ("starttls", "opportunistic") and not conn.is_tls:
@@ -377,11 +396,20 @@ def deliver(conn: ClientConnection, options: ClientOptions, env: Envelope) -> Pr
         if not plan.bdat:
             wire.append(send(_DATA))
         yield Write(b"".join(wire))
-        mail_reply = yield from _reply(conn, timeouts.mail)
-        for rcpt in rcpts:
-            rcpt_replies[rcpt.recipient] = yield from _reply(conn, timeouts.rcpt)
-        if not plan.bdat:
-            data_reply = yield from _reply(conn, timeouts.data_initiation)
+        mail_reply = None
+        try:
+            mail_reply = yield from _reply(conn, timeouts.mail)
+            for rcpt in rcpts:
+                rcpt_replies[rcpt.recipient] = yield from _reply(conn, timeouts.rcpt)
+            if not plan.bdat:
+                data_reply = yield from _reply(conn, timeouts.data_initiation)
+        except ConnectionLost:
+            # The server closed within the group: a refusal it gave before
+            # closing is the answer (a 5xx permanent, a 4xx transient).
+            refusal = _refusal_before_close(mail_reply, rcpt_replies, len(rcpts))
+            if refusal is None:
+                raise
+            raise refusal from None
         if not mail_reply.is_positive:
             if data_reply is not None and data_reply.code == 354:
                 yield from _abandon_data(conn, timeouts)
@@ -446,8 +474,24 @@ def deliver(conn: ClientConnection, options: ClientOptions, env: Envelope) -> Pr
     return SendResult._owned(accepted, refused, finals[-1], data_replies)
 
 
+def _refusal_before_close(
+    mail_reply: Reply | None, rcpt_replies: dict[str, Reply], rcpts: int
+) -> SMTPError | None:
+    """The refusal a pipelined group got before the server closed, if it got one."""
+    if mail_reply is not None and not mail_reply.is_positive:
+        return reply_error(mail_reply)
+    everyone_answered = rcpt_replies and len(rcpt_replies) == rcpts
+    if everyone_answered and not any(r.is_positive for r in rcpt_replies.values()):
+        return RecipientsRefused(rcpt_replies)
+    return None
+
+
 def _abandon_data(conn: ClientConnection, timeouts: Timeouts) -> Procedure[None]:
     """End the data right after a 354 that should not have come; its reply is ignored."""
+    yield from _after_refusal(conn, _end_abandoned_data(conn, timeouts))
+
+
+def _end_abandoned_data(conn: ClientConnection, timeouts: Timeouts) -> Procedure[None]:
     yield Write(conn.send(EndOfData()))
     yield from _reply(conn, timeouts.data_termination)
 

@@ -15,7 +15,7 @@ from typing import TypeAlias, TypeVar
 
 from .._client import ClientConnection, ClientPhase
 from .._events import NEED_DATA, ConnectionClosed, Reply
-from ._errors import ConnectionLost, SMTPTimeout, command_text
+from ._errors import ConnectionLost, SMTPError, SMTPTimeout, command_text
 
 __all__ = [
     "Close",
@@ -24,6 +24,7 @@ __all__ = [
     "NextChunk",
     "Procedure",
     "Read",
+    "StageClock",
     "Write",
     "io_failure",
     "is_reusable",
@@ -44,13 +45,21 @@ class Write:
 
 @dataclass(frozen=True, slots=True)
 class Read:
-    """Receive some bytes, waiting at most ``timeout`` seconds.
+    """Receive some bytes; ``timeout`` bounds the whole reply, not each read.
+
+    RFC 5321 4.5.3.2 gives each stage of the conversation a time for its
+    reply. A Read with ``continued`` False starts that time: the transport
+    waits at most ``timeout`` seconds. One with ``continued`` True asks for
+    more of a reply an earlier Read began to wait for: the transport waits
+    only for what is left of that earlier Read's ``timeout``, so a server
+    that trickles a reply a byte at a time cannot hold the client longer.
 
     Answer: the bytes (any amount, at least one octet), or ``b""`` when the
-    peer closed. A transport that waits longer raises ``SMTPTimeout``.
+    peer closed. A transport whose time runs out raises ``SMTPTimeout``.
     """
 
     timeout: float
+    continued: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +90,31 @@ class NextChunk:
     timeout: float
 
 
+class StageClock:
+    """How long each ``Read`` may wait, so that a stage's timeout bounds its whole reply.
+
+    A transport keeps one per connection and asks ``wait_for(read, now)``
+    before each Read, ``now`` from its monotonic clock: the first Read of a
+    reply gets the stage's whole ``timeout`` and starts its clock; a
+    continued one gets what is left (RFC 5321 4.5.3.2).
+    """
+
+    __slots__ = ("_deadline",)
+
+    def __init__(self) -> None:
+        self._deadline = 0.0
+
+    def wait_for(self, read: Read, now: float) -> float:
+        """Seconds ``read`` may wait; ``TimeoutError`` when the stage's time is already spent."""
+        if not read.continued:
+            self._deadline = now + read.timeout
+            return read.timeout
+        left = self._deadline - now
+        if left <= 0:
+            raise TimeoutError(f"no reply within {read.timeout} s")
+        return left
+
+
 Effect: TypeAlias = Write | Read | Handshake | Close | NextChunk
 """Any effect a client procedure yields for its driver to perform."""
 Procedure: TypeAlias = Generator[Effect, bytes | None, T]
@@ -103,12 +137,15 @@ def next_reply(conn: ClientConnection, timeout: float) -> Procedure[Reply]:
     """
     # ``read`` written out: a frame less for every reply of every message.
     event = conn.next_event()
-    while event is NEED_DATA:
-        data = yield Read(timeout)
-        if not isinstance(data, bytes):
-            raise TypeError(f"a transport answered Read with {type(data).__name__}, not bytes")
-        conn.receive_data(data)
-        event = conn.next_event()
+    if event is NEED_DATA:
+        effect = Read(timeout)  # the stage's time starts now (RFC 5321 4.5.3.2)
+        while event is NEED_DATA:
+            data = yield effect
+            if not isinstance(data, bytes):
+                raise TypeError(f"a transport answered Read with {type(data).__name__}, not bytes")
+            conn.receive_data(data)
+            event = conn.next_event()
+            effect = Read(timeout, continued=True)
     if isinstance(event, ConnectionClosed):
         raise ConnectionLost(f"the server closed the connection {waiting_for(conn)}")
     return event
@@ -141,13 +178,24 @@ def io_failure(exc: Exception, effect: object, conn: ClientConnection) -> Except
     """What a transport's I/O failure while performing ``effect`` means for the session.
 
     A timeout becomes ``SMTPTimeout`` naming what was awaited, any other
-    ``OSError`` ``ConnectionLost``; anything else is returned as it is. Call it
-    before ``conn.send_failed()``, which forgets what was awaited.
+    ``OSError`` ``ConnectionLost``, each with ``exc`` as its cause; an
+    ``SMTPError`` and anything else is returned as it is. Call it before
+    ``conn.send_failed()``, which forgets what was awaited. A transport closes
+    the connection, then throws the result into the procedure, which decides
+    what it means (a failed clean-up after a refusal does not replace the
+    refusal).
     """
+    if isinstance(exc, SMTPError):
+        return exc
+    error: SMTPError
     if isinstance(exc, TimeoutError):
         if isinstance(effect, Read):
-            return SMTPTimeout(f"no reply within {effect.timeout} s {waiting_for(conn)}")
-        return SMTPTimeout(f"timed out during {type(effect).__name__}")
-    if isinstance(exc, OSError):
-        return ConnectionLost(f"connection lost: {exc}")
-    return exc
+            error = SMTPTimeout(f"no reply within {effect.timeout} s {waiting_for(conn)}")
+        else:
+            error = SMTPTimeout(f"timed out during {type(effect).__name__}")
+    elif isinstance(exc, OSError):
+        error = ConnectionLost(f"connection lost: {exc}")
+    else:
+        return exc
+    error.__cause__ = exc
+    return error
