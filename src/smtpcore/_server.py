@@ -6,9 +6,10 @@ content, an ``InvalidCommand`` carrying the reply to send, or
 ``ConnectionClosed``. The server never replies by itself. Every command (and
 every end of content) waits for the application's ``send(Reply)`` before the
 next event comes out, so the phase that checks a command is always the one
-the earlier replies made. The phase moves on positive replies only, by the
-``_AFTER_POSITIVE`` table; a reply the phase does not allow (354 with no
-DATA waiting, 235 before ``authenticated()``) raises ``LocalProtocolError``.
+the earlier replies made. The phase moves by the server's machine in
+``_state``, the only place a phase changes; a reply the phase does not allow
+(354 with no DATA waiting, 235 before ``authenticated()``) raises
+``LocalProtocolError``.
 
 Three receiving modes share one buffer: command lines (``LineReader``), DATA
 content (``DataReader``: ends only on CRLF.CRLF) and BDAT chunks
@@ -36,7 +37,6 @@ Time is not ours to read: ``has_partial_command`` and
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -87,6 +87,19 @@ from ._events import (
     _Need,
 )
 from ._limits import Limits
+from ._state import (
+    AUTH_FAILED,
+    CHUNK_REFUSED,
+    CLOSING_REFUSAL,
+    GREETING,
+    MORE_DUE,
+    PEER_CLOSED,
+    SERVER,
+    TLS_DONE,
+    UNASKED,
+    ServerPhase,
+    Trigger,
+)
 from ._unstuff import ChunkReader, DataReader, LineEndCheck
 
 __all__ = ["ServerConfig", "ServerConnection", "ServerPhase"]
@@ -143,81 +156,22 @@ class ServerConfig:
         object.__setattr__(self, "auth_mechanisms", tuple(m.upper() for m in self.auth_mechanisms))
 
 
-class ServerPhase(enum.Enum):
-    """Where a server session stands."""
-
-    GREETING = enum.auto()  # connected; our greeting is not sent yet
-    REFUSED = enum.auto()  # we greeted with 554: only QUIT (RFC 5321 3.1)
-    HELLO = enum.auto()  # greeted; EHLO, HELO or LHLO next
-    READY = enum.auto()  # no transaction open
-    MAIL = enum.auto()  # MAIL accepted, no recipient yet
-    RCPT = enum.auto()  # at least one recipient accepted
-    DATA = enum.auto()  # 354 sent: message content flows
-    BDAT = enum.auto()  # a BDAT chunk was accepted; more chunks may follow
-    AUTH = enum.auto()  # 334 sent: the next line is a SASL response
-    TLS = enum.auto()  # 220 to STARTTLS sent: nothing until the handshake is done
-    CLOSED = enum.auto()
-
-    # Members are singletons compared by identity; Enum's own __hash__ hashes
-    # the name in Python code, and phases are looked up for every command.
-    __hash__ = object.__hash__
-
-
 P = ServerPhase
 Awaited = Command | EndOfData | EndOfChunk | InvalidCommand
 
-# Where a positive reply moves us. A negative reply never moves forward.
-_AFTER_POSITIVE: Final[Mapping[type[Awaited], ServerPhase]] = {
-    Helo: P.READY,
-    Ehlo: P.READY,
-    Lhlo: P.READY,
-    Mail: P.MAIL,
-    Send: P.MAIL,
-    Soml: P.MAIL,
-    Saml: P.MAIL,
-    Rcpt: P.RCPT,
-    Data: P.DATA,
-    EndOfChunk: P.BDAT,
-    EndOfData: P.READY,
-    Rset: P.READY,
-    StartTLS: P.TLS,
-    Auth: P.READY,
-    AuthResponse: P.READY,
-    Quit: P.CLOSED,
-}
-
-_ANYTIME: Final = frozenset({Noop, Rset, Quit, Vrfy, Expn, Help})
 # Commands that cost the client nothing and move no mail: beyond
 # Limits.junk_commands each is also an error (Postfix smtpd_junk_command_limit).
 # A repeated hello and an empty BDAT chunk count too (``_junk_event``).
 _JUNK: Final = frozenset({Noop, Rset, Vrfy, Expn, Help, Etrn})
-_NOTHING: Final[frozenset[type[Command]]] = frozenset()
 # The commands ``_not_offered`` has an opinion on.
 _MAY_BE_UNOFFERED: Final = frozenset(
     {Turn, Expn, Vrfy, Send, Soml, Saml, Bdat, Etrn, StartTLS, Auth}
 )
 _HELLOS: Final = frozenset({Helo, Ehlo, Lhlo})
-# Which commands each phase allows; any other is 503 (RFC 5321 4.1.4, 3.1;
-# RFC 3030 2; RFC 4954 4: no AUTH inside a transaction; RFC 3207 4).
-_ALLOWED: Final[Mapping[ServerPhase, frozenset[type[Command]]]] = {
-    P.REFUSED: frozenset({Quit}),
-    P.HELLO: _ANYTIME | _HELLOS,
-    P.READY: _ANYTIME | _HELLOS | {Mail, Send, Soml, Saml, StartTLS, Auth, Etrn, Turn},
-    P.MAIL: _ANYTIME | _HELLOS | {Rcpt},
-    P.RCPT: _ANYTIME | _HELLOS | {Rcpt, Data, Bdat},
-    P.BDAT: frozenset({Bdat, Rset, Noop, Quit}),
-}
-
 # What a positive reply must be checked for: every other event takes any 2xx.
 _POSITIVE_CHECKED: Final = frozenset(
     {InvalidCommand, AuthCancel, Auth, AuthResponse, StartTLS, Quit}
 )
-
-# The only intermediate replies, and what they may answer.
-_INTERMEDIATE: Final[Mapping[int, tuple[type[Awaited], ...]]] = {
-    354: (Data,),
-    334: (Auth, AuthResponse),
-}
 
 # MAIL parameters and the offer each needs (RFC 5321 4.1.1.11).
 _MAIL_PARAMS: Final = frozenset({"SIZE", "BODY", "SMTPUTF8", "RET", "ENVID", "AUTH", "REQUIRETLS"})
@@ -281,7 +235,7 @@ class ServerConnection:
         self.config = config if config is not None else ServerConfig()
         self.limits = limits if limits is not None else Limits()
         self._lines = LineReader()
-        self._phase = P.GREETING
+        self._state = SERVER.start
         self._is_tls = tls
         self._esmtp = False
         self._hello_domain: str | None = None
@@ -306,7 +260,7 @@ class ServerConnection:
     @property
     def phase(self) -> ServerPhase:
         """Where the replies sent so far put the session."""
-        return self._phase
+        return self._state.phase
 
     @property
     def is_tls(self) -> bool:
@@ -440,7 +394,7 @@ class ServerConnection:
         """
         if self._data is not None or self._chunk is not None:
             return False
-        if self._phase in (P.GREETING, P.TLS, P.CLOSED):
+        if self._state.phase in (P.GREETING, P.TLS, P.CLOSED):
             return False
         return self._lines.in_line
 
@@ -468,9 +422,10 @@ class ServerConnection:
         if not data:
             self._peer_closed = True
             return
-        if self._phase is P.GREETING:
+        phase = self._state.phase
+        if phase is P.GREETING:
             self._early_talker = True
-        if self._phase in (P.TLS, P.CLOSED):
+        if phase is P.TLS or phase is P.CLOSED:
             return
         self._lines.buffer += data
 
@@ -484,10 +439,10 @@ class ServerConnection:
             raise LocalProtocolError(
                 f"send the reply to {_name(self._awaiting)} before asking for the next event"
             )
-        phase = self._phase
+        phase = self._state.phase
         if phase in (P.GREETING, P.TLS, P.CLOSED):
             if self._peer_closed:
-                self._phase = P.CLOSED
+                self._state = self._state.on(PEER_CLOSED)
                 return ConnectionClosed()
             return NEED_DATA
         if self._early_talker:
@@ -507,7 +462,7 @@ class ServerConnection:
         return self._next_line()
 
     def _closed(self) -> ConnectionClosed:
-        self._phase = P.CLOSED
+        self._state = self._state.on(PEER_CLOSED)
         self._lines.clear()
         return ConnectionClosed()
 
@@ -538,7 +493,7 @@ class ServerConnection:
         return self._invalid(refusal.text, reply, close=close, counted=counted)
 
     def _limit_of(self, start: bytes) -> int:
-        if self._phase is P.AUTH:
+        if self._state.phase is P.AUTH:
             return self.limits.auth_line
         start = start.upper()
         if start in PARAMETER_VERBS:
@@ -554,8 +509,8 @@ class ServerConnection:
         if isinstance(line, int):
             # RFC 5321 4.5.3.1.4 and 4.5.3.1.10: "500 Line too long".
             limit = self._limit_of(b"")
-            if self._phase is P.AUTH:
-                self._phase = P.READY  # the exchange is over
+            if self._state.phase is P.AUTH:
+                self._state = self._state.on(AUTH_FAILED)  # the exchange is over
                 close = False
             else:
                 # A BDAT whose size is too long to read: its octets cannot be
@@ -563,10 +518,10 @@ class ServerConnection:
                 close = is_bdat(self._lines.long_head)
             too_long = Refusal(500, "5.5.2", f"Line too long (limit {limit} octets)")
             return self._refuse(too_long, close=close)
-        if self._phase is P.AUTH:
+        if self._state.phase is P.AUTH:
             response = parse_auth_response(line)
             if isinstance(response, Refusal):
-                self._phase = P.READY  # RFC 4954 4: the exchange fails with 501
+                self._state = self._state.on(AUTH_FAILED)  # RFC 4954 4: it fails with 501
                 return self._refuse(response)
             self._awaiting = response
             return response
@@ -588,7 +543,7 @@ class ServerConnection:
                 return self._refuse(refusal, counted=counted)
             return self._refuse(refusal)
         kind = type(command)
-        if kind in _JUNK or (kind in _HELLOS and self._phase is not P.HELLO):
+        if kind in _JUNK or (kind in _HELLOS and self._state.phase is not P.HELLO):
             # A second EHLO/HELO moves no mail either (after STARTTLS the
             # phase is HELLO again, and that EHLO is required).
             junk = self._junk_event(command)
@@ -633,7 +588,7 @@ class ServerConnection:
                 )
         elif kind in _MAY_BE_UNOFFERED and self._not_offered(command):
             return Refusal(502, "5.5.1", f"Command {command.verb} not implemented")
-        if kind not in _ALLOWED.get(self._phase, _NOTHING):
+        if not self._state.allows(kind):
             return Refusal(503, "5.5.1", self._sequence_text(command))
         if type(command) is Mail:
             return self._check_mail(command)
@@ -666,13 +621,13 @@ class ServerConnection:
         if isinstance(command, Etrn):
             return not (cfg.etrn and self._esmtp)
         if isinstance(command, StartTLS):
-            return not (cfg.starttls and (self._esmtp or self._phase is P.HELLO))
+            return not (cfg.starttls and (self._esmtp or self._state.phase is P.HELLO))
         if isinstance(command, Auth):
-            return not (cfg.auth_mechanisms and (self._esmtp or self._phase is P.HELLO))
+            return not (cfg.auth_mechanisms and (self._esmtp or self._state.phase is P.HELLO))
         return False
 
     def _sequence_text(self, command: Command) -> str:
-        phase = self._phase
+        phase = self._state.phase
         if phase is P.REFUSED:
             return "Bad sequence of commands: only QUIT (RFC 5321 3.1)"
         if phase is P.HELLO:
@@ -821,7 +776,7 @@ class ServerConnection:
             if command.size == 0 and not command.last:
                 junk = self._junk_event(command)  # an empty chunk moves nothing
                 if junk is not None:
-                    self._reset_transaction(P.READY)
+                    self._chunk_refused()
                     return junk
             transaction.size += command.size
             if transaction.line_ends is None and self.body != "BINARYMIME":
@@ -839,8 +794,7 @@ class ServerConnection:
         """A refused chunk: read and dropped (RFC 3030 2), or answered at once and closed."""
         if command.size > self.limits.skipped_chunk:
             # Postfix hangs up rather than read a refused chunk this large.
-            if self._phase in (P.RCPT, P.BDAT):
-                self._reset_transaction(P.READY)
+            self._chunk_refused()
             return self._invalid(end.reason, end.reply, close=True)
         self._chunk = ChunkReader(command.size, discard=True)
         self._chunk_end = end
@@ -870,9 +824,7 @@ class ServerConnection:
             # RFC 2033 4.2 with RFC 3030: a LAST chunk, refused or not, gets one
             # reply per accepted recipient (the client counts them).
             replies = self._lmtp_replies() if self._chunk_last else 1
-            if self._phase in (P.RCPT, P.BDAT):
-                # RFC 3030 2: after a refused chunk the transaction has failed.
-                self._reset_transaction(P.READY)
+            self._chunk_refused()
             event = self._invalid(end.reason, end.reply)
             self._replies_left = replies
             return event
@@ -900,40 +852,47 @@ class ServerConnection:
         """
         if not isinstance(reply, Reply):
             raise LocalProtocolError(f"a server sends replies, not {type(reply).__name__}")
-        if self._phase is P.CLOSED:
+        state = self._state
+        if state.phase is P.CLOSED:
             raise LocalProtocolError("the connection is closed")
         awaiting = self._awaiting
+        code = reply.code
+        trigger = self._trigger(awaiting)
+        after = state.after_reply(trigger, code)
         wire = reply.to_bytes()
-        if reply.code == 421:
-            # RFC 5321 3.8: 421 at any moment, then close.
-            self._awaiting = None
-            self._phase = P.CLOSED
-            return wire
         if awaiting is None:
-            if self._phase is not P.GREETING:
-                raise LocalProtocolError(f"no command is waiting for reply {reply.code}")
-            if reply.code == 220:
-                self._phase = P.HELLO
-            elif reply.code == 554:
-                self._phase = P.REFUSED  # RFC 5321 3.1: wait for QUIT
-            else:
-                raise LocalProtocolError(
-                    f"greeting {reply.code}: RFC 5321 3.1 allows 220, 554 or 421"
-                )
+            if after is None:
+                if state.phase is not P.GREETING:
+                    raise LocalProtocolError(f"no command is waiting for reply {code}")
+                raise LocalProtocolError(f"greeting {code}: RFC 5321 3.1 allows 220, 554 or 421")
+            self._state = after
             return wire
+        if after is None and 300 <= code < 400:
+            raise LocalProtocolError(f"reply {code} cannot answer {_name(awaiting)}")
         self._check_reply(awaiting, reply)
-        self._apply(awaiting, reply)
+        if after is None:
+            raise LocalProtocolError(f"reply {code} cannot answer {_name(awaiting)}")
+        self._apply(awaiting, reply, trigger)
+        self._state = after
         return wire
+
+    def _trigger(self, awaiting: Awaited | None) -> Trigger:
+        """What the next reply answers, as the state table names it."""
+        if awaiting is None:
+            return GREETING if self._state.phase is P.GREETING else UNASKED
+        if isinstance(awaiting, InvalidCommand):
+            if self._replies_left > 1:
+                return MORE_DUE
+            return CLOSING_REFUSAL if self._closing else InvalidCommand
+        if isinstance(awaiting, (EndOfData, EndOfChunk)) and self._replies_left > 1:
+            return MORE_DUE
+        return type(awaiting)
 
     def _check_reply(self, awaiting: Awaited, reply: Reply) -> None:
         code = reply.code
         kind = type(awaiting)
         if 200 <= code < 300 and kind not in _POSITIVE_CHECKED:
             return  # the common case: any 2xx fits
-        if 300 <= code < 400:
-            allowed = _INTERMEDIATE.get(code, ())
-            if kind not in allowed:
-                raise LocalProtocolError(f"reply {code} cannot answer {_name(awaiting)}")
         if kind is InvalidCommand and (reply.is_positive or reply.is_intermediate):
             assert isinstance(awaiting, InvalidCommand)
             raise LocalProtocolError(f"reply {code} would accept {awaiting.reason!r}")
@@ -950,71 +909,62 @@ class ServerConnection:
         if kind is Quit and code != 221:
             raise LocalProtocolError(f"reply {code} to QUIT: it is 221 (RFC 5321 4.1.1.10)")
 
-    def _apply(self, awaiting: Awaited, reply: Reply) -> None:
-        kind = type(awaiting)
-        if kind is EndOfData and 200 <= reply.code < 300:
+    def _apply(self, awaiting: Awaited, reply: Reply, trigger: Trigger) -> None:
+        """What a reply does besides moving the phase, before the move."""
+        code = reply.code
+        if code == 421:
+            self._awaiting = None
+            return
+        if isinstance(awaiting, EndOfData) and 200 <= code < 300:
             self._junk = 0  # a message was accepted (Postfix resets its junk count too)
-        ends_content = kind is EndOfData or kind is EndOfChunk
-        if ends_content or (kind is InvalidCommand and self._replies_left > 1):
-            self._replies_left -= 1
-            if self._replies_left > 0:
-                return  # LMTP: more per-recipient replies are due
+        if trigger is MORE_DUE:
+            self._replies_left -= 1  # LMTP: more per-recipient replies are due
+            return
         self._awaiting = None
         self._replies_left = 0
-        if kind is InvalidCommand:
-            if self._closing:
-                self._phase = P.CLOSED
-            elif self._phase in (P.DATA, P.BDAT):
-                self._reset_transaction(P.READY)
+        phase = self._state.phase
+        if isinstance(awaiting, InvalidCommand):
+            if phase is P.DATA or phase is P.BDAT:
+                self._transaction = _Transaction()  # the refused content ends it
             return
-        phase = self._phase
-        code = reply.code
-        if code == 334:
-            self._phase = P.AUTH
-            return
-        if code == 354 and kind is Data:
-            self._phase = P.DATA
+        if code == 354:
             self._data = DataReader(
                 normalise_lf=self.config.bare_lf == "normalise", max_size=self.size_limit
             )
             return
         if not 200 <= code < 300:
-            if ends_content or phase is P.AUTH:
-                # The transaction (or SASL exchange) failed and is over.
-                if phase is P.AUTH:
-                    self._phase = P.READY
-                else:
-                    self._reset_transaction(P.READY)
+            if isinstance(awaiting, (EndOfData, EndOfChunk)):
+                self._transaction = _Transaction()  # the transaction failed and is over
             return
-        if kind is Rset and phase in (P.HELLO, P.REFUSED):
-            return
-        self._phase = _AFTER_POSITIVE.get(kind, phase)
-        if type(awaiting) is Rcpt:
+        if isinstance(awaiting, Rcpt):
             transaction = self._transaction
             transaction.recipients.append(awaiting.recipient)
             transaction.recipient_params.append(awaiting.params)
-        elif type(awaiting) is Mail:
+        elif isinstance(awaiting, Mail):
             self._transaction = _Transaction(sender=awaiting.sender, params=awaiting.params)
-        elif kind is EndOfData or kind is Rset:
+        elif isinstance(awaiting, (EndOfData, Rset)):
             self._transaction = _Transaction()
         elif isinstance(awaiting, (Helo, Ehlo, Lhlo)):
-            self._esmtp = kind is not Helo
+            self._esmtp = not isinstance(awaiting, Helo)
             self._hello_domain = awaiting.domain
             self._transaction = _Transaction()
         elif isinstance(awaiting, (Send, Soml, Saml)):
             self._transaction = _Transaction(sender=awaiting.sender)
-        elif kind is EndOfChunk:
+        elif isinstance(awaiting, EndOfChunk):
             self._transaction.chunked = True
-        elif kind is StartTLS:
+        elif isinstance(awaiting, StartTLS):
             # RFC 3207 5: whatever the client pipelined behind STARTTLS is dropped.
             self._lines.clear()
-        elif kind is Auth or kind is AuthResponse:
+        elif isinstance(awaiting, (Auth, AuthResponse)):
             self._identity = self._pending_identity
             self._pending_identity = None
 
-    def _reset_transaction(self, phase: ServerPhase) -> None:
-        self._transaction = _Transaction()
-        self._phase = phase
+    def _chunk_refused(self) -> None:
+        """A BDAT chunk was refused: inside a transaction, the transaction failed (RFC 3030 2)."""
+        before = self._state
+        self._state = before.on(CHUNK_REFUSED)
+        if self._state is not before:
+            self._transaction = _Transaction()
 
     # -- transport reports --------------------------------------------------
 
@@ -1025,8 +975,7 @@ class ServerConnection:
         any bytes received since the 220; EHLO is required again (RFC 3207
         4.2). Raises ``LocalProtocolError`` outside that moment.
         """
-        if self._phase is not P.TLS:
-            raise LocalProtocolError(f"no TLS handshake is due in phase {self._phase.name}")
+        self._state = self._state.on(TLS_DONE)
         self._is_tls = True
         self._lines.clear()
         self._esmtp = False
@@ -1034,4 +983,3 @@ class ServerConnection:
         self._identity = None
         self._pending_identity = None
         self._transaction = _Transaction()
-        self._phase = P.HELLO
