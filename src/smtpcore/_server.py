@@ -11,9 +11,12 @@ the earlier replies made. The phase moves by the server's machine in
 (354 with no DATA waiting, 235 before ``authenticated()``) raises
 ``LocalProtocolError``.
 
-Three receiving modes share one buffer: command lines (``LineReader``), DATA
-content (``DataReader``: ends only on CRLF.CRLF) and BDAT chunks
-(``ChunkReader``: exactly the announced octets, never parsed).
+The connection owns one buffer of what was received and not yet read. Which
+reader takes from it follows the session: command lines (``LineReader``)
+unless message content is due, DATA content after the 354 (``DataReader``:
+ends only on CRLF.CRLF), a BDAT chunk after its command (``ChunkReader``:
+exactly the announced octets, never parsed). ``_content`` is that content
+reader, or None while commands are read.
 
 Security rules enforced here, so every session gets them:
 - nothing pipelined behind STARTTLS survives the 220 (RFC 3207 5, CVE-2011-0411);
@@ -199,6 +202,15 @@ class _Transaction:
     overshoot: int = 0  # RCPTs refused 452 because of Limits.recipients
 
 
+@dataclass(slots=True)
+class _Chunk:
+    """The BDAT chunk being read: its octets, and what comes out once they are all here."""
+
+    reader: ChunkReader
+    end: EndOfData | EndOfChunk | InvalidCommand
+    last: bool  # BDAT ... LAST: in LMTP, one reply per recipient even when refused
+
+
 class ServerConnection:
     """The server side of one SMTP (or LMTP) connection, without I/O.
 
@@ -234,7 +246,8 @@ class ServerConnection:
     ) -> None:
         self.config = config if config is not None else ServerConfig()
         self.limits = limits if limits is not None else Limits()
-        self._lines = LineReader()
+        self._buffer = bytearray()  # received, not yet read; every reader takes from it
+        self._lines = LineReader(self._buffer)
         self._state = SERVER.start
         self._is_tls = tls
         self._esmtp = False
@@ -244,11 +257,7 @@ class ServerConnection:
         self._transaction = _Transaction()
         self._awaiting: Awaited | None = None
         self._replies_left = 0  # LMTP: replies still due for the end of the content
-        self._data: DataReader | None = None
-        self._data_end: Awaited | None = None  # the end event, once the reader is done
-        self._chunk: ChunkReader | None = None
-        self._chunk_end: Awaited | None = None
-        self._chunk_last = False  # the chunk being read is BDAT ... LAST
+        self._content: DataReader | _Chunk | None = None  # the message content due, if any
         self._errors = 0
         self._junk = 0  # junk commands since the session began or a message was accepted
         self._early_talker = False
@@ -392,7 +401,7 @@ class ServerConnection:
         smtpd_per_record_deadline): a line trickled a byte at a time must
         still be complete within the idle timeout.
         """
-        if self._data is not None or self._chunk is not None:
+        if self._content is not None:
             return False
         if self._state.phase in (P.GREETING, P.TLS, P.CLOSED):
             return False
@@ -405,11 +414,10 @@ class ServerConnection:
         False as soon as ``next_event`` has found the end of the content,
         before the end's own event comes out.
         """
-        if self._data is not None:
-            return self._data_end is None
-        if self._chunk is not None:
-            return self._chunk.left > 0
-        return False
+        content = self._content
+        if isinstance(content, DataReader):
+            return not content.done
+        return content is not None and content.reader.left > 0
 
     # -- receiving --------------------------------------------------------
 
@@ -427,7 +435,7 @@ class ServerConnection:
             self._early_talker = True
         if phase is P.TLS or phase is P.CLOSED:
             return
-        self._lines.buffer += data
+        self._buffer += data
 
     def next_event(self) -> Event | _Need:
         """The next event, or ``NEED_DATA``.
@@ -455,11 +463,12 @@ class ServerConnection:
                 self._reply(554, "5.5.0", "Protocol error: data sent before the greeting"),
                 close=True,
             )
-        if self._data is not None:
-            return self._next_data(self._data)
-        if self._chunk is not None:
-            return self._next_chunk(self._chunk)
-        return self._next_line()
+        content = self._content
+        if content is None:
+            return self._next_line()
+        if isinstance(content, DataReader):
+            return self._next_data(content)
+        return self._next_chunk(content)
 
     def _closed(self) -> ConnectionClosed:
         self._state = self._state.on(PEER_CLOSED)
@@ -722,18 +731,16 @@ class ServerConnection:
     # -- DATA and BDAT ----------------------------------------------------------
 
     def _next_data(self, reader: DataReader) -> Event | _Need:
-        if self._data_end is None:
-            buffer = self._lines.buffer
-            while buffer and self._data_end is None:
-                content, consumed = reader.feed(bytes(buffer))
-                del buffer[:consumed]
-                if reader.done:
-                    self._data_end = self._end_of_data(reader)
-                if content:
-                    return MessageData(content)
-            if self._data_end is None:
-                return self._closed() if self._peer_closed else NEED_DATA
-        end, self._data_end, self._data = self._data_end, None, None
+        buffer = self._buffer
+        while buffer and not reader.done:
+            content, consumed = reader.feed(bytes(buffer))
+            del buffer[:consumed]
+            if content:
+                return MessageData(content)
+        if not reader.done:
+            return self._closed() if self._peer_closed else NEED_DATA
+        self._content = None
+        end = self._end_of_data(reader)
         self._awaiting = end
         self._replies_left = self._lmtp_replies()
         return end
@@ -783,9 +790,8 @@ class ServerConnection:
                 # RFC 3030 3: only BINARYMIME content is octets rather than lines.
                 normalise = self.config.bare_lf == "normalise"
                 transaction.line_ends = LineEndCheck(normalise_lf=normalise)
-            self._chunk = ChunkReader(command.size)
-            self._chunk_end = EndOfData() if command.last else EndOfChunk()
-            self._chunk_last = command.last
+            end = EndOfData() if command.last else EndOfChunk()
+            self._content = _Chunk(ChunkReader(command.size), end, command.last)
             return command
         reply = self._reply(refusal.code, refusal.status, refusal.text)
         return self._skip_chunk(command, InvalidCommand(refusal.text, reply))
@@ -796,13 +802,13 @@ class ServerConnection:
             # Postfix hangs up rather than read a refused chunk this large.
             self._chunk_refused()
             return self._invalid(end.reason, end.reply, close=True)
-        self._chunk = ChunkReader(command.size, discard=True)
-        self._chunk_end = end
-        self._chunk_last = command.last
-        return self._next_chunk(self._chunk)
+        chunk = _Chunk(ChunkReader(command.size, discard=True), end, command.last)
+        self._content = chunk
+        return self._next_chunk(chunk)
 
-    def _next_chunk(self, reader: ChunkReader) -> Event | _Need:
-        buffer = self._lines.buffer
+    def _next_chunk(self, chunk: _Chunk) -> Event | _Need:
+        reader = chunk.reader
+        buffer = self._buffer
         line_ends = None if reader.discard else self._transaction.line_ends
         if reader.left:
             piece = reader.take(bytes(buffer[: reader.left]))
@@ -813,17 +819,16 @@ class ServerConnection:
                 return MessageData(piece)
             if reader.left:
                 return self._closed() if self._peer_closed else NEED_DATA
-        end = self._chunk_end
-        assert end is not None
+        end = chunk.end
         if line_ends is not None and isinstance(end, EndOfData):
             line_ends.end()  # a CR held at the very end is bare: refused below
             if self._has_bare_newline(line_ends):
                 end = self._bare_newline()
-        self._chunk, self._chunk_end = None, None
+        self._content = None
         if isinstance(end, InvalidCommand):
             # RFC 2033 4.2 with RFC 3030: a LAST chunk, refused or not, gets one
             # reply per accepted recipient (the client counts them).
-            replies = self._lmtp_replies() if self._chunk_last else 1
+            replies = self._lmtp_replies() if chunk.last else 1
             self._chunk_refused()
             event = self._invalid(end.reason, end.reply)
             self._replies_left = replies
@@ -928,7 +933,7 @@ class ServerConnection:
                 self._transaction = _Transaction()  # the refused content ends it
             return
         if code == 354:
-            self._data = DataReader(
+            self._content = DataReader(
                 normalise_lf=self.config.bare_lf == "normalise", max_size=self.size_limit
             )
             return
