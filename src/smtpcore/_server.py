@@ -543,7 +543,7 @@ class ServerConnection:
             return self._refuse(command, close=is_bdat(line[:5]))
         refusal = self._check(command)
         if refusal is not None:
-            if refusal.code == 452 and type(command) is Rcpt:
+            if refusal.code == 452 and isinstance(command, Rcpt):
                 # RFC 5321 4.5.3.1.10: too many recipients is not the client's
                 # error; it goes on with those accepted. Only an overshoot
                 # beyond Limits.recipient_overshoot counts (Postfix does too).
@@ -585,8 +585,7 @@ class ServerConnection:
 
     def _check(self, command: Command) -> Refusal | None:
         """Why ``command`` cannot be accepted now, or None."""
-        # Exact types, not isinstance: the command classes are final, and this
-        # runs for every command a client sends.
+        # The state table names exact classes: the command classes are final.
         kind = type(command)
         if kind in _HELLOS:
             if (kind is Lhlo) is not self.config.lmtp:
@@ -599,9 +598,9 @@ class ServerConnection:
             return Refusal(502, "5.5.1", f"Command {command.verb} not implemented")
         if not self._state.allows(kind):
             return Refusal(503, "5.5.1", self._sequence_text(command))
-        if type(command) is Mail:
+        if isinstance(command, Mail):
             return self._check_mail(command)
-        if type(command) is Rcpt:
+        if isinstance(command, Rcpt):
             return self._check_rcpt(command)
         if kind is Data:
             if self._transaction.chunked:
@@ -610,7 +609,7 @@ class ServerConnection:
                 return Refusal(503, "5.5.1", "BODY=BINARYMIME needs BDAT, not DATA (RFC 3030 3)")
         elif kind is StartTLS and self._is_tls:
             return Refusal(503, "5.5.1", "TLS already active")
-        elif type(command) is Auth:
+        elif isinstance(command, Auth):
             return self._check_auth(command)
         return None
 
