@@ -327,10 +327,6 @@ class Machine(Generic[PhaseT]):
                     else:
                         state._moves[key] = state if to == SAME else self.states[to]
 
-    def state(self, phase: PhaseT) -> State[PhaseT]:
-        """The state of ``phase``."""
-        return self.states[phase.name]
-
 
 CLIENT: Final = Machine("client", ClientPhase)
 SERVER: Final = Machine("server", ServerPhase)
