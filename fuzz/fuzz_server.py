@@ -50,7 +50,7 @@ def check_buffer(server: ServerConnection) -> None:
     limits = server.limits
     biggest = max(limits.command_line, limits.parameter_line, limits.auth_line)
     if server.phase not in (ServerPhase.CLOSED, ServerPhase.TLS):
-        assert len(server._lines.buffer) < biggest, len(server._lines.buffer)
+        assert len(server._buffer) < biggest, len(server._buffer)
 
 
 def check_sequence(events: list[Event], limits: Limits) -> None:

@@ -1,45 +1,60 @@
-"""Render the state machines' tables as Markdown, for docs/state-machines.md.
+"""Render the state machines' table as Markdown, for docs/state-machines.md.
 
-Run ``python tools/state_tables.py`` to print them; a test checks that the
-page holds exactly what the tables say, so the docs cannot drift.
+Run ``python tools/state_tables.py`` to print it; a test checks that the
+page holds exactly what ``smtpcore._state`` says, so the docs cannot drift.
 """
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Iterable, Mapping
-from typing import TypeVar
+from collections.abc import Iterable
 
-from smtpcore import _client, _server
+from smtpcore import _state
+from smtpcore._events import AuthCancel, AuthResponse, EndOfChunk, EndOfData, InvalidCommand
 
-Phase = TypeVar("Phase", bound=enum.Enum)
+_NAMES: dict[object, str] = {
+    AuthResponse: "AUTH response",
+    AuthCancel: "AUTH cancel (`*`)",
+    EndOfData: "end of data",
+    EndOfChunk: "end of a BDAT chunk",
+    InvalidCommand: "a refusal",
+}
 
 
-def _names(types: Iterable[type]) -> str:
-    return ", ".join(sorted(t.__name__.upper() for t in types))
+def _name(trigger: object) -> str:
+    if isinstance(trigger, type):
+        return _NAMES.get(trigger, trigger.__name__.upper())
+    return str(trigger)
 
 
-def allowed_table(table: Mapping[Phase, frozenset[type]]) -> str:
+def _list(items: Iterable[str]) -> str:
+    return ", ".join(items)
+
+
+def allowed_table(role: str) -> str:
     rows = ["| phase | commands allowed |", "|---|---|"]
-    for phase, commands in table.items():
-        rows.append(f"| {phase.name} | {_names(commands)} |")
+    for phase, commands in _state.ALLOWED[role].items():
+        rows.append(f"| {phase} | {_list(sorted(_name(c) for c in commands))} |")
     return "\n".join(rows)
 
 
-def after_table(table: Mapping[type, enum.Enum]) -> str:
-    rows = ["| positive reply to | moves to |", "|---|---|"]
-    for command, phase in table.items():
-        rows.append(f"| {command.__name__.upper()} | {phase.name} |")
+def rules_table() -> str:
+    rows = ["| role | in phase | on | reply | leads to |", "|---|---|---|---|---|"]
+    for roles, phases, triggers, outcomes, to in _state.RULES:
+        role = "both" if len(roles) > 1 else roles[0]
+        where = "any" if phases == _state.ANY else _list(phases)
+        what = _list("a reply to any command" if t == _state.ANY else _name(t) for t in triggers)
+        replies = _list(str(o) for o in outcomes if o is not None) or "-"
+        rows.append(f"| {role} | {where} | {what} | {replies} | {to} |")
     return "\n".join(rows)
 
 
 def render() -> str:
     return "\n\n".join(
         [
-            "### Client: what each phase allows\n\n" + allowed_table(_client._ALLOWED),
-            "### Client: where a positive reply leads\n\n" + after_table(_client._AFTER_POSITIVE),
-            "### Server: what each phase accepts\n\n" + allowed_table(_server._ALLOWED),
-            "### Server: where a positive reply leads\n\n" + after_table(_server._AFTER_POSITIVE),
+            "### What each phase allows: client\n\n" + allowed_table("client"),
+            "### What each phase accepts: server\n\n" + allowed_table("server"),
+            "### Every change of phase, both roles (later rows override earlier ones)\n\n"
+            + rules_table(),
         ]
     )
 

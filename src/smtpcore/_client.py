@@ -3,9 +3,10 @@
 How this works: ``send`` turns a command into bytes after checking that the
 session allows it now; each command then waits in ``_pending`` for its reply.
 ``receive_data`` feeds the reply parser; ``next_event`` ties each complete
-reply to the oldest pending command and moves the phase by the tables below.
+reply to the oldest pending command and moves the phase by the client's
+machine in ``_state``, the only place a phase changes.
 
-Two phases are tracked. ``_phase`` is where the replies received so far put
+Two phases are tracked. ``_state`` is where the replies received so far put
 us. ``_assumed`` is where we will be if every pending command succeeds: with
 PIPELINING (RFC 2920) a client sends RCPT before the reply to MAIL arrives,
 so sequence checks use the assumed phase. A negative reply recomputes it.
@@ -20,7 +21,6 @@ come unasked (RFC 5321 3.8).
 
 from __future__ import annotations
 
-import enum
 from collections import deque
 from collections.abc import Mapping
 from typing import Final
@@ -41,12 +41,9 @@ from ._events import (
     Etrn,
     Expn,
     Helo,
-    Help,
     Lhlo,
     Mail,
     MessageData,
-    Noop,
-    Quit,
     Rcpt,
     Reply,
     Rset,
@@ -54,76 +51,31 @@ from ._events import (
     Send,
     Soml,
     StartTLS,
-    Turn,
     Vrfy,
     _Need,
 )
 from ._extensions import Extensions
 from ._limits import Limits
 from ._replies import ReplyParser
+from ._state import (
+    BDAT_LAST,
+    CLIENT,
+    FAILED,
+    GREETING,
+    MORE_DUE,
+    PEER_CLOSED,
+    TLS_DONE,
+    UNASKED,
+    ClientPhase,
+    Trigger,
+    trigger_of,
+)
 
 __all__ = ["ClientConnection", "ClientPhase"]
 
 
-class ClientPhase(enum.Enum):
-    """Where a client session stands."""
-
-    GREETING = enum.auto()  # connected, waiting for the 220
-    REFUSED = enum.auto()  # the greeting was 554: only QUIT (RFC 5321 3.1)
-    HELLO = enum.auto()  # greeted; EHLO, HELO or LHLO next
-    READY = enum.auto()  # no transaction open
-    MAIL = enum.auto()  # MAIL accepted, no recipient yet
-    RCPT = enum.auto()  # at least one recipient accepted
-    DATA = enum.auto()  # 354 received: message data may flow
-    BDAT = enum.auto()  # between the chunks of a BDAT transfer
-    AUTH = enum.auto()  # 334 received: a SASL response is due
-    TLS = enum.auto()  # 220 to STARTTLS received: nothing until the handshake is done
-    CLOSED = enum.auto()
-    ERROR = enum.auto()
-
-
 P = ClientPhase
 Sendable = Command | EndOfData
-
-_ANYTIME: Final = frozenset({Noop, Rset, Quit, Vrfy, Expn, Help})
-# Which commands each phase allows (RFC 5321 4.1.4, RFC 3030, RFC 3207, RFC 4954).
-_ALLOWED: Final[Mapping[ClientPhase, frozenset[type[Command]]]] = {
-    P.REFUSED: frozenset({Quit}),
-    P.HELLO: _ANYTIME | {Ehlo, Helo, Lhlo},
-    P.READY: _ANYTIME | {Ehlo, Helo, Lhlo, Mail, Send, Soml, Saml, StartTLS, Auth, Etrn, Turn},
-    P.MAIL: _ANYTIME | {Rcpt},
-    P.RCPT: _ANYTIME | {Rcpt, Data, Bdat},
-    P.BDAT: frozenset({Bdat, Rset, Noop, Quit}),
-    P.AUTH: frozenset({AuthResponse, AuthCancel}),
-}
-
-# _ALLOWED by the phase's value: an Enum member hashes in Python code, and
-# this lookup runs for every command sent.
-_ALLOWED_BY_VALUE: Final[Mapping[object, frozenset[type[Command]]]] = {
-    phase._value_: _ALLOWED.get(phase, frozenset()) for phase in ClientPhase
-}
-
-# Where a positive reply moves us. A negative reply never moves forward.
-_AFTER_POSITIVE: Final[Mapping[type[Sendable], ClientPhase]] = {
-    Ehlo: P.READY,
-    Helo: P.READY,
-    Lhlo: P.READY,
-    Mail: P.MAIL,
-    Send: P.MAIL,
-    Soml: P.MAIL,
-    Saml: P.MAIL,
-    Rcpt: P.RCPT,
-    Data: P.DATA,
-    Bdat: P.BDAT,
-    EndOfData: P.READY,
-    Rset: P.READY,
-    StartTLS: P.TLS,
-    Auth: P.READY,
-    AuthResponse: P.READY,
-    AuthCancel: P.READY,
-    Quit: P.CLOSED,
-    Turn: P.CLOSED,  # the roles would swap; this library goes no further
-}
 
 # RFC 2920 3.1: these may be followed by more commands before their reply
 # arrives; any other command ends a pipelined group. The end of the message
@@ -134,13 +86,6 @@ _GROUPABLE: Final = frozenset({Mail, Rcpt, Rset, Send, Soml, Saml, EndOfData, Bd
 
 # Sending these forgets the open transaction's facts (see _end_transaction).
 _ENDS_TRANSACTION: Final = frozenset({Mail, Send, Soml, Saml, Rset, Ehlo, Helo, Lhlo})
-
-# The only intermediate replies SMTP defines, and what they answer.
-_INTERMEDIATE: Final[Mapping[type[Sendable], int]] = {
-    Data: 354,
-    Auth: 334,
-    AuthResponse: 334,
-}
 
 # The EHLO keyword each MAIL/RCPT parameter needs (RFC 5321 4.1.1.11: a client
 # must not use a parameter the server did not offer).
@@ -167,17 +112,19 @@ _BARE_LINE_END: Final = (
 )
 
 
-def _after(phase: ClientPhase, command: Sendable) -> ClientPhase:
-    """The phase a positive reply to ``command`` leads to from ``phase``."""
-    # By exact type, as in _AFTER_POSITIVE: send() accepts only the classes
-    # _ALLOWED names, never a subclass.
-    kind = type(command)
-    if kind is Rset:
-        if phase is P.HELLO or phase is P.REFUSED:
-            return phase
-    elif kind is Bdat and command.last:  # type: ignore[union-attr]
-        return P.READY
-    return _AFTER_POSITIVE.get(kind, phase)
+def _not_allowed(
+    phase: ClientPhase, command: Sendable | None, code: int, lines: tuple[str, ...]
+) -> str:
+    """Why the table allows no reply ``code`` now."""
+    if phase is P.CLOSED:
+        return f"reply {code} after the session was closed"
+    if command is None:
+        if phase is P.GREETING:
+            return f"greeting with intermediate code {code}"
+        return f"reply {code} {lines[0]!r} arrived with no command waiting for it"
+    if 300 <= code < 400:
+        return f"intermediate reply {code} to {_verb(command)}"
+    return f"reply {code} to {_verb(command)}: only 354 opens the data phase"
 
 
 def _verb(command: Sendable) -> str:
@@ -221,8 +168,8 @@ class ClientConnection:
         self._parse_error: RemoteProtocolError | None = None  # raised after _ready
         self._owed = 1  # replies the server still owes: the greeting
         self._unowed = False  # a reply began while nothing was owed
-        self._phase = P.GREETING
-        self._assumed = P.GREETING
+        self._state = CLIENT.start
+        self._assumed = CLIENT.start  # where success of every pending command leads
         self._pending: deque[Sendable] = deque()
         self._extensions = Extensions()
         self._is_tls = tls
@@ -244,7 +191,7 @@ class ClientConnection:
     @property
     def phase(self) -> ClientPhase:
         """Where the replies received so far put the session."""
-        return self._phase
+        return self._state.phase
 
     @property
     def extensions(self) -> Extensions:
@@ -275,7 +222,7 @@ class ClientConnection:
 
     def _fail(self, message: str) -> RemoteProtocolError:
         self._error = message
-        self._phase = self._assumed = P.ERROR
+        self._state = self._assumed = self._state.on(FAILED)
         return RemoteProtocolError(message)
 
     def _check_error(self) -> None:
@@ -295,7 +242,7 @@ class ClientConnection:
         if not data:
             self._closed_by_peer = True
             return
-        if self._phase is P.TLS:
+        if self._state.phase is P.TLS:
             raise self._fail(
                 f"{len(data)} octets arrived after the 220 to STARTTLS and before the "
                 "TLS handshake (response injection, RFC 3207 5)"
@@ -310,7 +257,7 @@ class ClientConnection:
         while True:
             if not self._owed and not self._unowed and parser.in_reply:
                 self._unowed = True  # its first octet came when nothing was owed
-                if self._pending and type(self._pending[-1]) is StartTLS:
+                if self._pending and isinstance(self._pending[-1], StartTLS):
                     raise self._fail(
                         f"{parser.buffered} octets arrived behind the 220 to STARTTLS "
                         "(response injection, RFC 3207 5)"
@@ -346,98 +293,69 @@ class ClientConnection:
             return self._take_reply(code, lines)
         if self._parse_error is not None:
             raise self._fail(str(self._parse_error))
-        if self._phase is P.CLOSED and not self._parser.buffered:
+        if self._state.phase is P.CLOSED and not self._parser.buffered:
             return ConnectionClosed() if self._closed_by_peer else NEED_DATA
         if self._closed_by_peer:
             if self._parser.in_reply:
                 raise self._fail("the server closed the connection in the middle of a reply")
-            self._phase = self._assumed = P.CLOSED
+            self._state = self._assumed = self._state.on(PEER_CLOSED)
             return ConnectionClosed()
         return NEED_DATA
 
     def _take_reply(self, code: int, lines: tuple[str, ...]) -> Reply:
-        phase = self._phase
-        if phase is P.CLOSED:
-            raise self._fail(f"reply {code} after the session was closed")
-        if phase is P.GREETING:
-            # RFC 5321 3.1: 220 to go on, 554 (then wait for QUIT), or 421.
-            reply = Reply._parsed(code, lines)
-            if code == 421:
-                self._phase = self._assumed = P.CLOSED
-            elif 200 <= code < 300:
-                self._phase = self._assumed = P.HELLO
-            elif code >= 400:
-                self._phase = self._assumed = P.REFUSED
-            else:
-                raise self._fail(f"greeting with intermediate code {code}")
-            return reply
+        state = self._state
         pending = self._pending
-        if not pending:
-            if code == 421:
-                # RFC 5321 3.8: a server shutting down may say 421 unasked.
-                self._phase = self._assumed = P.CLOSED
-                return Reply._parsed(code, lines)
-            raise self._fail(f"reply {code} {lines[0]!r} arrived with no command waiting for it")
-        command = pending[0]
+        command: Sendable | None = None
+        trigger: Trigger
+        if state.phase is P.GREETING:
+            trigger = GREETING
+        elif not pending:
+            trigger = UNASKED
+        else:
+            command = pending[0]
+            trigger = trigger_of(command)
+            if self._lmtp_left > 1 and (trigger is EndOfData or trigger is BDAT_LAST):
+                trigger = MORE_DUE  # RFC 2033 4.2: one reply per accepted recipient
+        after = state.after_reply(trigger, code)
+        if after is None:
+            raise self._fail(_not_allowed(state.phase, command, code, lines))
         reply = Reply._parsed(code, lines, command)
-        if code == 421:
-            # RFC 5321 3.8: the server is closing; every pending command is lost.
+        self._state = after
+        if command is None or code == 421:
+            # The greeting, or the server is closing (RFC 5321 3.8): every
+            # pending command is lost.
             pending.clear()
-            self._phase = self._assumed = P.CLOSED
+            self._assumed = after
             return reply
-        kind = type(command)
-        if 300 <= code < 400 and _INTERMEDIATE.get(kind) != code:
-            raise self._fail(f"intermediate reply {code} to {_verb(command)}")
-        if kind is Data and code < 300:
-            # RFC 5321 4.3.2: DATA is answered 354 or refused; only the 354
-            # opens the data phase, and the server would not be reading data.
-            raise self._fail(f"reply {code} to DATA: only 354 opens the data phase")
-        if self._lmtp_left > 1 and (
-            isinstance(command, EndOfData) or (isinstance(command, Bdat) and command.last)
-        ):
-            # RFC 2033 4.2: one reply per accepted recipient; the last ends it.
+        if trigger is MORE_DUE:
             self._lmtp_left -= 1
             return reply
         pending.popleft()
-        # Where the reply moves us. Written out here rather than in a method
-        # of its own: this runs for every reply.
-        if code < 400:  # positive or intermediate
-            if code == 334:
-                phase = P.AUTH
-            elif code == 354 and kind is Data:
-                phase = P.DATA
-                self._stuffer = DotStuffer()
-            elif kind is Rset or kind is Bdat:
-                phase = _after(phase, command)
-            else:  # what _after() does for every other command
-                phase = _AFTER_POSITIVE.get(kind, phase)
-            if kind is Rcpt:
+        if code < 300:
+            if isinstance(command, Rcpt):
                 self._accepted += 1
-            elif kind is Ehlo or kind is Lhlo:
+            elif isinstance(command, (Ehlo, Lhlo)):
                 self._extensions = Extensions.from_reply_lines(lines)
-            elif kind is Helo:
+            elif isinstance(command, Helo):
                 self._extensions = Extensions()
-            elif (kind is Auth or kind is AuthResponse) and code < 300:
+            elif isinstance(command, (Auth, AuthResponse)):
                 self._authenticated = True
-            elif kind is StartTLS and (self._ready or self._parser.in_reply):
+            elif isinstance(command, StartTLS) and (self._ready or self._parser.in_reply):
                 raise self._fail(
                     "octets arrived behind the 220 to STARTTLS (response injection, RFC 3207 5)"
                 )
-        elif kind is EndOfData or kind is Bdat or phase is P.AUTH:
-            # The transaction or the SASL exchange is over, failed; after a
-            # refused chunk no more may be sent (RFC 3030 4.2).
-            phase = P.READY
-        self._phase = phase
+        elif code == 354:
+            self._stuffer = DotStuffer()
         if code >= 400:
             self._recompute_assumed()
         elif not pending:
-            self._assumed = phase
+            self._assumed = after
         return reply
 
     def _recompute_assumed(self) -> None:
-        assumed = self._phase
+        assumed = self._state
         for command in self._pending:
-            assumed = _after(assumed, command)
+            assumed = assumed.after_success(trigger_of(command))
         self._assumed = assumed
 
     def _end_transaction(self) -> None:
@@ -466,10 +384,10 @@ class ClientConnection:
             )
         if isinstance(event, MessageData):
             return self._send_data(event)
-        if self._phase is P.CLOSED or self._closed_by_peer:
+        if self._state.phase is P.CLOSED or self._closed_by_peer:
             raise LocalProtocolError("the connection is closed")
         if isinstance(event, EndOfData):
-            if self._phase is not P.DATA or self._pending:
+            if self._state.phase is not P.DATA or self._pending:
                 raise LocalProtocolError("end of data outside DATA (after BDAT, use last=True)")
             wire = self._stuffer.end()
             self._pending.append(event)
@@ -477,7 +395,7 @@ class ClientConnection:
             # DATA until the reply, so no content can follow the end marker.
             self._lmtp_left = max(self._accepted, 1) if self.lmtp else 0
             self._owed += self._lmtp_left or 1
-            self._assumed = P.READY
+            self._assumed = self._assumed.after_success(EndOfData)
             self._end_transaction()
             return wire
         if not isinstance(event, Command):
@@ -486,12 +404,10 @@ class ClientConnection:
         wire = event.to_bytes()
         if len(wire) > self._shortest_line:  # else no line limit can be exceeded
             self._check_length(event, wire)
-        # From here on the type is one of _ALLOWED's exact classes.
-        kind = type(event)
-        if kind in _ENDS_TRANSACTION:
+        if type(event) in _ENDS_TRANSACTION:
             self._end_transaction()
-        if kind is Mail:
-            params = event.params  # type: ignore[attr-defined]
+        if isinstance(event, Mail):
+            params = event.params
             if params:
                 self._utf8_transaction = "SMTPUTF8" in params
                 self._body = (params.get("BODY") or "").upper()
@@ -513,10 +429,7 @@ class ClientConnection:
                 self._end_transaction()
         self._pending.append(event)
         self._owed += 1
-        if kind is Rset or kind is Bdat:
-            self._assumed = _after(self._assumed, event)
-        else:  # what _after() does for every other command
-            self._assumed = _AFTER_POSITIVE.get(kind, self._assumed)
+        self._assumed = self._assumed.after_success(trigger_of(event))
         return wire
 
     def _send_data(self, event: MessageData) -> bytes:
@@ -530,7 +443,7 @@ class ClientConnection:
                 self._check_line_ends(data, ends=self._chunk_last and len(data) == self._chunk_left)
             self._chunk_left -= len(data)
             return data
-        if self._phase is P.DATA and not self._pending:
+        if self._state.phase is P.DATA and not self._pending:
             return self._stuffer.stuff(data)
         raise LocalProtocolError("message data outside DATA (before the 354) or a BDAT chunk")
 
@@ -573,49 +486,42 @@ class ClientConnection:
                     f"{_verb(last)} must be the last command of a pipelined group "
                     f"(RFC 2920 3.1): wait for its reply before sending {_verb(command)}"
                 )
-        phase = self._assumed
-        kind = type(command)
-        if kind not in _ALLOWED_BY_VALUE[phase._value_]:
-            raise LocalProtocolError(f"{_verb(command)} is not allowed in phase {phase.name}")
-        if self._pending and (kind is AuthResponse or kind is AuthCancel):
+        self._assumed.check(type(command), _verb(command))
+        if self._pending and isinstance(command, (AuthResponse, AuthCancel)):
             raise LocalProtocolError("an AUTH response must wait for the 334 challenge")
         self._check_extensions(command)
 
     def _check_extensions(self, command: Command) -> None:
-        # Exact types: _check_command let through only the classes of _ALLOWED.
         # The commands of every transaction come first.
         ext = self._extensions
-        kind = type(command)
-        if kind is Mail:
-            assert isinstance(command, Mail)
+        if isinstance(command, Mail):
             if command.params:
                 self._check_params(command.params, utf8="SMTPUTF8" in command.params)
             if not command.sender.isascii() and "SMTPUTF8" not in command.params:
                 raise LocalProtocolError(
                     f"non-ASCII sender {command.sender!r} needs the SMTPUTF8 parameter (RFC 6531)"
                 )
-        elif kind is Vrfy or kind is Expn:
-            argument = command.argument  # type: ignore[attr-defined]
+        elif isinstance(command, (Vrfy, Expn)):
+            argument = command.argument
             if not argument.isascii() and not ext.smtputf8:
                 raise LocalProtocolError(
                     f"non-ASCII {command.verb} argument {argument!r} needs a server that "
                     "offers SMTPUTF8 (RFC 6531 3.7.4.2)"
                 )
-        elif kind is Rcpt:
-            assert isinstance(command, Rcpt)
+        elif isinstance(command, Rcpt):
             if command.params:
                 self._check_params(command.params, utf8=self._utf8_transaction)
             if not command.recipient.isascii() and not self._utf8_transaction:
                 raise LocalProtocolError(
                     f"non-ASCII recipient {command.recipient!r} needs MAIL ... SMTPUTF8 (RFC 6531)"
                 )
-        elif kind is Data:
+        elif isinstance(command, Data):
             if self._body == "BINARYMIME":
                 raise LocalProtocolError("BODY=BINARYMIME needs BDAT, not DATA (RFC 3030 3)")
-        elif kind is Ehlo or kind is Helo:
+        elif isinstance(command, (Ehlo, Helo)):
             if self.lmtp:
                 raise LocalProtocolError(f"{command.verb} in LMTP mode: use LHLO (RFC 2033 4.1)")
-        elif kind is Lhlo:
+        elif isinstance(command, Lhlo):
             if not self.lmtp:
                 raise LocalProtocolError("LHLO is LMTP's; this connection speaks SMTP")
         elif isinstance(command, StartTLS):
@@ -660,10 +566,9 @@ class ClientConnection:
                 raise LocalProtocolError("REQUIRETLS needs a TLS connection (RFC 8689 4.1)")
 
     def _check_length(self, command: Command, wire: bytes) -> None:
-        kind = type(command)
-        if kind is Mail or kind is Rcpt:
+        if isinstance(command, (Mail, Rcpt)):
             limit, name = self.limits.parameter_line, "parameter_line"
-        elif kind is Auth or kind is AuthResponse:
+        elif isinstance(command, (Auth, AuthResponse)):
             limit, name = self.limits.auth_line, "auth_line"
         else:
             limit, name = self.limits.command_line, "command_line"
@@ -680,14 +585,12 @@ class ClientConnection:
         Extensions and authentication are forgotten; EHLO is required again
         (RFC 3207 4.2). Raises ``LocalProtocolError`` outside that moment.
         """
-        if self._phase is not P.TLS:
-            raise LocalProtocolError(f"no TLS handshake is due in phase {self._phase.name}")
+        self._state = self._assumed = self._state.on(TLS_DONE)
         self._is_tls = True
         self._extensions = Extensions()
         self._authenticated = False
-        self._phase = self._assumed = P.HELLO
 
     def send_failed(self) -> None:
         """The transport could not send the bytes ``send`` returned: the connection is over."""
         self._error = self._error or "the transport failed to send"
-        self._phase = self._assumed = P.ERROR
+        self._state = self._assumed = self._state.on(FAILED)

@@ -64,14 +64,15 @@ class Refusal:
 class LineReader:
     """Bounded, incremental splitter of CRLF-ended lines.
 
-    ``buffer`` is public so the server can hand the bytes after a command to
-    the DATA or BDAT reader.
+    It reads from ``buffer``, which the server connection owns and shares
+    with its DATA and BDAT readers: the bytes after a command line are the
+    message content's when the command opens it.
     """
 
     __slots__ = ("_scanned", "_skipping", "buffer", "long_head")
 
-    def __init__(self) -> None:
-        self.buffer = bytearray()
+    def __init__(self, buffer: bytearray | None = None) -> None:
+        self.buffer = buffer if buffer is not None else bytearray()
         self._scanned = 0
         self._skipping = False
         #: The first octets of the last line reported too long (its verb).

@@ -6,13 +6,17 @@ content, an ``InvalidCommand`` carrying the reply to send, or
 ``ConnectionClosed``. The server never replies by itself. Every command (and
 every end of content) waits for the application's ``send(Reply)`` before the
 next event comes out, so the phase that checks a command is always the one
-the earlier replies made. The phase moves on positive replies only, by the
-``_AFTER_POSITIVE`` table; a reply the phase does not allow (354 with no
-DATA waiting, 235 before ``authenticated()``) raises ``LocalProtocolError``.
+the earlier replies made. The phase moves by the server's machine in
+``_state``, the only place a phase changes; a reply the phase does not allow
+(354 with no DATA waiting, 235 before ``authenticated()``) raises
+``LocalProtocolError``.
 
-Three receiving modes share one buffer: command lines (``LineReader``), DATA
-content (``DataReader``: ends only on CRLF.CRLF) and BDAT chunks
-(``ChunkReader``: exactly the announced octets, never parsed).
+The connection owns one buffer of what was received and not yet read. Which
+reader takes from it follows the session: command lines (``LineReader``)
+unless message content is due, DATA content after the 354 (``DataReader``:
+ends only on CRLF.CRLF), a BDAT chunk after its command (``ChunkReader``:
+exactly the announced octets, never parsed). ``_content`` is that content
+reader, or None while commands are read.
 
 Security rules enforced here, so every session gets them:
 - nothing pipelined behind STARTTLS survives the 220 (RFC 3207 5, CVE-2011-0411);
@@ -36,7 +40,6 @@ Time is not ours to read: ``has_partial_command`` and
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -87,6 +90,19 @@ from ._events import (
     _Need,
 )
 from ._limits import Limits
+from ._state import (
+    AUTH_FAILED,
+    CHUNK_REFUSED,
+    CLOSING_REFUSAL,
+    GREETING,
+    MORE_DUE,
+    PEER_CLOSED,
+    SERVER,
+    TLS_DONE,
+    UNASKED,
+    ServerPhase,
+    Trigger,
+)
 from ._unstuff import ChunkReader, DataReader, LineEndCheck
 
 __all__ = ["ServerConfig", "ServerConnection", "ServerPhase"]
@@ -143,81 +159,22 @@ class ServerConfig:
         object.__setattr__(self, "auth_mechanisms", tuple(m.upper() for m in self.auth_mechanisms))
 
 
-class ServerPhase(enum.Enum):
-    """Where a server session stands."""
-
-    GREETING = enum.auto()  # connected; our greeting is not sent yet
-    REFUSED = enum.auto()  # we greeted with 554: only QUIT (RFC 5321 3.1)
-    HELLO = enum.auto()  # greeted; EHLO, HELO or LHLO next
-    READY = enum.auto()  # no transaction open
-    MAIL = enum.auto()  # MAIL accepted, no recipient yet
-    RCPT = enum.auto()  # at least one recipient accepted
-    DATA = enum.auto()  # 354 sent: message content flows
-    BDAT = enum.auto()  # a BDAT chunk was accepted; more chunks may follow
-    AUTH = enum.auto()  # 334 sent: the next line is a SASL response
-    TLS = enum.auto()  # 220 to STARTTLS sent: nothing until the handshake is done
-    CLOSED = enum.auto()
-
-    # Members are singletons compared by identity; Enum's own __hash__ hashes
-    # the name in Python code, and phases are looked up for every command.
-    __hash__ = object.__hash__
-
-
 P = ServerPhase
 Awaited = Command | EndOfData | EndOfChunk | InvalidCommand
 
-# Where a positive reply moves us. A negative reply never moves forward.
-_AFTER_POSITIVE: Final[Mapping[type[Awaited], ServerPhase]] = {
-    Helo: P.READY,
-    Ehlo: P.READY,
-    Lhlo: P.READY,
-    Mail: P.MAIL,
-    Send: P.MAIL,
-    Soml: P.MAIL,
-    Saml: P.MAIL,
-    Rcpt: P.RCPT,
-    Data: P.DATA,
-    EndOfChunk: P.BDAT,
-    EndOfData: P.READY,
-    Rset: P.READY,
-    StartTLS: P.TLS,
-    Auth: P.READY,
-    AuthResponse: P.READY,
-    Quit: P.CLOSED,
-}
-
-_ANYTIME: Final = frozenset({Noop, Rset, Quit, Vrfy, Expn, Help})
 # Commands that cost the client nothing and move no mail: beyond
 # Limits.junk_commands each is also an error (Postfix smtpd_junk_command_limit).
 # A repeated hello and an empty BDAT chunk count too (``_junk_event``).
 _JUNK: Final = frozenset({Noop, Rset, Vrfy, Expn, Help, Etrn})
-_NOTHING: Final[frozenset[type[Command]]] = frozenset()
 # The commands ``_not_offered`` has an opinion on.
 _MAY_BE_UNOFFERED: Final = frozenset(
     {Turn, Expn, Vrfy, Send, Soml, Saml, Bdat, Etrn, StartTLS, Auth}
 )
 _HELLOS: Final = frozenset({Helo, Ehlo, Lhlo})
-# Which commands each phase allows; any other is 503 (RFC 5321 4.1.4, 3.1;
-# RFC 3030 2; RFC 4954 4: no AUTH inside a transaction; RFC 3207 4).
-_ALLOWED: Final[Mapping[ServerPhase, frozenset[type[Command]]]] = {
-    P.REFUSED: frozenset({Quit}),
-    P.HELLO: _ANYTIME | _HELLOS,
-    P.READY: _ANYTIME | _HELLOS | {Mail, Send, Soml, Saml, StartTLS, Auth, Etrn, Turn},
-    P.MAIL: _ANYTIME | _HELLOS | {Rcpt},
-    P.RCPT: _ANYTIME | _HELLOS | {Rcpt, Data, Bdat},
-    P.BDAT: frozenset({Bdat, Rset, Noop, Quit}),
-}
-
 # What a positive reply must be checked for: every other event takes any 2xx.
 _POSITIVE_CHECKED: Final = frozenset(
     {InvalidCommand, AuthCancel, Auth, AuthResponse, StartTLS, Quit}
 )
-
-# The only intermediate replies, and what they may answer.
-_INTERMEDIATE: Final[Mapping[int, tuple[type[Awaited], ...]]] = {
-    354: (Data,),
-    334: (Auth, AuthResponse),
-}
 
 # MAIL parameters and the offer each needs (RFC 5321 4.1.1.11).
 _MAIL_PARAMS: Final = frozenset({"SIZE", "BODY", "SMTPUTF8", "RET", "ENVID", "AUTH", "REQUIRETLS"})
@@ -243,6 +200,15 @@ class _Transaction:
     size: int = 0  # octets of BDAT chunks announced so far
     line_ends: LineEndCheck | None = None  # BDAT content: line ends seen so far
     overshoot: int = 0  # RCPTs refused 452 because of Limits.recipients
+
+
+@dataclass(slots=True)
+class _Chunk:
+    """The BDAT chunk being read: its octets, and what comes out once they are all here."""
+
+    reader: ChunkReader
+    end: EndOfData | EndOfChunk | InvalidCommand
+    last: bool  # BDAT ... LAST: in LMTP, one reply per recipient even when refused
 
 
 class ServerConnection:
@@ -280,8 +246,9 @@ class ServerConnection:
     ) -> None:
         self.config = config if config is not None else ServerConfig()
         self.limits = limits if limits is not None else Limits()
-        self._lines = LineReader()
-        self._phase = P.GREETING
+        self._buffer = bytearray()  # received, not yet read; every reader takes from it
+        self._lines = LineReader(self._buffer)
+        self._state = SERVER.start
         self._is_tls = tls
         self._esmtp = False
         self._hello_domain: str | None = None
@@ -290,11 +257,7 @@ class ServerConnection:
         self._transaction = _Transaction()
         self._awaiting: Awaited | None = None
         self._replies_left = 0  # LMTP: replies still due for the end of the content
-        self._data: DataReader | None = None
-        self._data_end: Awaited | None = None  # the end event, once the reader is done
-        self._chunk: ChunkReader | None = None
-        self._chunk_end: Awaited | None = None
-        self._chunk_last = False  # the chunk being read is BDAT ... LAST
+        self._content: DataReader | _Chunk | None = None  # the message content due, if any
         self._errors = 0
         self._junk = 0  # junk commands since the session began or a message was accepted
         self._early_talker = False
@@ -306,7 +269,7 @@ class ServerConnection:
     @property
     def phase(self) -> ServerPhase:
         """Where the replies sent so far put the session."""
-        return self._phase
+        return self._state.phase
 
     @property
     def is_tls(self) -> bool:
@@ -438,9 +401,9 @@ class ServerConnection:
         smtpd_per_record_deadline): a line trickled a byte at a time must
         still be complete within the idle timeout.
         """
-        if self._data is not None or self._chunk is not None:
+        if self._content is not None:
             return False
-        if self._phase in (P.GREETING, P.TLS, P.CLOSED):
+        if self._state.phase in (P.GREETING, P.TLS, P.CLOSED):
             return False
         return self._lines.in_line
 
@@ -451,11 +414,10 @@ class ServerConnection:
         False as soon as ``next_event`` has found the end of the content,
         before the end's own event comes out.
         """
-        if self._data is not None:
-            return self._data_end is None
-        if self._chunk is not None:
-            return self._chunk.left > 0
-        return False
+        content = self._content
+        if isinstance(content, DataReader):
+            return not content.done
+        return content is not None and content.reader.left > 0
 
     # -- receiving --------------------------------------------------------
 
@@ -468,11 +430,12 @@ class ServerConnection:
         if not data:
             self._peer_closed = True
             return
-        if self._phase is P.GREETING:
+        phase = self._state.phase
+        if phase is P.GREETING:
             self._early_talker = True
-        if self._phase in (P.TLS, P.CLOSED):
+        if phase is P.TLS or phase is P.CLOSED:
             return
-        self._lines.buffer += data
+        self._buffer += data
 
     def next_event(self) -> Event | _Need:
         """The next event, or ``NEED_DATA``.
@@ -484,10 +447,10 @@ class ServerConnection:
             raise LocalProtocolError(
                 f"send the reply to {_name(self._awaiting)} before asking for the next event"
             )
-        phase = self._phase
+        phase = self._state.phase
         if phase in (P.GREETING, P.TLS, P.CLOSED):
             if self._peer_closed:
-                self._phase = P.CLOSED
+                self._state = self._state.on(PEER_CLOSED)
                 return ConnectionClosed()
             return NEED_DATA
         if self._early_talker:
@@ -500,14 +463,15 @@ class ServerConnection:
                 self._reply(554, "5.5.0", "Protocol error: data sent before the greeting"),
                 close=True,
             )
-        if self._data is not None:
-            return self._next_data(self._data)
-        if self._chunk is not None:
-            return self._next_chunk(self._chunk)
-        return self._next_line()
+        content = self._content
+        if content is None:
+            return self._next_line()
+        if isinstance(content, DataReader):
+            return self._next_data(content)
+        return self._next_chunk(content)
 
     def _closed(self) -> ConnectionClosed:
-        self._phase = P.CLOSED
+        self._state = self._state.on(PEER_CLOSED)
         self._lines.clear()
         return ConnectionClosed()
 
@@ -538,7 +502,7 @@ class ServerConnection:
         return self._invalid(refusal.text, reply, close=close, counted=counted)
 
     def _limit_of(self, start: bytes) -> int:
-        if self._phase is P.AUTH:
+        if self._state.phase is P.AUTH:
             return self.limits.auth_line
         start = start.upper()
         if start in PARAMETER_VERBS:
@@ -554,8 +518,8 @@ class ServerConnection:
         if isinstance(line, int):
             # RFC 5321 4.5.3.1.4 and 4.5.3.1.10: "500 Line too long".
             limit = self._limit_of(b"")
-            if self._phase is P.AUTH:
-                self._phase = P.READY  # the exchange is over
+            if self._state.phase is P.AUTH:
+                self._state = self._state.on(AUTH_FAILED)  # the exchange is over
                 close = False
             else:
                 # A BDAT whose size is too long to read: its octets cannot be
@@ -563,10 +527,10 @@ class ServerConnection:
                 close = is_bdat(self._lines.long_head)
             too_long = Refusal(500, "5.5.2", f"Line too long (limit {limit} octets)")
             return self._refuse(too_long, close=close)
-        if self._phase is P.AUTH:
+        if self._state.phase is P.AUTH:
             response = parse_auth_response(line)
             if isinstance(response, Refusal):
-                self._phase = P.READY  # RFC 4954 4: the exchange fails with 501
+                self._state = self._state.on(AUTH_FAILED)  # RFC 4954 4: it fails with 501
                 return self._refuse(response)
             self._awaiting = response
             return response
@@ -579,7 +543,7 @@ class ServerConnection:
             return self._refuse(command, close=is_bdat(line[:5]))
         refusal = self._check(command)
         if refusal is not None:
-            if refusal.code == 452 and type(command) is Rcpt:
+            if refusal.code == 452 and isinstance(command, Rcpt):
                 # RFC 5321 4.5.3.1.10: too many recipients is not the client's
                 # error; it goes on with those accepted. Only an overshoot
                 # beyond Limits.recipient_overshoot counts (Postfix does too).
@@ -588,7 +552,7 @@ class ServerConnection:
                 return self._refuse(refusal, counted=counted)
             return self._refuse(refusal)
         kind = type(command)
-        if kind in _JUNK or (kind in _HELLOS and self._phase is not P.HELLO):
+        if kind in _JUNK or (kind in _HELLOS and self._state.phase is not P.HELLO):
             # A second EHLO/HELO moves no mail either (after STARTTLS the
             # phase is HELLO again, and that EHLO is required).
             junk = self._junk_event(command)
@@ -621,8 +585,7 @@ class ServerConnection:
 
     def _check(self, command: Command) -> Refusal | None:
         """Why ``command`` cannot be accepted now, or None."""
-        # Exact types, not isinstance: the command classes are final, and this
-        # runs for every command a client sends.
+        # The state table names exact classes: the command classes are final.
         kind = type(command)
         if kind in _HELLOS:
             if (kind is Lhlo) is not self.config.lmtp:
@@ -633,11 +596,11 @@ class ServerConnection:
                 )
         elif kind in _MAY_BE_UNOFFERED and self._not_offered(command):
             return Refusal(502, "5.5.1", f"Command {command.verb} not implemented")
-        if kind not in _ALLOWED.get(self._phase, _NOTHING):
+        if not self._state.allows(kind):
             return Refusal(503, "5.5.1", self._sequence_text(command))
-        if type(command) is Mail:
+        if isinstance(command, Mail):
             return self._check_mail(command)
-        if type(command) is Rcpt:
+        if isinstance(command, Rcpt):
             return self._check_rcpt(command)
         if kind is Data:
             if self._transaction.chunked:
@@ -646,7 +609,7 @@ class ServerConnection:
                 return Refusal(503, "5.5.1", "BODY=BINARYMIME needs BDAT, not DATA (RFC 3030 3)")
         elif kind is StartTLS and self._is_tls:
             return Refusal(503, "5.5.1", "TLS already active")
-        elif type(command) is Auth:
+        elif isinstance(command, Auth):
             return self._check_auth(command)
         return None
 
@@ -666,13 +629,13 @@ class ServerConnection:
         if isinstance(command, Etrn):
             return not (cfg.etrn and self._esmtp)
         if isinstance(command, StartTLS):
-            return not (cfg.starttls and (self._esmtp or self._phase is P.HELLO))
+            return not (cfg.starttls and (self._esmtp or self._state.phase is P.HELLO))
         if isinstance(command, Auth):
-            return not (cfg.auth_mechanisms and (self._esmtp or self._phase is P.HELLO))
+            return not (cfg.auth_mechanisms and (self._esmtp or self._state.phase is P.HELLO))
         return False
 
     def _sequence_text(self, command: Command) -> str:
-        phase = self._phase
+        phase = self._state.phase
         if phase is P.REFUSED:
             return "Bad sequence of commands: only QUIT (RFC 5321 3.1)"
         if phase is P.HELLO:
@@ -767,18 +730,16 @@ class ServerConnection:
     # -- DATA and BDAT ----------------------------------------------------------
 
     def _next_data(self, reader: DataReader) -> Event | _Need:
-        if self._data_end is None:
-            buffer = self._lines.buffer
-            while buffer and self._data_end is None:
-                content, consumed = reader.feed(bytes(buffer))
-                del buffer[:consumed]
-                if reader.done:
-                    self._data_end = self._end_of_data(reader)
-                if content:
-                    return MessageData(content)
-            if self._data_end is None:
-                return self._closed() if self._peer_closed else NEED_DATA
-        end, self._data_end, self._data = self._data_end, None, None
+        buffer = self._buffer
+        while buffer and not reader.done:
+            content, consumed = reader.feed(bytes(buffer))
+            del buffer[:consumed]
+            if content:
+                return MessageData(content)
+        if not reader.done:
+            return self._closed() if self._peer_closed else NEED_DATA
+        self._content = None
+        end = self._end_of_data(reader)
         self._awaiting = end
         self._replies_left = self._lmtp_replies()
         return end
@@ -821,16 +782,15 @@ class ServerConnection:
             if command.size == 0 and not command.last:
                 junk = self._junk_event(command)  # an empty chunk moves nothing
                 if junk is not None:
-                    self._reset_transaction(P.READY)
+                    self._chunk_refused()
                     return junk
             transaction.size += command.size
             if transaction.line_ends is None and self.body != "BINARYMIME":
                 # RFC 3030 3: only BINARYMIME content is octets rather than lines.
                 normalise = self.config.bare_lf == "normalise"
                 transaction.line_ends = LineEndCheck(normalise_lf=normalise)
-            self._chunk = ChunkReader(command.size)
-            self._chunk_end = EndOfData() if command.last else EndOfChunk()
-            self._chunk_last = command.last
+            end = EndOfData() if command.last else EndOfChunk()
+            self._content = _Chunk(ChunkReader(command.size), end, command.last)
             return command
         reply = self._reply(refusal.code, refusal.status, refusal.text)
         return self._skip_chunk(command, InvalidCommand(refusal.text, reply))
@@ -839,16 +799,15 @@ class ServerConnection:
         """A refused chunk: read and dropped (RFC 3030 2), or answered at once and closed."""
         if command.size > self.limits.skipped_chunk:
             # Postfix hangs up rather than read a refused chunk this large.
-            if self._phase in (P.RCPT, P.BDAT):
-                self._reset_transaction(P.READY)
+            self._chunk_refused()
             return self._invalid(end.reason, end.reply, close=True)
-        self._chunk = ChunkReader(command.size, discard=True)
-        self._chunk_end = end
-        self._chunk_last = command.last
-        return self._next_chunk(self._chunk)
+        chunk = _Chunk(ChunkReader(command.size, discard=True), end, command.last)
+        self._content = chunk
+        return self._next_chunk(chunk)
 
-    def _next_chunk(self, reader: ChunkReader) -> Event | _Need:
-        buffer = self._lines.buffer
+    def _next_chunk(self, chunk: _Chunk) -> Event | _Need:
+        reader = chunk.reader
+        buffer = self._buffer
         line_ends = None if reader.discard else self._transaction.line_ends
         if reader.left:
             piece = reader.take(bytes(buffer[: reader.left]))
@@ -859,20 +818,17 @@ class ServerConnection:
                 return MessageData(piece)
             if reader.left:
                 return self._closed() if self._peer_closed else NEED_DATA
-        end = self._chunk_end
-        assert end is not None
+        end = chunk.end
         if line_ends is not None and isinstance(end, EndOfData):
             line_ends.end()  # a CR held at the very end is bare: refused below
             if self._has_bare_newline(line_ends):
                 end = self._bare_newline()
-        self._chunk, self._chunk_end = None, None
+        self._content = None
         if isinstance(end, InvalidCommand):
             # RFC 2033 4.2 with RFC 3030: a LAST chunk, refused or not, gets one
             # reply per accepted recipient (the client counts them).
-            replies = self._lmtp_replies() if self._chunk_last else 1
-            if self._phase in (P.RCPT, P.BDAT):
-                # RFC 3030 2: after a refused chunk the transaction has failed.
-                self._reset_transaction(P.READY)
+            replies = self._lmtp_replies() if chunk.last else 1
+            self._chunk_refused()
             event = self._invalid(end.reason, end.reply)
             self._replies_left = replies
             return event
@@ -900,40 +856,47 @@ class ServerConnection:
         """
         if not isinstance(reply, Reply):
             raise LocalProtocolError(f"a server sends replies, not {type(reply).__name__}")
-        if self._phase is P.CLOSED:
+        state = self._state
+        if state.phase is P.CLOSED:
             raise LocalProtocolError("the connection is closed")
         awaiting = self._awaiting
+        code = reply.code
+        trigger = self._trigger(awaiting)
+        after = state.after_reply(trigger, code)
         wire = reply.to_bytes()
-        if reply.code == 421:
-            # RFC 5321 3.8: 421 at any moment, then close.
-            self._awaiting = None
-            self._phase = P.CLOSED
-            return wire
         if awaiting is None:
-            if self._phase is not P.GREETING:
-                raise LocalProtocolError(f"no command is waiting for reply {reply.code}")
-            if reply.code == 220:
-                self._phase = P.HELLO
-            elif reply.code == 554:
-                self._phase = P.REFUSED  # RFC 5321 3.1: wait for QUIT
-            else:
-                raise LocalProtocolError(
-                    f"greeting {reply.code}: RFC 5321 3.1 allows 220, 554 or 421"
-                )
+            if after is None:
+                if state.phase is not P.GREETING:
+                    raise LocalProtocolError(f"no command is waiting for reply {code}")
+                raise LocalProtocolError(f"greeting {code}: RFC 5321 3.1 allows 220, 554 or 421")
+            self._state = after
             return wire
+        if after is None and 300 <= code < 400:
+            raise LocalProtocolError(f"reply {code} cannot answer {_name(awaiting)}")
         self._check_reply(awaiting, reply)
-        self._apply(awaiting, reply)
+        if after is None:
+            raise LocalProtocolError(f"reply {code} cannot answer {_name(awaiting)}")
+        self._apply(awaiting, reply, trigger)
+        self._state = after
         return wire
+
+    def _trigger(self, awaiting: Awaited | None) -> Trigger:
+        """What the next reply answers, as the state table names it."""
+        if awaiting is None:
+            return GREETING if self._state.phase is P.GREETING else UNASKED
+        if isinstance(awaiting, InvalidCommand):
+            if self._replies_left > 1:
+                return MORE_DUE
+            return CLOSING_REFUSAL if self._closing else InvalidCommand
+        if isinstance(awaiting, (EndOfData, EndOfChunk)) and self._replies_left > 1:
+            return MORE_DUE
+        return type(awaiting)
 
     def _check_reply(self, awaiting: Awaited, reply: Reply) -> None:
         code = reply.code
         kind = type(awaiting)
         if 200 <= code < 300 and kind not in _POSITIVE_CHECKED:
             return  # the common case: any 2xx fits
-        if 300 <= code < 400:
-            allowed = _INTERMEDIATE.get(code, ())
-            if kind not in allowed:
-                raise LocalProtocolError(f"reply {code} cannot answer {_name(awaiting)}")
         if kind is InvalidCommand and (reply.is_positive or reply.is_intermediate):
             assert isinstance(awaiting, InvalidCommand)
             raise LocalProtocolError(f"reply {code} would accept {awaiting.reason!r}")
@@ -950,71 +913,62 @@ class ServerConnection:
         if kind is Quit and code != 221:
             raise LocalProtocolError(f"reply {code} to QUIT: it is 221 (RFC 5321 4.1.1.10)")
 
-    def _apply(self, awaiting: Awaited, reply: Reply) -> None:
-        kind = type(awaiting)
-        if kind is EndOfData and 200 <= reply.code < 300:
+    def _apply(self, awaiting: Awaited, reply: Reply, trigger: Trigger) -> None:
+        """What a reply does besides moving the phase, before the move."""
+        code = reply.code
+        if code == 421:
+            self._awaiting = None
+            return
+        if isinstance(awaiting, EndOfData) and 200 <= code < 300:
             self._junk = 0  # a message was accepted (Postfix resets its junk count too)
-        ends_content = kind is EndOfData or kind is EndOfChunk
-        if ends_content or (kind is InvalidCommand and self._replies_left > 1):
-            self._replies_left -= 1
-            if self._replies_left > 0:
-                return  # LMTP: more per-recipient replies are due
+        if trigger is MORE_DUE:
+            self._replies_left -= 1  # LMTP: more per-recipient replies are due
+            return
         self._awaiting = None
         self._replies_left = 0
-        if kind is InvalidCommand:
-            if self._closing:
-                self._phase = P.CLOSED
-            elif self._phase in (P.DATA, P.BDAT):
-                self._reset_transaction(P.READY)
+        phase = self._state.phase
+        if isinstance(awaiting, InvalidCommand):
+            if phase is P.DATA or phase is P.BDAT:
+                self._transaction = _Transaction()  # the refused content ends it
             return
-        phase = self._phase
-        code = reply.code
-        if code == 334:
-            self._phase = P.AUTH
-            return
-        if code == 354 and kind is Data:
-            self._phase = P.DATA
-            self._data = DataReader(
+        if code == 354:
+            self._content = DataReader(
                 normalise_lf=self.config.bare_lf == "normalise", max_size=self.size_limit
             )
             return
         if not 200 <= code < 300:
-            if ends_content or phase is P.AUTH:
-                # The transaction (or SASL exchange) failed and is over.
-                if phase is P.AUTH:
-                    self._phase = P.READY
-                else:
-                    self._reset_transaction(P.READY)
+            if isinstance(awaiting, (EndOfData, EndOfChunk)):
+                self._transaction = _Transaction()  # the transaction failed and is over
             return
-        if kind is Rset and phase in (P.HELLO, P.REFUSED):
-            return
-        self._phase = _AFTER_POSITIVE.get(kind, phase)
-        if type(awaiting) is Rcpt:
+        if isinstance(awaiting, Rcpt):
             transaction = self._transaction
             transaction.recipients.append(awaiting.recipient)
             transaction.recipient_params.append(awaiting.params)
-        elif type(awaiting) is Mail:
+        elif isinstance(awaiting, Mail):
             self._transaction = _Transaction(sender=awaiting.sender, params=awaiting.params)
-        elif kind is EndOfData or kind is Rset:
+        elif isinstance(awaiting, (EndOfData, Rset)):
             self._transaction = _Transaction()
         elif isinstance(awaiting, (Helo, Ehlo, Lhlo)):
-            self._esmtp = kind is not Helo
+            self._esmtp = not isinstance(awaiting, Helo)
             self._hello_domain = awaiting.domain
             self._transaction = _Transaction()
         elif isinstance(awaiting, (Send, Soml, Saml)):
             self._transaction = _Transaction(sender=awaiting.sender)
-        elif kind is EndOfChunk:
+        elif isinstance(awaiting, EndOfChunk):
             self._transaction.chunked = True
-        elif kind is StartTLS:
+        elif isinstance(awaiting, StartTLS):
             # RFC 3207 5: whatever the client pipelined behind STARTTLS is dropped.
             self._lines.clear()
-        elif kind is Auth or kind is AuthResponse:
+        elif isinstance(awaiting, (Auth, AuthResponse)):
             self._identity = self._pending_identity
             self._pending_identity = None
 
-    def _reset_transaction(self, phase: ServerPhase) -> None:
-        self._transaction = _Transaction()
-        self._phase = phase
+    def _chunk_refused(self) -> None:
+        """A BDAT chunk was refused: inside a transaction, the transaction failed (RFC 3030 2)."""
+        before = self._state
+        self._state = before.on(CHUNK_REFUSED)
+        if self._state is not before:
+            self._transaction = _Transaction()
 
     # -- transport reports --------------------------------------------------
 
@@ -1025,8 +979,7 @@ class ServerConnection:
         any bytes received since the 220; EHLO is required again (RFC 3207
         4.2). Raises ``LocalProtocolError`` outside that moment.
         """
-        if self._phase is not P.TLS:
-            raise LocalProtocolError(f"no TLS handshake is due in phase {self._phase.name}")
+        self._state = self._state.on(TLS_DONE)
         self._is_tls = True
         self._lines.clear()
         self._esmtp = False
@@ -1034,4 +987,3 @@ class ServerConnection:
         self._identity = None
         self._pending_identity = None
         self._transaction = _Transaction()
-        self._phase = P.HELLO
