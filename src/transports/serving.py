@@ -99,7 +99,8 @@ def serve_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     config = replace(config, lmtp=args.lmtp, hostname=args.hostname)
     target = args.maildir or args.mbox
     banner = f"smtpcore: serving {'LMTP' if args.lmtp else 'SMTP'} on {args.host}:{{port}}"
-    banner += f" into {target} ({args.transport}); Ctrl-C or SIGTERM stops"
+    runs = f"{args.transport} on uvloop" if args.loop == "uvloop" else args.transport
+    banner += f" into {target} ({runs}); Ctrl-C or SIGTERM stops"
 
     def ready(port: int) -> None:
         print(banner.format(port=port), file=out, flush=True)
@@ -107,7 +108,7 @@ def serve_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     grace = args.grace
     signum, dropped = _run(args.transport, handler, args.host, args.port, ready, grace=grace,
                            tls_context=context, config=config, hostname=args.hostname,
-                           caps=caps)  # fmt: skip
+                           caps=caps, loop=args.loop)  # fmt: skip
     name = signal.Signals(signum).name
     if dropped:
         print(
@@ -135,6 +136,7 @@ def _run(
     config: ServerConfig,
     hostname: str,
     caps: dict[str, int],
+    loop: str = "asyncio",
 ) -> tuple[int, int]:
     """Serve on ``transport`` until SIGINT or SIGTERM, then stop within ``grace`` seconds.
 
@@ -146,9 +148,10 @@ def _run(
     if transport == "sync":
         return _run_sync(handler, host, port, ready, grace, options)
     if transport == "asyncio":
-        import asyncio
+        from . import asyncio as asyncio_transport
 
-        return asyncio.run(_run_asyncio(handler, host, port, ready, grace, options))
+        main = _run_asyncio(handler, host, port, ready, grace, options)
+        return asyncio_transport.run(main, loop="uvloop" if loop == "uvloop" else "asyncio")
     if transport == "trio":
         import trio
 
