@@ -460,6 +460,7 @@ class SMTPServer:
         auth_failures_per_address: int | None = AUTH_FAILURES_PER_ADDRESS,
         max_connections_per_client: int | None = MAX_CONNECTIONS_PER_CLIENT,
         hook_threads: int = HOOK_THREADS,
+        reuse_port: bool = False,
     ) -> None:
         if implicit_tls and tls_context is None:
             raise ValueError("implicit_tls needs a tls_context")
@@ -494,6 +495,7 @@ class SMTPServer:
             if self._threaded
             else None
         )
+        self._reuse_port = reuse_port
         self._server: asyncio.Server | None = None
         self._sessions: set[_Session] = set()
         self._stopping = False
@@ -512,6 +514,7 @@ class SMTPServer:
             self._port,
             ssl=self.tls_context if self.implicit_tls else None,
             ssl_handshake_timeout=self.options.idle_timeout if self.implicit_tls else None,
+            reuse_port=self._reuse_port or None,
         )
         self._port = self._server.sockets[0].getsockname()[1]
         self._watch_accept_failures(loop)
@@ -613,6 +616,7 @@ async def start_server(
     auth_failures_per_address: int | None = AUTH_FAILURES_PER_ADDRESS,
     max_connections_per_client: int | None = MAX_CONNECTIONS_PER_CLIENT,
     hook_threads: int = HOOK_THREADS,
+    reuse_port: bool = False,
 ) -> SMTPServer:
     """A started ``SMTPServer``; ``await server.aclose()`` stops it."""
     server = SMTPServer(
@@ -634,6 +638,7 @@ async def start_server(
         auth_failures_per_address=auth_failures_per_address,
         max_connections_per_client=max_connections_per_client,
         hook_threads=hook_threads,
+        reuse_port=reuse_port,
     )
     return await server.start()
 
@@ -658,6 +663,7 @@ async def serve(
     auth_failures_per_address: int | None = AUTH_FAILURES_PER_ADDRESS,
     max_connections_per_client: int | None = MAX_CONNECTIONS_PER_CLIENT,
     hook_threads: int = HOOK_THREADS,
+    reuse_port: bool = False,
     grace: float = 5.0,
 ) -> None:
     """Serve ``handler`` until cancelled; on cancellation, close gracefully within ``grace``."""
@@ -680,6 +686,7 @@ async def serve(
         auth_failures_per_address=auth_failures_per_address,
         max_connections_per_client=max_connections_per_client,
         hook_threads=hook_threads,
+        reuse_port=reuse_port,
     )
     try:
         await asyncio.Event().wait()

@@ -876,6 +876,10 @@ def parser() -> _Parser:
     serve.add_argument("--max-connections-per-client", type=int, default=50,
                        help="sessions served at once from one client address "
                             "(default: %(default)s)")  # fmt: skip
+    serve.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="serve in N processes sharing the port (SO_REUSEPORT, Linux), "
+                            "each with its own connection caps "
+                            "(default: %(default)s)")  # fmt: skip
     serve.set_defaults(run=cmd_serve)
 
     probe = command("probe", "show what a server offers; sends no mail", _PROBE_EXAMPLES)
