@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -214,6 +215,16 @@ else:
 """
 
 
+def _served_soon(port: int) -> None:
+    """Connect until the server greets (within 10 s)."""
+    for _ in range(100):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            if sock.recv(100).startswith(b"220"):
+                return
+        time.sleep(0.1)
+    raise AssertionError("never greeted")
+
+
 @pytest.mark.parametrize("kind", KIND_PARAMS)
 def test_accept_goes_on_after_running_out_of_descriptors(kind: str, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(SRC)}
@@ -245,6 +256,11 @@ def test_accept_goes_on_after_running_out_of_descriptors(kind: str, tmp_path: Pa
             sock.close()
         flood.clear()
         # The flood is gone: a later client is served.
+        if kind == "asyncio-uvloop":
+            # libuv closes at once what arrives while it is out of descriptors
+            # (asyncio leaves it in the backlog for the next try): the server
+            # frees the flood's descriptors as it reads their ends.
+            _served_soon(port)
         later = Raw(port, timeout=20)
         try:
             assert later.reply() == b"220 mx.test ESMTP\r\n"
