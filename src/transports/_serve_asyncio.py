@@ -181,6 +181,12 @@ class _Session(asyncio.BufferedProtocol):
         return self.area
 
     def buffer_updated(self, nbytes: int) -> None:
+        if self.waiting == "read" and not self.buffer:
+            # The common case: the procedure waits and nothing is held. One copy
+            # straight to it, no trip through the buffer.
+            self.waiting = ""
+            self.advance(bytes(self.area[:nbytes]))
+            return
         self.buffer += self.area[:nbytes]
         if len(self.buffer) > _HIGH_WATER and self.transport is not None:
             self.reading_paused = True
