@@ -229,6 +229,15 @@ def check_install(python: str, wheel: Path, version: str, home: Path) -> None:
             f"import transports.{extra} says to install smtpcore[{extra}]"
             f" (stderr ends {done.stderr.strip().splitlines()[-1:]})",
         )
+    done = run(
+        ["smtpcore", "serve", "--port", "0", "--maildir", str(home / "Maildir"), "--loop",
+         "uvloop"],
+        cwd=home, env=env, ok=False,
+    )  # fmt: skip
+    expect(
+        done.returncode == 69 and "pip install 'smtpcore[uvloop]'" in done.stderr,
+        f"smtpcore serve --loop uvloop names the uvloop extra ({done.stderr.strip()!r})",
+    )
     run(
         [py, "-c", "import transports.serving, transports.sync, transports.asyncio"],
         cwd=home,
