@@ -877,9 +877,8 @@ def parser() -> _Parser:
                        help="sessions served at once from one client address "
                             "(default: %(default)s)")  # fmt: skip
     serve.add_argument("--workers", type=int, default=1, metavar="N",
-                       help="serve in N processes sharing the port (SO_REUSEPORT, Linux), "
-                            "each with its own connection caps "
-                            "(default: %(default)s)")  # fmt: skip
+                       help="serve in N processes sharing the port (SO_REUSEPORT, Linux); "
+                            "the caps are divided among them (default: %(default)s)")  # fmt: skip
     serve.set_defaults(run=cmd_serve)
 
     probe = command("probe", "show what a server offers; sends no mail", _PROBE_EXAMPLES)

@@ -19,10 +19,11 @@ from typing import Any, Final, TextIO
 
 from smtpcore import ServerConfig
 from smtpcore.session import ServerEnvelope, ServerOptions
+from smtpcore.session._throttle import AUTH_FAILURES_PER_ADDRESS
 
 from .mailboxes import MaildirHandler, MboxHandler
 
-__all__ = ["UsersHandler", "load_users", "serve_command"]
+__all__ = ["UsersHandler", "load_users", "serve_command", "worker_share"]
 
 
 def load_users(path: str) -> dict[str, str]:
@@ -125,10 +126,16 @@ def serve_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     grace = args.grace
 
+    # Each worker counts on its own, and a client's connections land on any of
+    # them: the bounds are shared out, so that together they stay what was asked.
+    shared = {name: worker_share(value, workers) for name, value in caps.items()}
+    shared["auth_failures_per_address"] = worker_share(AUTH_FAILURES_PER_ADDRESS, workers)
+
     def serve(port: int, ready: Callable[[int], None]) -> tuple[int, int]:
         return _run(args.transport, handler, args.host, port, ready, grace=grace,
                     tls_context=context, config=config, hostname=args.hostname,
-                    caps=caps, loop=args.loop, reuse_port=workers > 1)  # fmt: skip
+                    caps=shared if workers > 1 else caps, loop=args.loop,
+                    reuse_port=workers > 1)  # fmt: skip
 
     if workers == 1:
         signum, dropped = serve(args.port, ready)
@@ -199,6 +206,14 @@ def _run(
     import anyio
 
     return anyio.run(_run_anyio, handler, host, port, ready, grace, options)
+
+
+def worker_share(bound: int, workers: int) -> int:
+    """One worker's part of a bound on the whole server: ``bound / workers``, rounded up.
+
+    Together the workers allow at most ``bound`` plus fewer than ``workers``.
+    """
+    return max(1, -(-bound // workers))
 
 
 #: Linux spreads the connections to a port among the sockets sharing it with

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from smtpcore.session._throttle import AUTH_FAILURES_PER_ADDRESS
 from tests.servers.conftest import Raw
 from transports import cli, serving
 
@@ -172,3 +173,38 @@ def test_workers_elsewhere_than_linux_are_refused(
         "smtpcore serve: --workers 2 needs SO_REUSEPORT spreading connections among "
         f"processes, which only Linux does (this is {sys.platform})\n"
     )
+
+
+def test_a_share_is_rounded_up() -> None:
+    assert [serving.worker_share(bound, 2) for bound in (1, 2, 3, 500)] == [1, 1, 2, 250]
+    assert serving.worker_share(50, 3) == 17
+
+
+def test_the_workers_share_the_bounds_of_the_whole_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client's connections land on any worker: each worker gets its part of every bound."""
+    seen: list[dict[str, int]] = []
+
+    def run(*args: object, caps: dict[str, int], reuse_port: bool, **options: object) -> object:
+        assert reuse_port
+        seen.append(caps)
+        return signal.SIGTERM, 0
+
+    def run_workers(workers: int, port: int, ready: object, serve: Callable[..., object]) -> object:
+        assert workers == 2
+        serve(port, ready)
+        return signal.SIGTERM, 0, []
+
+    monkeypatch.setattr(serving, "_run", run)
+    monkeypatch.setattr(serving, "_run_workers", run_workers)
+    out, err = io.StringIO(), io.StringIO()
+    status = cli.main(["serve", "--port", "0", "--maildir", str(tmp_path / "M"), "--workers", "2",
+                       "--max-connections", "9", "--max-connections-per-client", "3"],
+                      out=out, err=err)  # fmt: skip
+    assert status == 0, err.getvalue()
+    budget = serving.worker_share(AUTH_FAILURES_PER_ADDRESS, 2)
+    assert budget < AUTH_FAILURES_PER_ADDRESS
+    assert seen == [
+        {"max_connections": 5, "max_connections_per_client": 2, "auth_failures_per_address": budget}
+    ]
