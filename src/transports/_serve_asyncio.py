@@ -72,9 +72,9 @@ __all__ = ["LOOPS", "SMTPServer", "event_loop_factory", "run", "serve", "start_s
 
 T = TypeVar("T")
 
-#: The event loops ``run`` and ``smtpcore serve --loop`` know: asyncio's own,
-#: and uvloop's (the ``uvloop`` extra; not on Windows).
 LOOPS: Final = ("asyncio", "uvloop")
+"""The event loops ``run`` and ``smtpcore serve --loop`` know: asyncio's own, and
+uvloop's (the ``uvloop`` extra; not on Windows)."""
 
 LoopName = Literal["asyncio", "uvloop"]
 
