@@ -101,7 +101,7 @@ def _declared() -> dict[str, str]:
     for spec in re.findall(r'"([^"]+)"', deps.group(1)):
         name, _, marker = spec.partition(";")
         declared[re.split(r"[<>=!\[ ]", name, maxsplit=1)[0]] = marker.strip() or "always"
-    for extra in ("trio", "anyio"):
+    for extra in ("trio", "anyio", "uvloop"):
         line = re.search(rf"^{extra} = \[(.*)\]$", PYPROJECT, re.M)
         assert line is not None
         for spec in re.findall(r'"([^"]+)"', line.group(1)):

@@ -142,12 +142,16 @@ def check_metadata(wheel: Path, version: str) -> None:
         ("exceptiongroup", 'python_version < "3.11"'),
         ("trio", 'extra == "trio"'),
         ("anyio", 'extra == "anyio"'),
+        ("uvloop", 'sys_platform != "win32" and extra == "uvloop"'),
     ):
         expect((name, marker) in by_name, f"Requires-Dist {name}; {marker}")
     unconditional = [str(r) for r in requires if r.marker is None]
     expect(not unconditional, f"no dependency without a marker (found {unconditional})")
     extras = set(meta.get_all("Provides-Extra") or [])
-    expect({"trio", "anyio"} <= extras, f"extras trio and anyio offered (found {sorted(extras)})")
+    expect(
+        {"trio", "anyio", "uvloop"} <= extras,
+        f"extras trio, anyio and uvloop offered (found {sorted(extras)})",
+    )
     expect(
         "smtpcore = transports.cli:main" in entry_points,
         "the smtpcore command is transports.cli:main",
@@ -225,6 +229,15 @@ def check_install(python: str, wheel: Path, version: str, home: Path) -> None:
             f"import transports.{extra} says to install smtpcore[{extra}]"
             f" (stderr ends {done.stderr.strip().splitlines()[-1:]})",
         )
+    done = run(
+        ["smtpcore", "serve", "--port", "0", "--maildir", str(home / "Maildir"), "--loop",
+         "uvloop"],
+        cwd=home, env=env, ok=False,
+    )  # fmt: skip
+    expect(
+        done.returncode == 69 and "pip install 'smtpcore[uvloop]'" in done.stderr,
+        f"smtpcore serve --loop uvloop names the uvloop extra ({done.stderr.strip()!r})",
+    )
     run(
         [py, "-c", "import transports.serving, transports.sync, transports.asyncio"],
         cwd=home,

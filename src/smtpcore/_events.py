@@ -174,8 +174,11 @@ class Reply(Event):
 
     def to_bytes(self) -> bytes:
         """The reply as it goes on the wire (RFC 5321 4.2), UTF-8 encoded."""
+        lines = self.lines
+        if len(lines) == 1:  # most replies: no list, no join
+            return f"{self.code} {lines[0]}\r\n".encode()
         code = str(self.code)
-        last = len(self.lines) - 1
+        last = len(lines) - 1
         out = []
         # The separator is always there, even before an empty text: RFC 4954 4
         # writes the AUTH continuation "334 SP [base64]", and clients (s-nail,

@@ -55,6 +55,7 @@ class _Options(TypedDict):
     auth_failures_per_address: int | None
     max_connections_per_client: int | None
     hook_threads: int
+    reuse_port: bool
 
 
 async def serve(
@@ -77,6 +78,7 @@ async def serve(
     auth_failures_per_address: int | None = AUTH_FAILURES_PER_ADDRESS,
     max_connections_per_client: int | None = MAX_CONNECTIONS_PER_CLIENT,
     hook_threads: int = HOOK_THREADS,
+    reuse_port: bool = False,
     shutdown: anyio.Event | None = None,
     grace: float = 5.0,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
@@ -106,6 +108,7 @@ async def serve(
         auth_failures_per_address=auth_failures_per_address,
         max_connections_per_client=max_connections_per_client,
         hook_threads=hook_threads,
+        reuse_port=reuse_port,
     )
     if running_on_trio():
         return await _on_trio(handler, host, port, options, shutdown, grace, task_status)

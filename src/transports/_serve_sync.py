@@ -90,8 +90,10 @@ class SMTPServer:
     served at once, in total and per client address (None: no cap); beyond
     them a connection gets ``421 4.7.0`` and is closed. Out of descriptors
     or threads, the server pauses accepting and tries again; it never stops
-    on its own. Raises ``OSError`` when the address cannot be bound, ``ValueError`` for
-    an option out of range.
+    on its own. ``reuse_port=True`` sets SO_REUSEPORT, so several processes
+    can listen on one port and Linux spreads the connections among them
+    (what ``smtpcore serve --workers`` does). Raises ``OSError`` when the
+    address cannot be bound, ``ValueError`` for an option out of range.
     """
 
     def __init__(
@@ -114,6 +116,7 @@ class SMTPServer:
         auth_failure_delay: float = AUTH_FAILURE_DELAY,
         auth_failures_per_address: int | None = AUTH_FAILURES_PER_ADDRESS,
         max_connections_per_client: int | None = MAX_CONNECTIONS_PER_CLIENT,
+        reuse_port: bool = False,
     ) -> None:
         if implicit_tls and tls_context is None:
             raise ValueError("implicit_tls needs a tls_context")
@@ -140,6 +143,7 @@ class SMTPServer:
             max_connections_per_client=max_connections_per_client,
         )
         self._admission = self.options.admission()
+        self._reuse_port = reuse_port
         self._listener: socket.socket | None = None
         self._acceptor: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -156,7 +160,9 @@ class SMTPServer:
 
     def start(self) -> SMTPServer:
         """Bind, listen and accept in a background thread; return self."""
-        listener = socket.create_server((self.host, self._port), backlog=128)
+        listener = socket.create_server(
+            (self.host, self._port), backlog=128, reuse_port=self._reuse_port
+        )
         listener.settimeout(_SLICE)
         self._listener = listener
         self._port = listener.getsockname()[1]

@@ -294,6 +294,38 @@ class _Server:
             procedure.close()
 
 
+async def _listen(host: str, port: int, reuse_port: bool) -> list[trio.SocketListener]:
+    """Listeners on every address of ``host``; with ``reuse_port``, shared with other processes.
+
+    trio's ``open_tcp_listeners`` has no SO_REUSEPORT, so those are made here.
+    """
+    if not reuse_port:
+        return await trio.open_tcp_listeners(port, host=host)
+    listeners: list[trio.SocketListener] = []
+    infos = await trio.socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )
+    try:
+        for family, kind, proto, _, address in infos:
+            sock = trio.socket.socket(family, kind, proto)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                await sock.bind(address)
+                sock.listen(128)
+            except BaseException:
+                sock.close()
+                raise
+            listeners.append(trio.SocketListener(sock))
+    except BaseException:
+        for listener in listeners:
+            await listener.aclose()
+        raise
+    return listeners
+
+
 async def serve(
     handler: object,
     host: str = "127.0.0.1",
@@ -314,6 +346,7 @@ async def serve(
     auth_failures_per_address: int | None = AUTH_FAILURES_PER_ADDRESS,
     max_connections_per_client: int | None = MAX_CONNECTIONS_PER_CLIENT,
     hook_threads: int = HOOK_THREADS,
+    reuse_port: bool = False,
     shutdown: trio.Event | None = None,
     grace: float = 5.0,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
@@ -349,7 +382,7 @@ async def serve(
     )
     server = _Server(handler, options, tls_context, hook_threads)
     server.implicit_tls = implicit_tls
-    listeners = await trio.open_tcp_listeners(port, host=host)
+    listeners = await _listen(host, port, reuse_port)
     async with trio.open_nursery() as nursery:
         for listener in listeners:
             nursery.start_soon(server.accept, listener, nursery)

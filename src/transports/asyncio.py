@@ -17,10 +17,19 @@ from smtpcore import Limits, RemoteProtocolError
 from smtpcore.session import SendResult, Timeouts, TLSError, TLSMode
 
 from ._async import AsyncClient, Trace
-from ._serve_asyncio import SMTPServer, serve, start_server
+from ._serve_asyncio import LOOPS, SMTPServer, event_loop_factory, run, serve, start_server
 from ._tls import TLSLayer
 
-__all__ = ["SMTPClient", "SMTPServer", "send", "serve", "start_server"]
+__all__ = [
+    "LOOPS",
+    "SMTPClient",
+    "SMTPServer",
+    "event_loop_factory",
+    "run",
+    "send",
+    "serve",
+    "start_server",
+]
 
 T = TypeVar("T")
 

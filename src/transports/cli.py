@@ -500,6 +500,7 @@ def cmd_serve(args: argparse.Namespace, stdin: BinaryIO, out: TextIO, err: TextI
     # Everything that can be checked is checked before the store is created,
     # so a mistake leaves no empty Maildir or mbox behind.
     _check_framework(args.transport)
+    _check_loop(args.transport, args.loop)
     _check_serve_files(args)
     _check_listen(args.host, args.port)
     new = [path for path in (args.maildir, args.mbox) if path and not os.path.lexists(path)]
@@ -524,6 +525,21 @@ def _check_framework(transport: str) -> None:
         raise Failure(
             f"--transport {transport} needs {module}, which is not installed: "
             f"pip install 'smtpcore[{EXTRAS[module]}]'",
+            EX_UNAVAILABLE,
+        )
+
+
+def _check_loop(transport: str, loop: str) -> None:
+    """``Failure`` for ``--loop uvloop`` off asyncio, or with uvloop not installed."""
+    import importlib.util
+
+    if loop == "asyncio":
+        return
+    if transport != "asyncio":
+        raise Failure(f"--loop {loop} is for --transport asyncio, not {transport}")
+    if importlib.util.find_spec(loop) is None:
+        raise Failure(
+            f"--loop {loop} needs {loop}, which is not installed: pip install 'smtpcore[{loop}]'",
             EX_UNAVAILABLE,
         )
 
@@ -848,6 +864,9 @@ def parser() -> _Parser:
                        default="asyncio",
                        help="which server runs; trio and anyio need their extra "
                             "(default: %(default)s)")  # fmt: skip
+    serve.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio",
+                       help="the event loop of --transport asyncio; uvloop needs the uvloop "
+                            "extra (default: %(default)s)")  # fmt: skip
     serve.add_argument("--grace", type=float, default=10.0,
                        help="seconds messages in flight get to finish on SIGINT/SIGTERM "
                             "(default: %(default)s)")  # fmt: skip
@@ -857,6 +876,9 @@ def parser() -> _Parser:
     serve.add_argument("--max-connections-per-client", type=int, default=50,
                        help="sessions served at once from one client address "
                             "(default: %(default)s)")  # fmt: skip
+    serve.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="serve in N processes sharing the port (SO_REUSEPORT, Linux); "
+                            "the caps are divided among them (default: %(default)s)")  # fmt: skip
     serve.set_defaults(run=cmd_serve)
 
     probe = command("probe", "show what a server offers; sends no mail", _PROBE_EXAMPLES)

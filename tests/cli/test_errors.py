@@ -251,3 +251,25 @@ def test_building_options_are_refused_with_ready_messages(ready: str, tmp_path: 
         f"smtpcore: --attach builds a message: it cannot be used with {ready}, "
         "which sends ready ones"
     )
+
+
+def test_serve_on_uvloop_without_uvloop_names_the_extra(tmp_path: Path) -> None:
+    maildir = tmp_path / "Maildir"
+    done = run("serve", "--port", "0", "--maildir", str(maildir), "--loop", "uvloop",
+               prelude="import sys; sys.modules['uvloop'] = None")  # fmt: skip
+    assert one_line(done, 69) == (
+        "smtpcore: --loop uvloop needs uvloop, which is not installed: "
+        "pip install 'smtpcore[uvloop]'"
+    )
+    assert not maildir.exists()
+
+
+@pytest.mark.parametrize("transport", ["sync", "trio", "anyio"])
+def test_serve_uvloop_is_for_asyncio_only(transport: str, tmp_path: Path) -> None:
+    maildir = tmp_path / "Maildir"
+    done = run("serve", "--port", "0", "--maildir", str(maildir), "--transport", transport,
+               "--loop", "uvloop")  # fmt: skip
+    assert one_line(done, 64) == (
+        f"smtpcore: --loop uvloop is for --transport asyncio, not {transport}"
+    )
+    assert not maildir.exists()

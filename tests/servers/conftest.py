@@ -9,6 +9,8 @@ and raw sockets.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import os
 import socket
 import ssl
 import threading
@@ -28,7 +30,9 @@ import trustme
 from smtpcore import Reply
 from smtpcore.session._server import ServerEnvelope
 
-KINDS: Final = ("sync", "asyncio", "trio", "anyio-asyncio", "anyio-trio")
+KINDS: Final = ("sync", "asyncio", "asyncio-uvloop", "trio", "anyio-asyncio", "anyio-trio")
+# uvloop is in the tests extra; a developer without it skips its servers, CI never does.
+NO_UVLOOP: Final = importlib.util.find_spec("uvloop") is None and not os.environ.get("CI")
 USER: Final = "alice"
 PASSWORD: Final = "wonderland"
 
@@ -85,12 +89,15 @@ async def _run_asyncio(
     options: dict[str, Any],
     stop: asyncio.Event,
     grace: float,
+    uvloop: bool,
     *,
     task_status: anyio.abc.TaskStatus[int],
 ) -> int:
     from transports._serve_asyncio import start_server
 
     server = await start_server(handler, "127.0.0.1", 0, **options)
+    if uvloop:
+        assert type(asyncio.get_running_loop()).__module__.startswith("uvloop")
     task_status.started(server.port)
     await stop.wait()
     return await server.aclose(grace)
@@ -99,11 +106,13 @@ async def _run_asyncio(
 def _start_portal(kind: str, handler: object, options: dict[str, Any], grace: float) -> Running:
     backend = "trio" if kind in ("trio", "anyio-trio") else "asyncio"
     stack = ExitStack()
-    portal = stack.enter_context(anyio.from_thread.start_blocking_portal(backend))
+    backend_options = {"use_uvloop": True} if kind == "asyncio-uvloop" else {}
+    portal = stack.enter_context(anyio.from_thread.start_blocking_portal(backend, backend_options))
     future: Future[int]
-    if kind == "asyncio":
+    if kind in ("asyncio", "asyncio-uvloop"):
         event: Any = portal.call(asyncio.Event)
-        future, port = portal.start_task(partial(_run_asyncio, handler, options, event, grace))
+        job = partial(_run_asyncio, handler, options, event, grace, kind == "asyncio-uvloop")
+        future, port = portal.start_task(job)
     elif kind == "trio":
         from transports._serve_trio import serve as trio_serve
 
@@ -126,7 +135,16 @@ def _start_portal(kind: str, handler: object, options: dict[str, Any], grace: fl
     return Running(port, stop)
 
 
-@pytest.fixture(params=KINDS)
+#: ``KINDS`` for ``pytest.mark.parametrize``: uvloop's skipped where it may be.
+KIND_PARAMS: Final = [
+    pytest.param(kind, marks=pytest.mark.skipif(NO_UVLOOP, reason="uvloop is not installed"))
+    if kind == "asyncio-uvloop"
+    else kind
+    for kind in KINDS
+]
+
+
+@pytest.fixture(params=KIND_PARAMS)
 def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 

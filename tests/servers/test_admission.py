@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ from smtpcore.session._admission import (
     Admission,
 )
 
-from .conftest import KINDS, Memory, Raw, Starter
+from .conftest import KIND_PARAMS, Memory, Raw, Starter
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -187,14 +188,14 @@ if kind == "sync":
     server = SMTPServer(Handler(), "127.0.0.1", 0, **options).start()
     squeeze(server.port)
     server.serve_forever()
-elif kind == "asyncio":
+elif kind in ("asyncio", "asyncio-uvloop"):
     import asyncio
-    from transports.asyncio import start_server
+    from transports.asyncio import run, start_server
     async def main():
         server = await start_server(Handler(), "127.0.0.1", 0, **options)
         squeeze(server.port)
         await asyncio.Event().wait()
-    asyncio.run(main())
+    run(main(), loop=kind.removeprefix("asyncio-") if "-" in kind else "asyncio")
 elif kind == "trio":
     import trio
     from transports.trio import serve
@@ -214,7 +215,17 @@ else:
 """
 
 
-@pytest.mark.parametrize("kind", KINDS)
+def _served_soon(port: int) -> None:
+    """Connect until the server greets (within 10 s)."""
+    for _ in range(100):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            if sock.recv(100).startswith(b"220"):
+                return
+        time.sleep(0.1)
+    raise AssertionError("never greeted")
+
+
+@pytest.mark.parametrize("kind", KIND_PARAMS)
 def test_accept_goes_on_after_running_out_of_descriptors(kind: str, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     # A file, not a pipe: a full pipe nobody reads would block the server's
@@ -245,6 +256,11 @@ def test_accept_goes_on_after_running_out_of_descriptors(kind: str, tmp_path: Pa
             sock.close()
         flood.clear()
         # The flood is gone: a later client is served.
+        if kind == "asyncio-uvloop":
+            # libuv closes at once what arrives while it is out of descriptors
+            # (asyncio leaves it in the backlog for the next try): the server
+            # frees the flood's descriptors as it reads their ends.
+            _served_soon(port)
         later = Raw(port, timeout=20)
         try:
             assert later.reply() == b"220 mx.test ESMTP\r\n"
@@ -269,5 +285,10 @@ def test_accept_goes_on_after_running_out_of_descriptors(kind: str, tmp_path: Pa
     lines = (tmp_path / "stderr").read_text().splitlines()
     pausing = [line for line in lines if "Too many open files; pausing and retrying" in line]
     again = [line for line in lines if "accepting connections on port" in line]
-    assert 1 <= len(pausing) <= len(again) + 1, lines
+    if kind == "asyncio-uvloop":
+        # libuv meets EMFILE itself: it accepts with a spare descriptor and
+        # closes what it cannot keep, and no failure reaches the server.
+        assert not pausing, lines
+    else:
+        assert 1 <= len(pausing) <= len(again) + 1, lines
     assert not [line for line in lines if "Traceback" in line], lines

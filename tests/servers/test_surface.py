@@ -44,9 +44,20 @@ def test_every_async_serve_takes_hook_threads_next() -> None:
         assert names[len(COMMON) : len(COMMON) + len(ASYNC)] == ASYNC, module.__name__
 
 
+#: Last of all: SO_REUSEPORT, for several processes on one port.
+REUSE = ["reuse_port"]
+
+
+def test_every_serve_takes_reuse_port_last_of_the_options() -> None:
+    for module in (_serve_asyncio, _serve_trio, _serve_anyio):
+        names = list(inspect.signature(module.serve).parameters)
+        at = len(COMMON) + len(ASYNC)
+        assert names[at : at + len(REUSE)] == REUSE, module.__name__
+
+
 def test_server_classes_take_the_same_options() -> None:
     sync = inspect.signature(_serve_sync.SMTPServer)
     asyncio = inspect.signature(_serve_asyncio.SMTPServer)
-    assert list(sync.parameters) == COMMON
-    assert list(asyncio.parameters) == COMMON + ASYNC
-    assert list(inspect.signature(_serve_asyncio.start_server).parameters) == COMMON + ASYNC
+    assert list(sync.parameters) == COMMON + REUSE
+    assert list(asyncio.parameters) == COMMON + ASYNC + REUSE
+    assert list(inspect.signature(_serve_asyncio.start_server).parameters) == COMMON + ASYNC + REUSE
