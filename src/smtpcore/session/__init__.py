@@ -37,6 +37,7 @@ from ._errors import (
     command_text,
     reply_error,
 )
+from ._many import BATCH, Outcome, Outgoing, Status, deliver_many, to_envelope
 from ._options import (
     DSN,
     Body,
@@ -80,6 +81,7 @@ from ._throttle import AuthBudget
 from ._tls import TLSInfo
 
 __all__ = [
+    "BATCH",
     "DATA_TIMEOUT",
     "DSN",
     "HOOKS",
@@ -107,6 +109,8 @@ __all__ = [
     "NotSupported",
     "Notice",
     "Now",
+    "Outcome",
+    "Outgoing",
     "Pause",
     "Peer",
     "PermanentError",
@@ -125,6 +129,7 @@ __all__ = [
     "SessionInfo",
     "SpoolWrite",
     "StageClock",
+    "Status",
     "TLSError",
     "TLSInfo",
     "TLSMode",
@@ -133,6 +138,7 @@ __all__ = [
     "Write",
     "command_text",
     "deliver",
+    "deliver_many",
     "deliver_message",
     "format_date",
     "hello_name",
@@ -147,5 +153,6 @@ __all__ = [
     "reply_error",
     "serve_connection",
     "simple_command",
+    "to_envelope",
     "waiting_for",
 ]
