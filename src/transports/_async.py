@@ -16,7 +16,14 @@ import secrets
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from email.message import Message
 from types import TracebackType
 from typing import Protocol, TypeVar
@@ -36,6 +43,7 @@ from smtpcore import (
     Vrfy,
 )
 from smtpcore.session import (
+    BATCH,
     DSN,
     Body,
     ClientOptions,
@@ -44,6 +52,8 @@ from smtpcore.session import (
     Envelope,
     Handshake,
     NextChunk,
+    Outcome,
+    Outgoing,
     Procedure,
     Read,
     SendResult,
@@ -54,7 +64,10 @@ from smtpcore.session import (
     TLSInfo,
     TLSMode,
     Write,
+    batches,
+    connection_failed,
     deliver,
+    deliver_many,
     deliver_message,
     hello_name,
     io_failure,
@@ -62,6 +75,7 @@ from smtpcore.session import (
     open_session,
     quit,
     simple_command,
+    unsent,
 )
 
 from ._content import split_content
@@ -252,6 +266,34 @@ class AsyncClient(abc.ABC):
         async with self._turn():
             return await self._drive(deliver(self._connection(), self._options, envelope), source)
 
+    async def send_many(
+        self, messages: Iterable[Outgoing] | AsyncIterable[Outgoing]
+    ) -> AsyncIterator[Outcome]:
+        """Send many messages on this connection, pipelined; yield one ``Outcome`` each, in order.
+
+        Each item is an ``email.message.Message`` (envelope from its headers),
+        an ``Envelope`` with its content, or ``(sender, recipients, content)``;
+        ``messages`` may be an iterable or an async iterable. With PIPELINING,
+        each message's content goes out with the next one's envelope: one
+        round trip per message (RFC 2920 3.1). A refused message does not
+        stop the others. After the connection fails, the message in flight is
+        "unknown" and the rest "unsent" (see ``Outcome``); nothing here
+        raises for what the server did. Each batch of messages takes one turn
+        on the client; a cancellation closes the connection, as for any call.
+        """
+        failure: Exception | None = None
+        async for chunk in _batches(messages):
+            if failure is not None:
+                for outcome in unsent(len(chunk), failure):
+                    yield outcome
+                continue
+            async with self._turn():
+                job = deliver_many(self._connection(), self._options, chunk)
+                outcomes = await self._drive(job)
+            failure = connection_failed(outcomes)
+            for outcome in outcomes:
+                yield outcome
+
     async def send_old(
         self, verb: str, sender: str, recipients: str | Sequence[str], content: object
     ) -> SendResult:
@@ -424,6 +466,24 @@ class _Lock(Protocol):
         tb: TracebackType | None,
         /,
     ) -> object: ...
+
+
+async def _batches(
+    messages: Iterable[Outgoing] | AsyncIterable[Outgoing],
+) -> AsyncIterator[list[Outgoing]]:
+    """The messages in batches for ``deliver_many``, from an iterable or an async one."""
+    if not isinstance(messages, AsyncIterable):
+        for some in batches(messages):
+            yield some
+        return
+    chunk: list[Outgoing] = []
+    async for item in messages:
+        chunk.append(item)
+        if len(chunk) >= BATCH:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _split(

@@ -37,7 +37,17 @@ from ._errors import (
     command_text,
     reply_error,
 )
-from ._many import BATCH, Outcome, Outgoing, Status, deliver_many, to_envelope
+from ._many import (
+    BATCH,
+    Outcome,
+    Outgoing,
+    Status,
+    batches,
+    connection_failed,
+    deliver_many,
+    to_envelope,
+    unsent,
+)
 from ._options import (
     DSN,
     Body,
@@ -136,7 +146,9 @@ __all__ = [
     "Timeouts",
     "TransientError",
     "Write",
+    "batches",
     "command_text",
+    "connection_failed",
     "deliver",
     "deliver_many",
     "deliver_message",
@@ -154,5 +166,6 @@ __all__ = [
     "serve_connection",
     "simple_command",
     "to_envelope",
+    "unsent",
     "waiting_for",
 ]

@@ -18,11 +18,12 @@ the messages whose end never went out are "unsent" and may be sent again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import TYPE_CHECKING, Final, Literal, TypeAlias
 
-from .._client import ClientConnection, ClientPhase
+from .._client import ClientConnection
 from .._data import LineEnds
 from .._errors import ProtocolError, RemoteProtocolError
 from .._events import Bdat, Command, EndOfData, MessageData, Reply, Rset
@@ -42,7 +43,17 @@ from ._options import ClientOptions, Envelope, SendResult
 if TYPE_CHECKING:
     from email.message import Message
 
-__all__ = ["BATCH", "Outcome", "Outgoing", "Status", "deliver_many", "to_envelope"]
+__all__ = [
+    "BATCH",
+    "Outcome",
+    "Outgoing",
+    "Status",
+    "batches",
+    "connection_failed",
+    "deliver_many",
+    "to_envelope",
+    "unsent",
+]
 
 #: How many messages a transport hands ``deliver_many`` at once: the results
 #: of one batch reach the caller before the next batch starts.
@@ -327,6 +338,13 @@ def _failed(batch: _Batch, error: SMTPError | RemoteProtocolError) -> None:
             outcomes[index] = Outcome(_UNSENT, error=error)
 
 
+def batches(messages: Iterable[Outgoing], size: int = BATCH) -> Iterator[list[Outgoing]]:
+    """``messages`` in lists of at most ``size``, taken from the iterable as they are needed."""
+    it = iter(messages)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
 def unsent(count: int, error: Exception) -> list[Outcome]:
     """``count`` "unsent" outcomes: for what follows a batch that lost the connection."""
     return [Outcome(_UNSENT, error=error)] * count
@@ -338,8 +356,3 @@ def connection_failed(outcomes: Iterable[Outcome]) -> Exception | None:
         if outcome.status in (_UNKNOWN, _UNSENT) and outcome.error is not None:
             return outcome.error
     return None
-
-
-def is_closed(conn: ClientConnection) -> bool:
-    """True when nothing more can be sent on ``conn``."""
-    return conn.phase in (ClientPhase.CLOSED, ClientPhase.ERROR)
