@@ -447,3 +447,91 @@ def test_email_messages_envelopes_and_needs_the_server_lacks() -> None:
 def test_wrong_items_raise_before_any_byte() -> None:
     with pytest.raises(TypeError, match="send_many takes"):
         run_transcript(batch(options(), [b"nope"], bye=False), EHLO_PIPELINING)  # type: ignore[list-item]
+
+
+def test_a_bad_address_refuses_its_message_before_any_byte() -> None:
+    messages: list[Outgoing] = [("a@x.org", ["not an address"], BODY), three()[1]]
+    script = (
+        EHLO_PIPELINING
+        + """
+        C: MAIL FROM:<a@x.org>
+        C: RCPT TO:<two@y.org>
+        C: DATA
+        S: 250 ok
+        S: 250 ok
+        S: 354 go
+        C: Subject: hi
+        C:
+        C: body
+        C: .
+        S: 250 queued
+        C: QUIT
+        S: 221 bye
+    """
+    )
+    outcomes = run_transcript(batch(options(), messages), script)
+    assert [o.status for o in outcomes] == ["refused", "accepted"]
+    assert "no local part" in str(outcomes[0].error)
+
+
+LONG: Final = "x" * 80 + "@y.org"
+
+
+def test_a_line_over_the_limits_when_pipelining_settles_the_one_before_then_closes() -> None:
+    """Its MAIL is counted as sent: the session is out of step, so it ends, nothing guessed."""
+    from smtpcore import Limits
+
+    messages: list[Outgoing] = [three()[0], ("a@x.org", [LONG], BODY), three()[2]]
+    script = (
+        EHLO_PIPELINING
+        + """
+        C: MAIL FROM:<a@x.org>
+        C: RCPT TO:<one@y.org>
+        C: DATA
+        S: 250 ok
+        S: 250 ok
+        S: 354 go
+        C: Subject: hi
+        C:
+        C: body
+        C: .
+        S: 250 queued 1
+        EOF
+    """
+    )
+    opts = options(limits=Limits(parameter_line=64))
+    outcomes = run_transcript(batch(opts, messages, bye=False), script)
+    assert [o.status for o in outcomes] == ["accepted", "refused", "unsent"]
+    assert "parameter_line" in str(outcomes[1].error)
+    assert isinstance(outcomes[2].error, ConnectionLost)
+
+
+def test_a_line_over_the_limits_one_by_one_resets_and_goes_on() -> None:
+    from smtpcore import Limits
+
+    messages: list[Outgoing] = [("a@x.org", [LONG], BODY), three()[1]]
+    script = (
+        EHLO_PLAIN
+        + """
+        C: MAIL FROM:<a@x.org>
+        S: 250 ok
+        C: RSET
+        S: 250 reset
+        C: MAIL FROM:<a@x.org>
+        S: 250 ok
+        C: RCPT TO:<two@y.org>
+        S: 250 ok
+        C: DATA
+        S: 354 go
+        C: Subject: hi
+        C:
+        C: body
+        C: .
+        S: 250 queued
+        C: QUIT
+        S: 221 bye
+    """
+    )
+    opts = options(limits=Limits(parameter_line=64))
+    outcomes = run_transcript(batch(opts, messages), script)
+    assert [o.status for o in outcomes] == ["refused", "accepted"]

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Final, Literal, TypeAlias
 
 from .._client import ClientConnection
 from .._data import LineEnds
-from .._errors import ProtocolError, RemoteProtocolError
+from .._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from .._events import Bdat, Command, EndOfData, MessageData, Reply, Rset
 from ._client import _DATA, _plan, _reply, message_envelope
 from ._effects import Close, Procedure, Write
@@ -187,8 +187,9 @@ def deliver_many(
                 batch.outcomes[index] = Outcome(_REFUSED, error=envelope)
                 continue
             try:
+                # Also builds (and so checks) the commands: a bad address ends here.
                 plan = _plan(conn, options, envelope)
-            except NotSupported as exc:
+            except (NotSupported, LocalProtocolError, ValueError) as exc:
                 batch.outcomes[index] = Outcome(_REFUSED, error=exc)
                 continue
             commands: list[Command] = [plan.mail, *plan.rcpts]
@@ -196,7 +197,21 @@ def deliver_many(
                 commands.append(_DATA)
             if pipelining:
                 send = conn.send
-                yield Write(carry + b"".join([send(command) for command in commands]))
+                try:
+                    group = b"".join([send(command) for command in commands])
+                except LocalProtocolError as exc:
+                    # A command the connection refuses to send (a line over the
+                    # limits): the ones before it are counted as sent, so the
+                    # session is out of step. What went before is settled, then
+                    # the connection closes.
+                    batch.outcomes[index] = Outcome(_REFUSED, error=exc)
+                    if carry:
+                        yield Write(carry)
+                        yield from _settle(conn, options, batch)
+                    raise ConnectionLost(
+                        f"connection closed after a message that could not be sent: {exc}"
+                    ) from exc
+                yield Write(carry + group)
                 carry = b""
                 yield from _settle(conn, options, batch)
                 replies = []
@@ -208,15 +223,27 @@ def deliver_many(
                     carry = b""
                     yield from _settle(conn, options, batch)
                 replies = []
+                unsendable: LocalProtocolError | None = None
                 for command in commands:
                     if command is _DATA and not any(
                         r.is_positive for r in replies[1:]
                     ):  # no recipient: no DATA
                         break
-                    yield Write(conn.send(command))
+                    try:
+                        wire = conn.send(command)
+                    except LocalProtocolError as exc:
+                        unsendable = exc  # not sent, nothing counted: the session is in step
+                        break
+                    yield Write(wire)
                     replies.append((yield from _reply(conn, _timeout(command, options))))
                     if len(replies) == 1 and not replies[0].is_positive:
                         break  # MAIL refused: no RCPT
+                if unsendable is not None:
+                    batch.outcomes[index] = Outcome(_REFUSED, error=unsendable)
+                    if replies:  # MAIL went out: close the transaction
+                        carry = conn.send(Rset())
+                        batch.ignored += 1
+                    continue
             carry = _judge(conn, batch, index, envelope, plan.bdat, plan.binary, replies)
         if carry:
             yield Write(carry)
