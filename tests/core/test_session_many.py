@@ -337,37 +337,103 @@ def test_lost_before_the_first_reply_leaves_everything_unsent() -> None:
     assert isinstance(outcomes[0].error, ConnectionLost)
 
 
-def test_chunking_sends_bdat_last_with_the_next_group() -> None:
-    """RFC 3030 2 with RFC 2920: no 354 to wait for; one round trip per message."""
+def test_chunking_puts_whole_transactions_in_flight() -> None:
+    """RFC 3030 2 with RFC 2920: no 354 to wait for; the next ones go before the replies."""
     record = Record([], [], [])
+    size = len(BODY)
     script = (
         EHLO_CHUNKING
         + f"""
         C: MAIL FROM:<a@x.org>
         C: RCPT TO:<one@y.org>
-        S: 250 ok
-        S: 250 ok
-        C: BDAT {len(BODY)} LAST
+        C: BDAT {size} LAST
         C: Subject: hi
         C:
         C: body
+        C: RSET
         C: MAIL FROM:<a@x.org>
         C: RCPT TO:<two@y.org>
-        S: 250 queued 1
-        S: 250 ok
-        S: 250 ok
-        C: BDAT {len(BODY)} LAST
+        C: BDAT {size} LAST
         C: Subject: hi
         C:
         C: body
+        C: RSET
+        C: MAIL FROM:<a@x.org>
+        C: RCPT TO:<three@y.org>
+        C: BDAT {size} LAST
+        C: Subject: hi
+        C:
+        C: body
+        S: 250 ok
+        S: 550 no such user
+        S: 554 5.5.1 no valid recipients
+        S: 250 reset
+        S: 250 ok
+        S: 250 ok
         S: 250 queued 2
+        S: 250 reset
+        S: 250 ok
+        S: 250 ok
+        S: 452 4.3.1 full
         C: QUIT
         S: 221 bye
     """
     )
-    outcomes = run_transcript(batch(options(chunking=True), three()[:2]), script, record=record)
-    assert [o.status for o in outcomes] == ["accepted", "accepted"]
-    assert record.writes[2].startswith(f"BDAT {len(BODY)} LAST\r\n".encode() + BODY + b"MAIL")
+    outcomes = run_transcript(batch(options(chunking=True), three()), script, record=record)
+    assert [o.status for o in outcomes] == ["refused", "accepted", "refused"]
+    assert isinstance(outcomes[0].error, RecipientsRefused)
+    assert isinstance(outcomes[2].error, TransientError)
+    assert outcomes[1].result is not None and outcomes[1].result.reply.lines == ("queued 2",)
+    assert len(record.writes) == 1 + 3 + 1  # EHLO, one write per transaction, QUIT
+
+
+def test_chunking_window_lost_leaves_every_transaction_in_flight_unknown() -> None:
+    size = len(BODY)
+    script = (
+        EHLO_CHUNKING
+        + f"""
+        C: MAIL FROM:<a@x.org>
+        C: RCPT TO:<one@y.org>
+        C: BDAT {size} LAST
+        C: Subject: hi
+        C:
+        C: body
+        C: RSET
+        C: MAIL FROM:<a@x.org>
+        C: RCPT TO:<two@y.org>
+        C: BDAT {size} LAST
+        C: Subject: hi
+        C:
+        C: body
+        S: 250 ok
+        S: 250 ok
+        S: 250 queued 1
+        GONE
+    """
+    )
+    outcomes = run_transcript(batch(options(chunking=True), three()[:2], bye=False), script)
+    assert [o.status for o in outcomes] == ["accepted", "unknown"]
+
+
+def test_chunking_window_is_bounded() -> None:
+    """At most WINDOW transactions are written before the oldest one's replies are read."""
+    from smtpcore.session._many import WINDOW
+
+    size = len(BODY)
+    one = f"""
+        C: MAIL FROM:<a@x.org>
+        C: RCPT TO:<n@y.org>
+        C: BDAT {size} LAST
+        C: Subject: hi
+        C:
+        C: body
+    """
+    replies = "S: 250 ok\nS: 250 ok\nS: 250 queued\n"
+    script = EHLO_CHUNKING + one + ("C: RSET\n" + one) * (WINDOW - 1) + replies
+    script += "C: RSET\n" + one + ("S: 250 reset\n" + replies) * WINDOW + "C: QUIT\nS: 221 bye"
+    messages: list[Outgoing] = [("a@x.org", ["n@y.org"], BODY)] * (WINDOW + 1)
+    outcomes = run_transcript(batch(options(chunking=True), messages), script)
+    assert [o.status for o in outcomes] == ["accepted"] * (WINDOW + 1)
 
 
 def test_lmtp_gets_one_final_reply_per_recipient() -> None:

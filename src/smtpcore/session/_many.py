@@ -5,8 +5,9 @@ first "command" of a pipelined group. So once the replies to a message's
 MAIL, RCPT and DATA are in, its content and end of data go out in the same
 write as the next message's MAIL, RCPT and DATA; the reply to the end of
 data then arrives just before the replies of the next group. With CHUNKING
-(when BDAT is chosen) the ``BDAT n LAST`` chunk takes the place of the
-content, with no 354 to wait for. Without PIPELINING every command waits for
+chosen (``chunking=True``) there is no 354 to wait for: each transaction is
+one write (MAIL, RCPT, ``BDAT n LAST`` and the content) and up to ``WINDOW``
+of them are in flight at once. Without PIPELINING every command waits for
 its reply, as in ``deliver``.
 
 Each message gets an ``Outcome``; a refusal ends that message only. When
@@ -18,6 +19,7 @@ the messages whose end never went out are "unsent" and may be sent again.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -38,13 +40,15 @@ from ._errors import (
     TransientError,
     reply_error,
 )
-from ._options import ClientOptions, Envelope, SendResult
+from ._options import ClientOptions, Envelope, SendResult, Timeouts
 
 if TYPE_CHECKING:
     from email.message import Message
 
 __all__ = [
     "BATCH",
+    "WINDOW",
+    "WINDOW_OCTETS",
     "Outcome",
     "Outgoing",
     "Status",
@@ -59,6 +63,14 @@ __all__ = [
 #: of one batch reach the caller before the next batch starts.
 BATCH: Final = 64
 """Messages per ``deliver_many`` call when a transport sends an iterable."""
+
+#: With CHUNKING chosen (``chunking=True``), how many transactions may be in
+#: flight at once, and about how many octets of content: a ``BDAT n LAST``
+#: needs no 354, so the next transactions need not wait for its reply.
+WINDOW: Final = 16
+"""Transactions in flight at once with BDAT (RFC 3030 with RFC 2920)."""
+WINDOW_OCTETS: Final = 1024 * 1024
+"""About the most content in flight at once with BDAT."""
 
 Outgoing: TypeAlias = "Message | Envelope | tuple[str, str | Sequence[str], bytes | str]"
 """One message for ``send_many``: an ``email.message.Message`` (envelope from its
@@ -179,7 +191,10 @@ def deliver_many(
             envelopes.append(to_envelope(conn, item))
         except ProtocolError as exc:  # a message without a usable envelope
             envelopes.append(exc)
-    pipelining = conn.extensions.pipelining
+    ext = conn.extensions
+    pipelining = ext.pipelining
+    if pipelining and ext.chunking and options.chunking is True and not conn.lmtp:
+        return (yield from _deliver_window(conn, options, batch, envelopes))
     carry = b""  # what the previous message still has to send, before the next group
     try:
         for index, envelope in enumerate(envelopes):
@@ -252,6 +267,124 @@ def deliver_many(
         _failed(batch, exc)
         yield Close()
     return [outcome or Outcome(_UNSENT) for outcome in batch.outcomes]
+
+
+class _Transaction:
+    """A BDAT transaction written whole, its replies still to come."""
+
+    __slots__ = ("envelope", "index", "octets", "reset")
+
+    def __init__(self, index: int, envelope: Envelope, reset: bool, octets: int) -> None:
+        self.index = index
+        self.envelope = envelope
+        self.reset = reset  # an RSET went before its MAIL
+        self.octets = octets
+
+
+def _deliver_window(
+    conn: ClientConnection,
+    options: ClientOptions,
+    batch: _Batch,
+    envelopes: list[Envelope | Exception],
+) -> Procedure[list[Outcome]]:
+    """Whole BDAT transactions in flight, up to ``WINDOW`` (RFC 3030 2 with RFC 2920 3.1).
+
+    Each transaction is one write: MAIL, the RCPTs and ``BDAT n LAST`` with
+    the content, sent before the replies of the ones before it. Each MAIL
+    after one in flight is preceded by RSET: if that earlier transaction is
+    refused (every recipient, or its chunk), the server's state is reset
+    whatever it did, so the next one is not refused as a nested MAIL.
+    """
+    timeouts = options.timeouts
+    inflight: deque[_Transaction] = deque()
+    octets = 0
+    outcomes = batch.outcomes
+    send = conn.send
+    try:
+        for index, envelope in enumerate(envelopes):
+            if isinstance(envelope, Exception):
+                outcomes[index] = Outcome(_REFUSED, error=envelope)
+                continue
+            try:
+                plan = _plan(conn, options, envelope)
+            except (NotSupported, LocalProtocolError, ValueError) as exc:
+                outcomes[index] = Outcome(_REFUSED, error=exc)
+                continue
+            content = envelope.content
+            assert content is not None
+            if not plan.binary:
+                ends = LineEnds()
+                content = ends.feed(content) + ends.end()
+            while inflight and (len(inflight) >= WINDOW or octets + len(content) > WINDOW_OCTETS):
+                octets -= yield from _window_settle(conn, timeouts, batch, inflight)
+            reset = bool(inflight)
+            wire = [send(Rset())] if reset else []
+            try:
+                wire.append(send(plan.mail))
+                wire += [send(rcpt) for rcpt in plan.rcpts]
+            except LocalProtocolError as exc:
+                outcomes[index] = Outcome(_REFUSED, error=exc)
+                # Commands before it count as sent: out of step. Settle, close.
+                if wire:
+                    yield Write(b"".join(wire))
+                while inflight:
+                    yield from _window_settle(conn, timeouts, batch, inflight)
+                raise ConnectionLost(
+                    f"connection closed after a message that could not be sent: {exc}"
+                ) from exc
+            wire.append(_chunk(conn, content))
+            inflight.append(_Transaction(index, envelope, reset, len(content)))
+            octets += len(content)
+            yield Write(b"".join(wire))
+        while inflight:
+            yield from _window_settle(conn, timeouts, batch, inflight)
+    except (ConnectionLost, SMTPTimeout, TransientError, RemoteProtocolError) as exc:
+        for transaction in inflight:  # each one's LAST chunk went out: no reply, no guess
+            if outcomes[transaction.index] is None:
+                outcomes[transaction.index] = Outcome(_UNKNOWN, error=exc)
+        _failed(batch, exc)
+        yield Close()
+    return [outcome or Outcome(_UNSENT) for outcome in outcomes]
+
+
+def _chunk(conn: ClientConnection, content: bytes) -> bytes:
+    """``BDAT n LAST`` and its octets (RFC 3030 2)."""
+    wire = conn.send(Bdat(len(content), last=True))
+    return wire + conn.send(MessageData(content)) if content else wire
+
+
+def _window_settle(
+    conn: ClientConnection, timeouts: Timeouts, batch: _Batch, inflight: deque[_Transaction]
+) -> Procedure[int]:
+    """Read the oldest transaction's replies and judge it; return its octets."""
+    transaction = inflight[0]
+    if transaction.reset:
+        yield from _reply(conn, timeouts.ehlo)  # what it says does not matter
+    mail_reply = yield from _reply(conn, timeouts.mail)
+    accepted: dict[str, Reply] = {}
+    refused: dict[str, Reply] = {}
+    for recipient in transaction.envelope.recipients:
+        reply = yield from _reply(conn, timeouts.rcpt)
+        if 200 <= reply.code < 300:
+            accepted[recipient] = reply
+        else:
+            refused[recipient] = reply
+    final = yield from _reply(conn, timeouts.data_termination)
+    inflight.popleft()
+    error: Exception | None = None
+    if not mail_reply.is_positive:
+        error = reply_error(mail_reply)
+    elif not accepted:
+        error = RecipientsRefused(refused)
+    elif not final.is_positive:
+        error = reply_error(final, "BDAT LAST")
+    if error is not None:
+        batch.outcomes[transaction.index] = Outcome(_REFUSED, error=error)
+    else:
+        data_replies = dict.fromkeys(accepted, final)
+        result = SendResult._owned(accepted, refused, final, data_replies)
+        batch.outcomes[transaction.index] = Outcome(_ACCEPTED, result=result)
+    return transaction.octets
 
 
 def _timeout(command: Command, options: ClientOptions) -> float:
