@@ -464,7 +464,8 @@ def send_many(
                     message.sender, list(message.recipients), content,
                     smtputf8=message.smtputf8, body="8BITMIME" if message.body_8bit else None,
                 )))  # fmt: skip
-                if len(waiting) >= BATCH and not flush(smtp):
+                held = sum(len(e.content or b"") for _, e in waiting)
+                if (len(waiting) >= BATCH or held >= HELD_AT_MOST) and not flush(smtp):
                     break
                 continue
             if not flush(smtp):
@@ -490,6 +491,9 @@ def send_many(
         return EX_OK
     return EX_UNAVAILABLE if EX_UNAVAILABLE in statuses else statuses[0]
 
+
+#: Small messages read whole and waiting for send_many hold at most about this much.
+HELD_AT_MOST: Final = 4 * 1024 * 1024
 
 #: Content beyond this size shows a progress line on a terminal.
 PROGRESS_FROM: Final = 1024 * 1024
