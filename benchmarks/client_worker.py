@@ -22,11 +22,17 @@ from _common import HELO, HOST, RECIPIENT, SENDER, message
 
 #: Reference rows, not clients: the bare-socket floors below.
 FLOORS = ("floor-sync-1rt", "floor-sync-2rt", "floor-asyncio-1rt", "floor-asyncio-2rt")
+#: ``send_many`` on each connection: messages pipelined across, one round trip each.
+MANY = ("smtpcore-sync-many", "smtpcore-asyncio-many", "smtpcore-trio-many", "smtpcore-anyio-many")
+#: One ``Pool`` of CONNECTIONS connections, one task per connection, each ``send_many``.
+POOLS = ("smtpcore-asyncio-pool", "smtpcore-trio-pool", "smtpcore-anyio-pool")
 CLIENTS = (
     "smtpcore-sync",
     "smtpcore-asyncio",
     "smtpcore-trio",
     "smtpcore-anyio",
+    *MANY,
+    *POOLS,
     "smtplib",
     "aiosmtplib",
     "smtpproto-asyncio",
@@ -173,6 +179,25 @@ def _content(path: Path | None) -> Callable[[], Any]:
     return lambda: open(path, "rb")
 
 
+def _envelopes(count: int, path: Path | None) -> Any:
+    """``count`` (sender, recipients, content) items for send_many; the content in hand."""
+    data = message() if path is None else path.read_bytes()
+    return ((SENDER, [RECIPIENT], data) for _ in range(count))
+
+
+def _check(outcomes: Any) -> None:
+    """Consume the outcomes; fail the run unless every message was accepted."""
+    for outcome in outcomes:
+        if outcome.status != "accepted":
+            raise RuntimeError(f"a message was {outcome.status}: {outcome.error}")
+
+
+async def _acheck(outcomes: Any) -> None:
+    async for outcome in outcomes:
+        if outcome.status != "accepted":
+            raise RuntimeError(f"a message was {outcome.status}: {outcome.error}")
+
+
 def run_sync(kind: str, port: int, count: int, path: Path | None) -> None:
     if kind.startswith("floor-sync"):
         floor_sync(port, count, 1 if kind.endswith("1rt") else 2)
@@ -190,6 +215,9 @@ def run_sync(kind: str, port: int, count: int, path: Path | None) -> None:
     from transports.sync import SMTPClient
 
     with SMTPClient(HOST, port, tls="none", local_hostname=HELO) as client:
+        if kind == "smtpcore-sync-many":
+            _check(client.send_many(_envelopes(count, path)))
+            return
         for _ in range(count):
             item = content()
             try:
@@ -231,11 +259,11 @@ async def _one_connection(kind: str, port: int, count: int, path: Path | None) -
             for _ in range(count):
                 await session.send_message(msg, sender=SENDER, recipients=[RECIPIENT])
         return
-    if kind == "smtpcore-asyncio":
+    if kind.startswith("smtpcore-asyncio"):
         from transports.asyncio import SMTPClient as AsyncioClient
 
         client_type: Any = AsyncioClient
-    elif kind == "smtpcore-trio":
+    elif kind.startswith("smtpcore-trio"):
         from transports.trio import SMTPClient as TrioClient
 
         client_type = TrioClient
@@ -244,6 +272,9 @@ async def _one_connection(kind: str, port: int, count: int, path: Path | None) -
 
         client_type = AnyioClient
     async with client_type(HOST, port, tls="none", local_hostname=HELO) as smtp:
+        if kind.endswith("-many"):
+            await _acheck(smtp.send_many(_envelopes(count, path)))
+            return
         for _ in range(count):
             item = content()
             try:
@@ -256,9 +287,27 @@ async def _one_connection(kind: str, port: int, count: int, path: Path | None) -
 def run_async(kind: str, port: int, count: int, connections: int, path: Path | None) -> None:
     async def main() -> None:
         shares = _shares(count, connections)
-        if kind in ("smtpcore-asyncio", "aiosmtplib", "smtpproto-asyncio") or kind.startswith(
-            "floor-asyncio"
-        ):
+        if kind in POOLS:
+            import anyio
+
+            from transports import anyio as anyio_transport
+            from transports import asyncio as asyncio_transport
+            from transports import trio as trio_transport
+
+            module: Any = {"asyncio": asyncio_transport, "trio": trio_transport}.get(
+                kind.split("-")[1], anyio_transport
+            )
+            pool = module.Pool(HOST, port, connections=connections, tls="none", local_hostname=HELO)
+            async with pool, anyio.create_task_group() as group:
+                for n in shares:
+                    group.start_soon(_acheck, pool.send_many(_envelopes(n, path)))
+            return
+        if kind in (
+            "smtpcore-asyncio",
+            "smtpcore-asyncio-many",
+            "aiosmtplib",
+            "smtpproto-asyncio",
+        ) or kind.startswith("floor-asyncio"):
             import asyncio
 
             await asyncio.gather(*(_one_connection(kind, port, n, path) for n in shares))
@@ -270,7 +319,7 @@ def run_async(kind: str, port: int, count: int, connections: int, path: Path | N
                     group.start_soon(_one_connection, kind, port, n, path)
 
     runner: Callable[[Callable[[], Awaitable[None]]], None]
-    if kind in ("smtpcore-trio", "smtpproto-trio"):
+    if kind in ("smtpcore-trio", "smtpcore-trio-many", "smtpcore-trio-pool", "smtpproto-trio"):
         import trio
 
         runner = trio.run
@@ -292,7 +341,9 @@ def main() -> None:
     parser.add_argument("--file", type=Path)
     args = parser.parse_args()
     # Import everything before the clock starts.
-    blocking = args.kind in ("smtpcore-sync", "smtplib") or args.kind.startswith("floor-sync")
+    blocking = args.kind in ("smtpcore-sync", "smtpcore-sync-many", "smtplib") or (
+        args.kind.startswith("floor-sync")
+    )
     if blocking:
         if args.connections != 1:
             parser.error("the blocking clients use one connection")

@@ -60,6 +60,9 @@ OURS = (
     "smtpcore-anyio",
 )
 OURS_ASYNC = OURS[1:]
+#: ``send_many`` on one connection (pipelined across messages) and ``Pool`` with 20.
+MANY = ("smtpcore-sync-many", "smtpcore-asyncio-many", "smtpcore-trio-many", "smtpcore-anyio-many")
+POOLS = ("smtpcore-asyncio-pool", "smtpcore-trio-pool", "smtpcore-anyio-pool")
 SERVERS = (*OURS, "aiosmtpd")
 #: A reference row, not a competitor: asyncio answering with canned replies, no SMTP.
 FLOOR = "asyncio-floor"
@@ -380,7 +383,9 @@ def _server_job(
 
 def _floor_of(kind: str, conns: int) -> tuple[str, int]:
     """The bare-socket floor a client row is measured against: same I/O style, same connections."""
-    blocking = kind in ("smtpcore-sync", "smtplib", "smtp-source") or kind.startswith("floor-sync")
+    blocking = kind in ("smtpcore-sync", "smtpcore-sync-many", "smtplib", "smtp-source") or (
+        kind.startswith("floor-sync")
+    )
     return ("floor-sync-1rt", 1) if blocking and conns == 1 else ("floor-asyncio-1rt", conns)
 
 
@@ -392,6 +397,8 @@ def client_throughput(res: Results, args: argparse.Namespace, msg: Path) -> None
     n1, n20, n_src = (600, 1000, 2000) if args.quick else (3000, 4000, 10000)
     runs: list[tuple[str, int, int]] = [(kind, 1, n1) for kind in OURS]
     runs += [(kind, 20, n20) for kind in OURS_ASYNC]
+    runs += [(kind, 1, n1) for kind in MANY]
+    runs += [(kind, 20, n20) for kind in POOLS]
     runs += [
         ("smtplib", 1, n1),
         ("aiosmtplib", 1, n1),
@@ -432,6 +439,10 @@ def client_throughput(res: Results, args: argparse.Namespace, msg: Path) -> None
             out = PROFILES / f"client-{kind}-1.txt"
             client(kind, port, n1, 1, profile=out)
             res.profiles[f"client {kind}, 1 connection"] = top_entries(out)
+        for kind in ("smtpcore-sync-many", "smtpcore-asyncio-many"):
+            out = PROFILES / f"client-{kind}-1.txt"
+            client(kind, port, n1, 1, profile=out)
+            res.profiles[f"client {kind}, 1 connection"] = top_entries(out)
         for kind in OURS_ASYNC:
             out = PROFILES / f"client-{kind}-20.txt"
             client(kind, port, n20, 20, profile=out)
@@ -453,6 +464,37 @@ def client_throughput(res: Results, args: argparse.Namespace, msg: Path) -> None
         )
         res.target(
             f"{kind}, 20 connections vs aiosmtplib 20", rate[kind, 20] / rate["aiosmtplib", 20], 3
+        )
+
+    # Many messages per connection: send_many pipelines across them; the pool shares 20.
+    res.target(
+        "smtpcore-sync-many, 1 connection vs smtplib",
+        rate["smtpcore-sync-many", 1] / rate["smtplib", 1],
+        3,
+    )
+    res.target(
+        "smtpcore-asyncio-many, 1 connection vs aiosmtplib",
+        rate["smtpcore-asyncio-many", 1] / rate["aiosmtplib", 1],
+        4,
+    )
+    for kind in ("smtpcore-sync-many", "smtpcore-asyncio-many"):
+        res.target(
+            f"{kind}: client CPU per message vs the 1-round-trip floor's",
+            cpu[kind, 1] / cpu[_floor_of(kind, 1)],
+            2.5,
+            "x at most",
+        )
+    for kind in POOLS:
+        if kind != "smtpcore-trio-pool":
+            res.target(
+                f"{kind}, 20 connections vs aiosmtplib 20",
+                rate[kind, 20] / rate["aiosmtplib", 20],
+                4,
+            )
+        res.target(
+            f"{kind}, 20 connections vs smtp-source 20 sessions",
+            rate[kind, 20] / rate["smtp-source", 20],
+            0.5 if kind == "smtpcore-trio-pool" else 0.8,
         )
 
 

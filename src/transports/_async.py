@@ -16,10 +16,17 @@ import secrets
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from email.message import Message
 from types import TracebackType
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from smtpcore import (
     ClientConnection,
@@ -36,6 +43,7 @@ from smtpcore import (
     Vrfy,
 )
 from smtpcore.session import (
+    BATCH,
     DSN,
     Body,
     ClientOptions,
@@ -44,6 +52,8 @@ from smtpcore.session import (
     Envelope,
     Handshake,
     NextChunk,
+    Outcome,
+    Outgoing,
     Procedure,
     Read,
     SendResult,
@@ -53,8 +63,12 @@ from smtpcore.session import (
     Timeouts,
     TLSInfo,
     TLSMode,
+    TransientError,
     Write,
+    batches,
+    connection_failed,
     deliver,
+    deliver_many,
     deliver_message,
     hello_name,
     io_failure,
@@ -62,12 +76,13 @@ from smtpcore.session import (
     open_session,
     quit,
     simple_command,
+    unsent,
 )
 
 from ._content import split_content
 from ._tls import TLSLayer, tls_info
 
-__all__ = ["AsyncClient", "Trace"]
+__all__ = ["AsyncClient", "AsyncPool", "Trace"]
 
 T = TypeVar("T")
 Trace = Callable[[str, bytes], None]
@@ -252,6 +267,41 @@ class AsyncClient(abc.ABC):
         async with self._turn():
             return await self._drive(deliver(self._connection(), self._options, envelope), source)
 
+    async def send_many(
+        self, messages: Iterable[Outgoing] | AsyncIterable[Outgoing]
+    ) -> AsyncIterator[Outcome]:
+        """Send many messages on this connection, pipelined; yield one ``Outcome`` each, in order.
+
+        Each item is an ``email.message.Message`` (envelope from its headers),
+        an ``Envelope`` with its content, or ``(sender, recipients, content)``;
+        ``messages`` may be an iterable or an async iterable. With PIPELINING,
+        each message's content goes out with the next one's envelope: one
+        round trip per message (RFC 2920 3.1). A refused message does not
+        stop the others. After the connection fails, the message in flight is
+        "unknown" and the rest "unsent" (see ``Outcome``); nothing here
+        raises for what the server did. Each batch of messages takes one turn
+        on the client; a cancellation closes the connection, as for any call.
+        """
+        failure: Exception | None = None
+        async for chunk in _batches(messages):
+            if failure is not None:
+                for outcome in unsent(len(chunk), failure):
+                    yield outcome
+                continue
+            outcomes = await self._deliver_batch(chunk)
+            failure = connection_failed(outcomes)
+            for outcome in outcomes:
+                yield outcome
+
+    async def _deliver_batch(self, chunk: list[Outgoing]) -> list[Outcome]:
+        """One batch through ``deliver_many``, in one turn (for ``send_many`` and ``Pool``)."""
+        async with self._turn():
+            return await self._drive(deliver_many(self._connection(), self._options, chunk))
+
+    def _reusable(self) -> bool:
+        """True when the connection is open and between transactions."""
+        return self._is_open and self._conn is not None and is_reusable(self._conn)
+
     async def send_old(
         self, verb: str, sender: str, recipients: str | Sequence[str], content: object
     ) -> SendResult:
@@ -410,6 +460,142 @@ class AsyncClient(abc.ABC):
 
 
 _C = TypeVar("_C", bound=AsyncClient)
+_P = TypeVar("_P", bound="AsyncPool")
+
+
+class AsyncPool(abc.ABC):
+    """A bounded set of connections to one server, reused by many sends.
+
+    ``async with Pool(host, connections=10, ...) as pool:`` then
+    ``await pool.send_message(msg)``, ``await pool.sendmail(...)``,
+    ``await pool.send(item)`` or ``async for outcome in pool.send_many(items)``
+    from as many tasks as you like: at most ``connections`` connections are
+    open at once, each serving one task at a time; the other tasks wait for
+    one to be free. The other keyword arguments are the client's.
+
+    Connections are opened when needed and kept between sends. One the
+    server closed while it was idle (a 421 for an idle timeout, or a silent
+    close) is noticed at its next use: the messages it failed to send are
+    "unsent" (nothing of them was delivered), so they are sent again, once,
+    on a fresh connection. A message whose end of data went out and whose
+    reply never came is "unknown", never sent twice. A connection left in
+    any other state (a failure, a cancellation) is closed, not reused.
+    Leaving the ``async with`` says QUIT on the idle connections.
+    """
+
+    _client_class: type[AsyncClient]
+
+    def __init__(
+        self, host: str, port: int | None = None, *, connections: int = 10, **options: Any
+    ) -> None:
+        if isinstance(connections, bool) or not isinstance(connections, int) or connections < 1:
+            raise ValueError(f"connections must be a positive number, not {connections!r}")
+        self._host = host
+        self._port = port
+        self._client_options = options
+        self.connections = connections
+        self._idle: list[AsyncClient] = []
+        self._slots: _Lock | None = None  # made by the framework's own _new_slots()
+        self._closed = False
+        self._client_class(host, port, **options)  # the options are checked now, not later
+
+    @abc.abstractmethod
+    def _new_slots(self, count: int) -> _Lock:
+        """A semaphore of this framework with ``count`` places (``async with``)."""
+
+    async def __aenter__(self: _P) -> _P:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """QUIT and close the idle connections; those in use close when their send ends."""
+        self._closed = True
+        idle, self._idle = self._idle, []
+        try:
+            while idle:
+                client = idle.pop()
+                await client.__aexit__(None, None, None)
+        finally:
+            for client in idle:  # cancelled while saying QUIT: close the rest at once
+                await client.aclose()
+
+    async def send(self, item: Outgoing) -> SendResult:
+        """Send one message (as ``send_many`` takes them); raise its error unless accepted."""
+        [outcome] = await self._run([item])
+        if outcome.result is None:
+            assert outcome.error is not None
+            raise outcome.error
+        return outcome.result
+
+    async def send_message(self, msg: Message) -> SendResult:
+        """Send an email message, the envelope from its headers; raise its error unless accepted."""
+        return await self.send(msg)
+
+    async def sendmail(
+        self, sender: str, recipients: str | Sequence[str], content: bytes | str
+    ) -> SendResult:
+        """Send ``content`` (in hand) to ``recipients``; raise its error unless accepted."""
+        return await self.send((sender, recipients, content))
+
+    async def send_many(
+        self, messages: Iterable[Outgoing] | AsyncIterable[Outgoing]
+    ) -> AsyncIterator[Outcome]:
+        """Send many messages, pipelined, a batch at a time on a free connection; one outcome each.
+
+        See ``AsyncClient.send_many``. The batches of one call go one after
+        another (each on whichever connection is free); for several
+        connections at once, call it from several tasks.
+        """
+        async for chunk in _batches(messages):
+            for outcome in await self._run(chunk):
+                yield outcome
+
+    async def _run(self, chunk: list[Outgoing]) -> list[Outcome]:
+        """Send ``chunk`` on a pooled connection; send again what a stale one left unsent."""
+        if self._closed:
+            raise SMTPError("the pool is closed")
+        slots = self._slots
+        if slots is None:  # made on first use: inside the framework's event loop
+            slots = self._slots = self._new_slots(self.connections)
+        async with slots:
+            client = self._idle.pop() if self._idle else None
+            try:
+                outcomes: list[Outcome] = []
+                if client is not None:
+                    outcomes = await client._deliver_batch(chunk)
+                    if not any(_stale(o) for o in outcomes):
+                        return outcomes
+                    await client.aclose()
+                # A fresh connection: at first, or for what a stale one left unsent.
+                client = self._client_class(self._host, self._port, **self._client_options)
+                again = [i for i, o in enumerate(outcomes) if _stale(o)] or range(len(chunk))
+                try:
+                    await client.connect()
+                except SMTPError as exc:
+                    fresh = unsent(len(again), exc)
+                else:
+                    fresh = await client._deliver_batch([chunk[i] for i in again])
+                if not outcomes:
+                    return fresh
+                for i, outcome in zip(again, fresh, strict=True):
+                    outcomes[i] = outcome
+                return outcomes
+            finally:
+                if client is not None:
+                    if client._reusable() and not self._closed:
+                        self._idle.append(client)
+                    else:
+                        await client.aclose()
+
+
+def _stale(outcome: Outcome) -> bool:
+    """True for a message a connection the server had closed (421 or silently) did not send."""
+    stale = (ConnectionLost, TransientError)
+    return outcome.status == "unsent" and isinstance(outcome.error, stale)
 
 
 class _Lock(Protocol):
@@ -424,6 +610,24 @@ class _Lock(Protocol):
         tb: TracebackType | None,
         /,
     ) -> object: ...
+
+
+async def _batches(
+    messages: Iterable[Outgoing] | AsyncIterable[Outgoing],
+) -> AsyncIterator[list[Outgoing]]:
+    """The messages in batches for ``deliver_many``, from an iterable or an async one."""
+    if not isinstance(messages, AsyncIterable):
+        for some in batches(messages):
+            yield some
+        return
+    chunk: list[Outgoing] = []
+    async for item in messages:
+        chunk.append(item)
+        if len(chunk) >= BATCH:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _split(

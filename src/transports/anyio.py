@@ -22,12 +22,12 @@ except ModuleNotFoundError as exc:  # the anyio extra is optional: say how to ge
 from smtpcore import Limits
 from smtpcore.session import SendResult, Timeouts, TLSMode
 
-from ._async import AsyncClient, Trace
+from ._async import AsyncClient, AsyncPool, Trace
 from ._backend import running_on_trio
 from ._serve_anyio import serve
 from ._tls import TLSLayer
 
-__all__ = ["SMTPClient", "send", "serve"]
+__all__ = ["Pool", "SMTPClient", "send", "serve"]
 
 # == client ===========================================================================
 
@@ -120,3 +120,16 @@ async def send(
         limits=limits, trace=trace,
     ) as client:  # fmt: skip
         return await client.send_message(msg)
+
+
+class Pool(AsyncPool):
+    """Connections to one server for many sends at once; see ``transports._async.AsyncPool``.
+
+    ``async with Pool("mx.example", connections=20, tls="starttls") as pool:``
+    then ``await pool.send_message(msg)`` from any number of tasks.
+    """
+
+    _client_class = SMTPClient
+
+    def _new_slots(self, count: int) -> anyio.Semaphore:
+        return anyio.Semaphore(count)

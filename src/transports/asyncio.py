@@ -16,12 +16,13 @@ from typing import Final, TypeVar
 from smtpcore import Limits, RemoteProtocolError
 from smtpcore.session import SendResult, Timeouts, TLSError, TLSMode
 
-from ._async import AsyncClient, Trace
+from ._async import AsyncClient, AsyncPool, Trace
 from ._serve_asyncio import LOOPS, SMTPServer, event_loop_factory, run, serve, start_server
 from ._tls import TLSLayer
 
 __all__ = [
     "LOOPS",
+    "Pool",
     "SMTPClient",
     "SMTPServer",
     "event_loop_factory",
@@ -293,3 +294,16 @@ async def send(
         limits=limits, trace=trace,
     ) as client:  # fmt: skip
         return await client.send_message(msg)
+
+
+class Pool(AsyncPool):
+    """Connections to one server for many sends at once; see ``transports._async.AsyncPool``.
+
+    ``async with Pool("mx.example", connections=20, tls="starttls") as pool:``
+    then ``await pool.send_message(msg)`` from any number of tasks.
+    """
+
+    _client_class = SMTPClient
+
+    def _new_slots(self, count: int) -> asyncio.Semaphore:
+        return asyncio.Semaphore(count)

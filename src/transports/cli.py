@@ -398,7 +398,7 @@ def send_many(
     every message was accepted, 69 when one was refused for good, otherwise
     the status of the first failure (75: try again later).
     """
-    from smtpcore.session import NotSupported, ReplyError
+    from smtpcore.session import BATCH, Envelope, NotSupported, ReplyError
 
     names, open_message = ready_messages(args)
     option = "--maildir" if args.maildir else "--mbox" if args.mbox else "--eml"
@@ -408,33 +408,82 @@ def send_many(
     progress = err if err.isatty() and not args.trace else None
     accepted = refused = 0
     statuses: list[int] = []
+    # Small messages are read whole and go together through send_many, pipelined
+    # (one round trip each); a large one streams alone, with its progress line.
+    waiting: list[tuple[str, Envelope]] = []
+
+    def refusal(shown: str, exc: BaseException) -> None:
+        nonlocal refused
+        print(f"{shown}: refused: {type(exc).__name__}: {printable(str(exc))}", file=out)
+        refused += 1
+        statuses.append(exit_status(exc))
+
+    def lost(shown: str, exc: BaseException, what: str = "not sent") -> None:
+        # The connection is gone: the rest cannot be sent on it.
+        print(f"{shown}: {what}: {type(exc).__name__}: {printable(str(exc))}", file=out)
+        statuses.append(exit_status(exc))
+
+    def flush(smtp: SMTPClient) -> bool:
+        """Send the waiting messages; False when the connection is gone."""
+        nonlocal accepted
+        batch, waiting[:] = list(waiting), []
+        if not batch:
+            return True
+        for (shown, _), outcome in zip(batch, smtp.send_many(e for _, e in batch), strict=True):
+            error = outcome.error if outcome.error is not None else SMTPError("no reply")
+            if outcome.result is not None:
+                accepted += 1
+                print_result(outcome.result, out, prefix=f"{shown}: ")
+            elif outcome.status == "refused":
+                refusal(shown, error)
+            else:
+                lost(shown, error, "unknown, it may have been delivered"
+                     if outcome.status == "unknown" else "not sent")  # fmt: skip
+                return False
+        return True
+
     with client() as smtp:
         for name in names:
             shown = printable(name)
             try:
                 message = open_message(name)
             except (Failure, LocalProtocolError) as exc:
+                if not flush(smtp):
+                    break
                 print(f"{shown}: skipped: {printable(str(exc))}", file=out)
                 refused += 1
                 statuses.append(exc.status if isinstance(exc, Failure) else EX_USAGE)
                 continue
+            if message.size <= PROGRESS_FROM:
+                try:
+                    message.scan()
+                    content = b"".join(message.pieces())
+                finally:
+                    message.close()
+                waiting.append((shown, Envelope.build(
+                    message.sender, list(message.recipients), content,
+                    smtputf8=message.smtputf8, body="8BITMIME" if message.body_8bit else None,
+                )))  # fmt: skip
+                held = sum(len(e.content or b"") for _, e in waiting)
+                if (len(waiting) >= BATCH or held >= HELD_AT_MOST) and not flush(smtp):
+                    break
+                continue
+            if not flush(smtp):
+                break
             try:
                 result = send_one(smtp, message, progress)
             except (ReplyError, NotSupported, LocalProtocolError) as exc:
-                print(f"{shown}: refused: {type(exc).__name__}: {printable(str(exc))}", file=out)
-                refused += 1
-                statuses.append(exit_status(exc))
+                refusal(shown, exc)
                 continue
             except (SMTPError, ProtocolError) as exc:
-                # The connection is gone: the rest cannot be sent on it.
-                print(f"{shown}: not sent: {type(exc).__name__}: {printable(str(exc))}",
-                      file=out)  # fmt: skip
-                statuses.append(exit_status(exc))
+                lost(shown, exc)
                 break
             finally:
                 message.close()
             accepted += 1
             print_result(result, out, prefix=f"{shown}: ")
+        else:
+            flush(smtp)
     not_sent = len(names) - accepted - refused
     print(f"{len(names)} messages: {accepted} accepted, {refused} refused, {not_sent} not sent",
           file=out)  # fmt: skip
@@ -442,6 +491,9 @@ def send_many(
         return EX_OK
     return EX_UNAVAILABLE if EX_UNAVAILABLE in statuses else statuses[0]
 
+
+#: Small messages read whole and waiting for send_many hold at most about this much.
+HELD_AT_MOST: Final = 4 * 1024 * 1024
 
 #: Content beyond this size shows a progress line on a terminal.
 PROGRESS_FROM: Final = 1024 * 1024

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from email.message import Message
 from types import TracebackType
 from typing import Final, TypeVar
@@ -44,6 +44,8 @@ from smtpcore.session import (
     Envelope,
     Handshake,
     NextChunk,
+    Outcome,
+    Outgoing,
     Procedure,
     Read,
     SendResult,
@@ -55,7 +57,10 @@ from smtpcore.session import (
     TLSInfo,
     TLSMode,
     Write,
+    batches,
+    connection_failed,
     deliver,
+    deliver_many,
     deliver_message,
     hello_name,
     io_failure,
@@ -63,6 +68,7 @@ from smtpcore.session import (
     open_session,
     quit,
     simple_command,
+    unsent,
 )
 
 from ._content import split_content
@@ -219,6 +225,30 @@ class SMTPClient:
                                   size=size, dsn=dsn, requiretls=requiretls)  # fmt: skip
         with self._turn:
             return self._drive(deliver(self._connection(), self._options, envelope), source)
+
+    def send_many(self, messages: Iterable[Outgoing]) -> Iterator[Outcome]:
+        """Send many messages on this connection, pipelined; yield one ``Outcome`` each, in order.
+
+        Each item is an ``email.message.Message`` (envelope from its headers),
+        an ``Envelope`` with its content, or ``(sender, recipients, content)``.
+        With PIPELINING, each message's content goes out with the next one's
+        envelope: one round trip per message (RFC 2920 3.1). A refused
+        message does not stop the others. After the connection fails, the
+        message in flight is "unknown" and the rest "unsent" (see
+        ``Outcome``); nothing here raises for what the server did.
+
+        Messages are taken from ``messages`` a batch at a time, as the
+        outcomes are consumed; each batch takes one turn on the client.
+        """
+        failure: Exception | None = None
+        for chunk in batches(messages):
+            if failure is not None:
+                yield from unsent(len(chunk), failure)
+                continue
+            with self._turn:
+                outcomes = self._drive(deliver_many(self._connection(), self._options, chunk))
+            failure = connection_failed(outcomes)
+            yield from outcomes
 
     def send_old(
         self, verb: str, sender: str, recipients: str | Sequence[str], content: object

@@ -25,11 +25,11 @@ from smtpcore import Limits
 from smtpcore.session import ConnectionLost, SendResult, Timeouts, TLSError, TLSMode
 
 from . import _trio_raw
-from ._async import AsyncClient, Trace
+from ._async import AsyncClient, AsyncPool, Trace
 from ._serve_trio import serve
 from ._tls import TLSLayer
 
-__all__ = ["SMTPClient", "send", "serve"]
+__all__ = ["Pool", "SMTPClient", "send", "serve"]
 
 # == client ===========================================================================
 
@@ -178,3 +178,16 @@ async def send(
         limits=limits, trace=trace,
     ) as client:  # fmt: skip
         return await client.send_message(msg)
+
+
+class Pool(AsyncPool):
+    """Connections to one server for many sends at once; see ``transports._async.AsyncPool``.
+
+    ``async with Pool("mx.example", connections=20, tls="starttls") as pool:``
+    then ``await pool.send_message(msg)`` from any number of tasks.
+    """
+
+    _client_class = SMTPClient
+
+    def _new_slots(self, count: int) -> trio.Semaphore:
+        return trio.Semaphore(count)

@@ -123,3 +123,21 @@ def test_an_empty_source_is_a_missing_input(tmp_path: Path) -> None:
     assert (
         done.stderr == f"smtpcore: --maildir {tmp_path}: not a Maildir (it needs cur/ and new/)\n"
     )
+
+
+def test_small_messages_are_pipelined_one_round_trip_each(
+    inbox: tuple[Refusing, int], tmp_path: Path
+) -> None:
+    """RFC 2920 3.1: a message's end and the next envelope go in one write."""
+    handler, port = inbox
+    box = mailbox.Maildir(tmp_path / "Maildir")
+    for number, to in enumerate(["b@example.net", "refused@example.net", "c@example.net"], 1):
+        box.add(mailbox.MaildirMessage(message(number, to)))
+    done = run("send", "--host", f"127.0.0.1:{port}", "--tls", "none", "--trace",
+               "--maildir", str(tmp_path / "Maildir"))  # fmt: skip
+    assert done.returncode == 69, done.stdout + done.stderr
+    assert done.stdout.splitlines()[-1] == "3 messages: 2 accepted, 1 refused, 0 not sent"
+    trace = done.stderr.splitlines()
+    first_end = trace.index("> .")
+    assert trace[first_end + 1].startswith("> MAIL FROM:<a@example.org>"), trace
+    assert len(handler.messages) == 2

@@ -262,6 +262,42 @@ def test_chunking(request: pytest.FixtureRequest, name: str, kind: str) -> None:
     assert_intact(find_one(peer, marker), content)
 
 
+@pytest.mark.parametrize("chunking", [False, True], ids=["data", "bdat"])
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("name", ALL_PEERS)
+def test_send_many(request: pytest.FixtureRequest, name: str, kind: str, chunking: bool) -> None:
+    """Pipelined across messages: each stored intact, a refused one alone refused."""
+    peer = peer_by_name(request, name)
+    if chunking and name == "smtp-sink":
+        pytest.skip("smtp-sink offers no CHUNKING and never answers BDAT")
+    markers = [new_marker() for _ in range(4)]
+    contents = [message(marker) for marker in markers]
+    refused = 1 if name in REFUSING else None
+    items = [
+        ("a@example.org", [recipient(peer, "refused" if n == refused else "b")], content)
+        for n, content in enumerate(contents)
+    ]
+    trace = Trace()
+
+    async def body() -> Any:
+        async with smtp(peer, kind, trace=trace, chunking=chunking) as client:
+            return await client.send_many(items)
+
+    outcomes = run(kind, body)
+    expected = ["refused" if n == refused else "accepted" for n in range(4)]
+    assert [outcome.status for outcome in outcomes] == expected
+    replies = b"".join(trace.reads)
+    if b"PIPELINING" in replies and not (chunking and b"CHUNKING" in replies):
+        # RFC 2920 3.1: a message's end went out with the next envelope.
+        assert any(b"\r\n.\r\nMAIL FROM:" in w for w in trace.writes), trace.writes
+    if chunking:
+        assert bool(trace.lines(b"BDAT ")) == (b"CHUNKING" in replies)
+    if peer.maildir is not None:
+        for n, (marker, content) in enumerate(zip(markers, contents, strict=True)):
+            if n != refused:
+                assert_intact(find_one(peer, marker), content)
+
+
 UTF8_SENDER: Final = "älice@example.org"
 UTF8_RCPT: Final = "bøb@example.test"
 

@@ -116,6 +116,13 @@ class Smtp:
     async def send_message(self, msg: Any, *args: Any, **kw: Any) -> Any:
         return await self._call("send_message", msg, *args, **kw)
 
+    async def send_many(self, messages: Any) -> list[Any]:
+        """Every outcome of ``send_many``, in a list."""
+        outcomes = self.client.send_many(messages)
+        if self.kind == "sync":
+            return list(outcomes)
+        return [outcome async for outcome in outcomes]
+
     async def noop(self) -> Any:
         return await self._call("noop")
 

@@ -37,6 +37,17 @@ from ._errors import (
     command_text,
     reply_error,
 )
+from ._many import (
+    BATCH,
+    Outcome,
+    Outgoing,
+    Status,
+    batches,
+    connection_failed,
+    deliver_many,
+    to_envelope,
+    unsent,
+)
 from ._options import (
     DSN,
     Body,
@@ -80,6 +91,7 @@ from ._throttle import AuthBudget
 from ._tls import TLSInfo
 
 __all__ = [
+    "BATCH",
     "DATA_TIMEOUT",
     "DSN",
     "HOOKS",
@@ -107,6 +119,8 @@ __all__ = [
     "NotSupported",
     "Notice",
     "Now",
+    "Outcome",
+    "Outgoing",
     "Pause",
     "Peer",
     "PermanentError",
@@ -125,14 +139,18 @@ __all__ = [
     "SessionInfo",
     "SpoolWrite",
     "StageClock",
+    "Status",
     "TLSError",
     "TLSInfo",
     "TLSMode",
     "Timeouts",
     "TransientError",
     "Write",
+    "batches",
     "command_text",
+    "connection_failed",
     "deliver",
+    "deliver_many",
     "deliver_message",
     "format_date",
     "hello_name",
@@ -147,5 +165,7 @@ __all__ = [
     "reply_error",
     "serve_connection",
     "simple_command",
+    "to_envelope",
+    "unsent",
     "waiting_for",
 ]

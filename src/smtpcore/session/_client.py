@@ -9,6 +9,7 @@ user code and never yield in ``finally``.
     open_session   greeting, EHLO (HELO/LHLO), STARTTLS and EHLO again, AUTH
     deliver        one envelope: MAIL, RCPT..., DATA or BDAT, content, replies
     deliver_message  an email.message.Message: envelope from the headers
+    deliver_many   many messages, one round trip each (in _many.py)
     simple_command NOOP, RSET, VRFY, EXPN, HELP, ETRN, TURN: the reply, any code
     quit           QUIT, then Close
 """
@@ -68,6 +69,7 @@ __all__ = [
     "WRITE_BATCH",
     "deliver",
     "deliver_message",
+    "message_envelope",
     "open_session",
     "quit",
     "simple_command",
@@ -276,10 +278,24 @@ def deliver_message(
     An 8-bit body to a server without 8BITMIME is converted with ``to_7bit``
     (RFC 6152 3 lets the client convert). See ``deliver`` for the rest.
     """
+    envelope = message_envelope(conn, msg, sender, recipients, dsn=dsn, requiretls=requiretls)
+    return (yield from deliver(conn, options, envelope))
+
+
+def message_envelope(
+    conn: ClientConnection,
+    msg: Message,
+    sender: str | None = None,
+    recipients: Sequence[str] | None = None,
+    *,
+    dsn: DSN | None = None,
+    requiretls: bool = False,
+) -> Envelope:
+    """The envelope and content of ``msg`` for this connection (see ``deliver_message``)."""
     prepared = prepare_message(msg, sender, recipients)
     if prepared.body_8bit and not conn.extensions.eightbitmime:
         prepared = prepare_message(to_7bit(msg), prepared.sender, prepared.recipients)
-    envelope = Envelope(
+    return Envelope(
         sender=prepared.sender,
         recipients=prepared.recipients,
         content=prepared.content,
@@ -288,7 +304,6 @@ def deliver_message(
         dsn=dsn,
         requiretls=requiretls,
     )
-    return (yield from deliver(conn, options, envelope))
 
 
 class _Plan:
