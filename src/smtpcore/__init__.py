@@ -12,7 +12,13 @@ __version__ = "0.1.0"
 
 from . import codes, sasl
 from ._client import ClientConnection, ClientPhase
-from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from ._errors import (
+    InvalidArgument,
+    LocalProtocolError,
+    ProtocolError,
+    RemoteProtocolError,
+    SMTPError,
+)
 from ._events import (
     NEED_DATA,
     Auth,
@@ -64,7 +70,6 @@ from .session import (
     SendResult,
     ServerEnvelope,
     SessionInfo,
-    SMTPError,
     SMTPTimeout,
     Timeouts,
     TLSError,
@@ -96,6 +101,7 @@ __all__ = [
     "Extensions",
     "Helo",
     "Help",
+    "InvalidArgument",
     "InvalidCommand",
     "Lhlo",
     "Limits",

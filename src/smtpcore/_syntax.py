@@ -11,6 +11,8 @@ import ipaddress
 import re
 from typing import Final
 
+from ._errors import InvalidArgument
+
 __all__ = [
     "domain_error",
     "ehlo_argument_error",
@@ -140,13 +142,13 @@ def xtext_error(text: str) -> str | None:
 
 
 def xtext_decode(text: str) -> str:
-    """Decode RFC 3461 xtext. Raises ``ValueError`` when ``text`` is not xtext.
+    """Decode RFC 3461 xtext. Raises ``InvalidArgument`` (a ``ValueError``) when it is not xtext.
 
     Octets that do not form UTF-8 are kept as U+FFFD replacement characters.
     """
     reason = xtext_error(text)
     if reason is not None:
-        raise ValueError(reason)
+        raise InvalidArgument(reason)
     raw = _XTEXT_HEX.sub(lambda m: "\x00" + m.group(1), text)
     data = bytearray()
     i = 0
