@@ -102,10 +102,10 @@ def test_the_standard_families_catch_ours() -> None:
     [
         lambda: smtpcore.Limits(command_line=4),
         lambda: smtpcore.Limits(message_size=-1),
-        lambda: smtpcore.ClientOptions.build("", None),
-        lambda: smtpcore.ClientOptions.build("mx.example", 70000),
-        lambda: smtpcore.ClientOptions.build("mx.example", None, tls="sometimes"),  # type: ignore[arg-type]
-        lambda: smtpcore.ClientOptions.build("mx.example", None, password="secret"),
+        lambda: smtpcore.session.ClientOptions.build("", None),
+        lambda: smtpcore.session.ClientOptions.build("mx.example", 70000),
+        lambda: smtpcore.session.ClientOptions.build("mx.example", None, tls="sometimes"),  # type: ignore[arg-type]
+        lambda: smtpcore.session.ClientOptions.build("mx.example", None, password="secret"),
         lambda: smtpcore.ServerConfig(size=-1),
         lambda: smtpcore.xtext_decode("a+"),
     ],
