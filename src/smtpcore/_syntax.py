@@ -40,6 +40,15 @@ _IPV4: Final = re.compile(
     r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?:\.(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}"
 )
 _IPV4_LOOSE: Final = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
+# The common mailbox, all ASCII: a dot-atom, "@", and a domain of labels of at
+# most 63 octets (RFC 1035 2.3.4). Whatever it matches the full check accepts
+# too (bar the 255-octet domain limit, checked beside it); whatever it does not
+# match (quoted strings, UTF-8, literals, mistakes) goes through the full check.
+_ASCII_LABEL: Final = r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
+_PLAIN_MAILBOX: Final = re.compile(
+    r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?:\.[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*"
+    rf"@{_ASCII_LABEL}(?:\.{_ASCII_LABEL})*"
+)
 # RFC 5321 4.1.2: esmtp-keyword and esmtp-value.
 _KEYWORD: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-]*")
 _VALUE: Final = re.compile(r"[\x21-\x3c\x3e-\x7e]+")
@@ -105,6 +114,8 @@ def mailbox_error(mailbox: str) -> str | None:
     Whether UTF-8 may be used is the session's business (SMTPUTF8), not this
     check's.
     """
+    if _PLAIN_MAILBOX.fullmatch(mailbox) and len(mailbox) - mailbox.rfind("@") <= 256:
+        return None
     if not mailbox:
         return "empty address"
     at = mailbox.rfind("@")
