@@ -4,15 +4,29 @@ The pure protocol core: bytes go in (``receive_data``), events come out
 (``next_event``); events go in (``send``), bytes come out. No socket, clock or
 thread is used here; the ``transports`` package binds this core to blocking
 sockets, asyncio, trio and anyio.
+
+This module is the embedding API: the two connections and their
+configuration, the events, the errors (all under ``SMTPError``), ``Limits``,
+``NEED_DATA``, ``codes`` and ``sasl``. Whole conversations, their options and
+results are in ``smtpcore.session``.
 """
 
 # The one place the version is written: the build reads it from here (hatch's
 # version source), so the wheel's metadata and ``smtpcore.__version__`` agree.
 __version__ = "0.1.0"
 
+import warnings
+from typing import TYPE_CHECKING, Final
+
 from . import codes, sasl
 from ._client import ClientConnection, ClientPhase
-from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from ._errors import (
+    InvalidArgument,
+    LocalProtocolError,
+    ProtocolError,
+    RemoteProtocolError,
+    SMTPError,
+)
 from ._events import (
     NEED_DATA,
     Auth,
@@ -48,32 +62,21 @@ from ._events import (
 )
 from ._extensions import Extensions
 from ._limits import Limits
-from ._message import PreparedMessage, content_is_8bit, prepare_message, to_7bit
 from ._server import ServerConfig, ServerConnection, ServerPhase
 from ._syntax import xtext_decode, xtext_encode
-from .session import (
-    DSN,
+from .session._errors import (
     AuthenticationError,
-    ClientOptions,
     ConnectionLost,
     NotSupported,
-    Peer,
     PermanentError,
     RecipientsRefused,
     ReplyError,
-    SendResult,
-    ServerEnvelope,
-    SessionInfo,
-    SMTPError,
     SMTPTimeout,
-    Timeouts,
     TLSError,
-    TLSInfo,
     TransientError,
 )
 
 __all__ = [
-    "DSN",
     "NEED_DATA",
     "Auth",
     "AuthCancel",
@@ -81,7 +84,6 @@ __all__ = [
     "AuthenticationError",
     "Bdat",
     "ClientConnection",
-    "ClientOptions",
     "ClientPhase",
     "Command",
     "ConnectionClosed",
@@ -96,6 +98,7 @@ __all__ = [
     "Extensions",
     "Helo",
     "Help",
+    "InvalidArgument",
     "InvalidCommand",
     "Lhlo",
     "Limits",
@@ -104,9 +107,7 @@ __all__ = [
     "MessageData",
     "Noop",
     "NotSupported",
-    "Peer",
     "PermanentError",
-    "PreparedMessage",
     "ProtocolError",
     "Quit",
     "Rcpt",
@@ -119,25 +120,54 @@ __all__ = [
     "SMTPTimeout",
     "Saml",
     "Send",
-    "SendResult",
     "ServerConfig",
     "ServerConnection",
-    "ServerEnvelope",
     "ServerPhase",
-    "SessionInfo",
     "Soml",
     "StartTLS",
     "TLSError",
-    "TLSInfo",
-    "Timeouts",
     "TransientError",
     "Turn",
     "Vrfy",
     "codes",
-    "content_is_8bit",
-    "prepare_message",
     "sasl",
-    "to_7bit",
     "xtext_decode",
     "xtext_encode",
 ]
+
+
+#: Names this module exported before they found their home in
+#: ``smtpcore.session``: the session's value types and the helpers of
+#: ``send_message``. Still importable from here, with a warning.
+_MOVED: Final = frozenset(
+    {
+        "DSN",
+        "ClientOptions",
+        "Peer",
+        "PreparedMessage",
+        "SendResult",
+        "ServerEnvelope",
+        "SessionInfo",
+        "TLSInfo",
+        "Timeouts",
+        "content_is_8bit",
+        "prepare_message",
+        "to_7bit",
+    }
+)
+
+
+# Hidden from type checkers, so that they point at the new home at once.
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> object:
+        if name in _MOVED:
+            from . import session
+
+            warnings.warn(
+                f"smtpcore.{name} moved to smtpcore.session.{name}; import it from there",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            return getattr(session, name)
+        raise AttributeError(f"module 'smtpcore' has no attribute {name!r}")

@@ -22,7 +22,6 @@ from typing import Final
 
 from ._errors import LocalProtocolError
 from ._events import (
-    _GOOD_MAILBOXES,
     Auth,
     AuthCancel,
     AuthResponse,
@@ -240,7 +239,7 @@ def _mail(args: str) -> Command | Refusal:
     if isinstance(parsed, Refusal):
         return parsed
     sender, rest = parsed
-    if sender and sender not in _GOOD_MAILBOXES and (reason := mailbox_error(sender)):
+    if sender and (reason := mailbox_error(sender)):
         return Refusal(501, "5.1.7", f"Bad sender address syntax: {reason}")
     params = _params(rest)
     if isinstance(params, Refusal):
@@ -257,7 +256,7 @@ def _rcpt(args: str) -> Command | Refusal:
         recipient = "postmaster"  # RFC 5321 4.1.1.3: case-insensitive, no domain
     elif not recipient:
         return Refusal(501, "5.1.3", "Bad recipient address syntax: empty address")
-    elif recipient not in _GOOD_MAILBOXES and (reason := mailbox_error(recipient)):
+    elif reason := mailbox_error(recipient):
         return Refusal(501, "5.1.3", f"Bad recipient address syntax: {reason}")
     params = _params(rest)
     if isinstance(params, Refusal):

@@ -1,4 +1,10 @@
-"""The exceptions of the protocol core: who broke the rules, and what to answer."""
+"""Every exception the library raises on purpose, under one root: ``SMTPError``.
+
+The core's own are here: who broke the rules (``ProtocolError``) and a bad
+argument (``InvalidArgument``). What happened to a delivery (a refusal, a
+lost connection, a timeout) is told by the session's subclasses, also of
+``SMTPError``.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +13,33 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ._events import Reply
 
-__all__ = ["LocalProtocolError", "ProtocolError", "RemoteProtocolError"]
+__all__ = [
+    "InvalidArgument",
+    "LocalProtocolError",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "SMTPError",
+]
 
 
-class ProtocolError(Exception):
+class SMTPError(Exception):
+    """Base of everything smtpcore raises on purpose: catch this to catch them all.
+
+    A protocol breach, a refusal, a lost connection, a timeout, a bad
+    argument: each is an ``SMTPError``. Anything else escaping the library
+    is a bug in it (or the caller's own exception, passed through).
+    """
+
+
+class InvalidArgument(SMTPError, ValueError):
+    """An argument the caller passed is out of range or malformed.
+
+    Also a ``ValueError``, so code that validated input that way goes on
+    working. Raised before anything is sent.
+    """
+
+
+class ProtocolError(SMTPError):
     """Someone broke the SMTP rules. Raised only as one of the two subclasses."""
 
 

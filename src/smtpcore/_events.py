@@ -276,23 +276,11 @@ class Lhlo(_Hello):
     domain: str
 
 
-#: Addresses that passed ``mailbox_error`` lately. The check is a pure function
-#: of the string, and a bulk sender repeats its sender (and often recipients)
-#: in every transaction; bounded, and cleared whole when full.
-_GOOD_MAILBOXES: Final[set[str]] = set()
-_GOOD_MAILBOXES_MAX: Final = 4096
-
-
 def _check_mailbox(what: str, address: str) -> None:
-    if address in _GOOD_MAILBOXES:
-        return
     _refuse_line_breaks(what, address)
     reason = mailbox_error(address)
     if reason is not None:
         raise LocalProtocolError(f"{what}: {reason}")
-    if len(_GOOD_MAILBOXES) >= _GOOD_MAILBOXES_MAX:
-        _GOOD_MAILBOXES.clear()
-    _GOOD_MAILBOXES.add(address)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ._errors import InvalidArgument
+
 __all__ = ["Limits"]
 
 
@@ -80,8 +82,8 @@ class Limits:
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"Limits.{name} must be a positive int, not {value!r}")
+                raise InvalidArgument(f"Limits.{name} must be a positive int, not {value!r}")
         if self.command_line < 8 or self.reply_line < 8:
-            raise ValueError("Limits.command_line and Limits.reply_line must be at least 8")
+            raise InvalidArgument("Limits.command_line and Limits.reply_line must be at least 8")
         if self.message_size is not None and self.message_size < 0:
-            raise ValueError("Limits.message_size must be None or >= 0")
+            raise InvalidArgument("Limits.message_size must be None or >= 0")

@@ -54,7 +54,7 @@ from ._commands import (
     parse_auth_response,
     parse_command,
 )
-from ._errors import LocalProtocolError
+from ._errors import InvalidArgument, LocalProtocolError
 from ._events import (
     NEED_DATA,
     Auth,
@@ -151,11 +151,11 @@ class ServerConfig:
 
     def __post_init__(self) -> None:
         if self.bare_lf not in ("normalise", "reject"):
-            raise ValueError(
+            raise InvalidArgument(
                 f"ServerConfig.bare_lf must be 'normalise' or 'reject', not {self.bare_lf!r}"
             )
         if self.size is not None and self.size < 0:
-            raise ValueError("ServerConfig.size must be None or >= 0")
+            raise InvalidArgument("ServerConfig.size must be None or >= 0")
         object.__setattr__(self, "auth_mechanisms", tuple(m.upper() for m in self.auth_mechanisms))
 
 

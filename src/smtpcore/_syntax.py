@@ -11,6 +11,8 @@ import ipaddress
 import re
 from typing import Final
 
+from ._errors import InvalidArgument
+
 __all__ = [
     "domain_error",
     "ehlo_argument_error",
@@ -38,6 +40,15 @@ _IPV4: Final = re.compile(
     r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?:\.(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}"
 )
 _IPV4_LOOSE: Final = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
+# The common mailbox, all ASCII: a dot-atom, "@", and a domain of labels of at
+# most 63 octets (RFC 1035 2.3.4). Whatever it matches the full check accepts
+# too (bar the 255-octet domain limit, checked beside it); whatever it does not
+# match (quoted strings, UTF-8, literals, mistakes) goes through the full check.
+_ASCII_LABEL: Final = r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
+_PLAIN_MAILBOX: Final = re.compile(
+    r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?:\.[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*"
+    rf"@{_ASCII_LABEL}(?:\.{_ASCII_LABEL})*"
+)
 # RFC 5321 4.1.2: esmtp-keyword and esmtp-value.
 _KEYWORD: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-]*")
 _VALUE: Final = re.compile(r"[\x21-\x3c\x3e-\x7e]+")
@@ -103,6 +114,8 @@ def mailbox_error(mailbox: str) -> str | None:
     Whether UTF-8 may be used is the session's business (SMTPUTF8), not this
     check's.
     """
+    if _PLAIN_MAILBOX.fullmatch(mailbox) and len(mailbox) - mailbox.rfind("@") <= 256:
+        return None
     if not mailbox:
         return "empty address"
     at = mailbox.rfind("@")
@@ -140,13 +153,13 @@ def xtext_error(text: str) -> str | None:
 
 
 def xtext_decode(text: str) -> str:
-    """Decode RFC 3461 xtext. Raises ``ValueError`` when ``text`` is not xtext.
+    """Decode RFC 3461 xtext. Raises ``InvalidArgument`` (a ``ValueError``) when it is not xtext.
 
     Octets that do not form UTF-8 are kept as U+FFFD replacement characters.
     """
     reason = xtext_error(text)
     if reason is not None:
-        raise ValueError(reason)
+        raise InvalidArgument(reason)
     raw = _XTEXT_HEX.sub(lambda m: "\x00" + m.group(1), text)
     data = bytearray()
     i = 0

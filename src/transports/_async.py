@@ -34,6 +34,7 @@ from smtpcore import (
     Expn,
     Extensions,
     Help,
+    InvalidArgument,
     Limits,
     Noop,
     ProtocolError,
@@ -215,6 +216,8 @@ class AsyncClient(abc.ABC):
         timeout = opts.timeouts.connect
         try:
             local = await self._open(opts.host, opts.resolved_port, timeout)
+        except SMTPError:
+            raise  # ConnectionLost and SMTPTimeout are OSErrors too: already worded
         except TimeoutError as exc:
             raise SMTPTimeout(f"could not connect to {opts.host} within {timeout} s") from exc
         except OSError as exc:
@@ -308,7 +311,7 @@ class AsyncClient(abc.ABC):
         """Send with RFC 821's SEND, SOML or SAML instead of MAIL (obsolete)."""
         upper = verb.upper()
         if upper not in ("SEND", "SOML", "SAML"):
-            raise ValueError(f"verb must be SEND, SOML or SAML, not {verb!r}")
+            raise InvalidArgument(f"verb must be SEND, SOML or SAML, not {verb!r}")
         data, source, size = _split(content, None)
         envelope = Envelope.build(sender, recipients, data, size=size, verb=upper)  # type: ignore[arg-type]
         async with self._turn():

@@ -25,7 +25,7 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import BinaryIO, Final, TextIO
 
-from smtpcore import prepare_message
+from smtpcore.session import prepare_message
 
 __all__ = ["InputError", "Outgoing", "Progress", "attachment_size", "from_file", "from_options"]
 

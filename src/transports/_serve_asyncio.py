@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
 from typing import Final, Literal, TypeVar, cast
 
-from smtpcore import Limits, ServerConfig
+from smtpcore import InvalidArgument, Limits, ServerConfig
 from smtpcore.session._admission import MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CLIENT
 from smtpcore.session._effects import Close, Handshake, Write
 from smtpcore.session._server import (
@@ -469,7 +469,7 @@ class SMTPServer:
         reuse_port: bool = False,
     ) -> None:
         if implicit_tls and tls_context is None:
-            raise ValueError("implicit_tls needs a tls_context")
+            raise InvalidArgument("implicit_tls needs a tls_context")
         self.handler = handler
         self.host = host
         self._port = port

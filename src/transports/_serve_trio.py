@@ -16,7 +16,7 @@ from typing import Any, Final, cast
 
 import trio
 
-from smtpcore import Limits, ServerConfig
+from smtpcore import InvalidArgument, Limits, ServerConfig
 from smtpcore.session._admission import MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CLIENT
 from smtpcore.session._effects import Close, Handshake, Write
 from smtpcore.session._server import (
@@ -362,7 +362,7 @@ async def serve(
     Raises ``OSError`` when the address cannot be bound.
     """
     if implicit_tls and tls_context is None:
-        raise ValueError("implicit_tls needs a tls_context")
+        raise InvalidArgument("implicit_tls needs a tls_context")
     options = ServerOptions.create(
         handler,
         config=config,

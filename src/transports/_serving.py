@@ -15,6 +15,7 @@ import logging
 import secrets
 from typing import Final, NoReturn
 
+from smtpcore import InvalidArgument
 from smtpcore.session._report import LogLine
 from smtpcore.session._server import CallHook, HookFailed, TLSInfo, hooks_of
 
@@ -126,7 +127,7 @@ def threaded_hooks(handler: object, hook_threads: int) -> frozenset[str]:
     ``ValueError`` for a negative ``hook_threads``.
     """
     if hook_threads < 0:
-        raise ValueError(f"hook_threads must be >= 0, not {hook_threads!r}")
+        raise InvalidArgument(f"hook_threads must be >= 0, not {hook_threads!r}")
     if hook_threads == 0:
         return frozenset()
     return frozenset(name for name in hooks_of(handler) if not _is_async(getattr(handler, name)))

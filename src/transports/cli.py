@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Final, NoReturn, TextIO
 
-from smtpcore import LocalProtocolError, ProtocolError
+from smtpcore import InvalidArgument, LocalProtocolError, ProtocolError
 from smtpcore.session import (
     AuthenticationError,
     ConnectionLost,
@@ -267,7 +267,7 @@ def exit_status(exc: BaseException) -> int:
     """The sysexits status for a failure."""
     if isinstance(exc, AuthenticationError):
         return EX_NOPERM
-    if isinstance(exc, LocalProtocolError):
+    if isinstance(exc, (LocalProtocolError, InvalidArgument)):
         return EX_USAGE
     if isinstance(exc, (TLSError, ProtocolError)):
         return EX_PROTOCOL
@@ -472,10 +472,10 @@ def send_many(
                 break
             try:
                 result = send_one(smtp, message, progress)
-            except (ReplyError, NotSupported, LocalProtocolError) as exc:
+            except (ReplyError, NotSupported, LocalProtocolError, InvalidArgument) as exc:
                 refusal(shown, exc)
                 continue
-            except (SMTPError, ProtocolError) as exc:
+            except SMTPError as exc:
                 lost(shown, exc)
                 break
             finally:
@@ -1006,7 +1006,7 @@ def main(
         if out is sys.stdout:
             _silence_stdout()
         return EX_BROKEN_PIPE
-    except (SMTPError, ProtocolError) as exc:
+    except SMTPError as exc:
         print(f"smtpcore: {type(exc).__name__}: {printable(str(exc))}", file=err)
         return exit_status(exc)
     except ImportError as exc:

@@ -27,6 +27,7 @@ from smtpcore import (
     Expn,
     Extensions,
     Help,
+    InvalidArgument,
     Limits,
     Noop,
     ProtocolError,
@@ -257,7 +258,7 @@ class SMTPClient:
         data, source, size = split_content(content, None)
         upper = verb.upper()
         if upper not in ("SEND", "SOML", "SAML"):
-            raise ValueError(f"verb must be SEND, SOML or SAML, not {verb!r}")
+            raise InvalidArgument(f"verb must be SEND, SOML or SAML, not {verb!r}")
         envelope = Envelope.build(sender, recipients, data, size=size, verb=upper)  # type: ignore[arg-type]
         with self._turn:
             return self._drive(deliver(self._connection(), self._options, envelope), source)

@@ -110,3 +110,41 @@ def test_xtext_round_trips(text: str) -> None:
     assert "=" not in encoded
     assert " " not in encoded
     assert xtext_decode(encoded) == text.encode("utf-8", "replace").decode("utf-8", "replace")
+
+
+# The plain-ASCII fast path of mailbox_error must give the full check's verdict.
+_MAILBOX_PIECES = st.sampled_from(
+    ["a", "Z", "0", "-", ".", "@", "_", "+", '"', "[", "]", ":", " ", "\u00e9", "\r", "b" * 63]
+)
+
+
+@given(st.lists(_MAILBOX_PIECES, max_size=12).map("".join))
+def test_the_fast_path_agrees_with_the_full_mailbox_check(mailbox: str) -> None:
+    import re
+
+    from smtpcore import _syntax
+
+    fast = mailbox_error(mailbox)
+    plain = _syntax._PLAIN_MAILBOX
+    try:
+        _syntax._PLAIN_MAILBOX = re.compile(r"(?!)")  # type: ignore[misc]
+        full = mailbox_error(mailbox)
+    finally:
+        _syntax._PLAIN_MAILBOX = plain  # type: ignore[misc]
+    assert fast == full
+
+
+@pytest.mark.parametrize(
+    ("mailbox", "valid"),
+    [
+        ("a@" + "b" * 63 + ".org", True),
+        ("a@" + "b" * 64 + ".org", False),  # a label over 63 octets
+        ("a@" + ".".join(["b" * 63] * 4), True),  # 255 octets: the most a domain has
+        ("a@" + ".".join(["b" * 63] * 4) + ".b", False),  # 257 octets
+        ("a@" + ".".join(["b" * 61] * 4) + ".bb", True),  # 250 octets
+        ("a-@b-.org", False),  # a label ends with a hyphen
+        ("a..b@x.org", False),
+    ],
+)
+def test_the_plain_mailbox_limits(mailbox: str, valid: bool) -> None:
+    assert (mailbox_error(mailbox) is None) is valid

@@ -7,6 +7,7 @@ delivery (TLS, AUTH, pipelining, RSET after failures), so the four
 transports hold nothing but I/O.
 """
 
+from .._message import PreparedMessage, content_is_8bit, prepare_message, to_7bit
 from ._client import WRITE_BATCH, deliver, deliver_message, open_session, quit, simple_command
 from ._effects import (
     Close,
@@ -124,6 +125,7 @@ __all__ = [
     "Pause",
     "Peer",
     "PermanentError",
+    "PreparedMessage",
     "Procedure",
     "Read",
     "Receive",
@@ -149,6 +151,7 @@ __all__ = [
     "batches",
     "command_text",
     "connection_failed",
+    "content_is_8bit",
     "deliver",
     "deliver_many",
     "deliver_message",
@@ -159,12 +162,14 @@ __all__ = [
     "is_reusable",
     "next_reply",
     "open_session",
+    "prepare_message",
     "quit",
     "read",
     "received_header",
     "reply_error",
     "serve_connection",
     "simple_command",
+    "to_7bit",
     "to_envelope",
     "unsent",
     "waiting_for",

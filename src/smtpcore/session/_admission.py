@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from .._errors import InvalidArgument
+
 __all__ = [
     "MAX_CONNECTIONS",
     "MAX_CONNECTIONS_PER_CLIENT",
@@ -40,9 +42,11 @@ class Admission:
 
     def __init__(self, total: int | None, per_client: int | None) -> None:
         if total is not None and total < 1:
-            raise ValueError(f"max_connections must be >= 1 or None, not {total!r}")
+            raise InvalidArgument(f"max_connections must be >= 1 or None, not {total!r}")
         if per_client is not None and per_client < 1:
-            raise ValueError(f"max_connections_per_client must be >= 1 or None, not {per_client!r}")
+            raise InvalidArgument(
+                f"max_connections_per_client must be >= 1 or None, not {per_client!r}"
+            )
         self.total = total
         self.per_client = per_client
         self.active = 0

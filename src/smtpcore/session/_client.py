@@ -128,7 +128,7 @@ def _after_refusal(conn: ClientConnection, steps: Procedure[object]) -> Procedur
         return
     try:
         yield from steps
-    except (SMTPError, RemoteProtocolError):
+    except SMTPError:
         pass
 
 

@@ -1,9 +1,9 @@
 """The session's exceptions: what failed, and whether to retry.
 
-``ProtocolError`` (the core's) says who broke the rules; these say what
-happened to a delivery: the server refused (``ReplyError`` and its
-subclasses, carrying the reply), the connection broke, a timeout, TLS, or a
-feature the server lacks.
+All are ``SMTPError`` (the core's root, re-exported here). ``ProtocolError``
+says who broke the rules; these say what happened to a delivery: the server
+refused (``ReplyError`` and its subclasses, carrying the reply), the
+connection broke, a timeout, TLS, or a feature the server lacks.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from .._errors import SMTPError
 from .._events import Auth, AuthCancel, AuthResponse, Command, EndOfData, Reply
 
 __all__ = [
@@ -46,10 +47,6 @@ def command_text(command: Command | EndOfData | None) -> str:
     if isinstance(command, AuthCancel):
         return "AUTH cancel (*)"
     return command.to_bytes().decode("utf-8", "replace").rstrip("\r\n")
-
-
-class SMTPError(Exception):
-    """Base of every session failure: catch this to catch them all."""
 
 
 class ReplyError(SMTPError):
@@ -103,8 +100,12 @@ class RecipientsRefused(ReplyError):
         return all(reply.is_transient for reply in self.refused.values())
 
 
-class ConnectionLost(SMTPError):
-    """The connection broke or the server closed it before the conversation ended."""
+class ConnectionLost(SMTPError, ConnectionError):
+    """The connection broke or the server closed it before the conversation ended.
+
+    Also a ``ConnectionError`` (an ``OSError``), as the standard library's
+    clients report a broken connection.
+    """
 
 
 class SMTPTimeout(SMTPError, TimeoutError):

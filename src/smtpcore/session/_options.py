@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Final, Literal, TypeAlias
 
+from .._errors import InvalidArgument
 from .._events import Reply
 from .._limits import Limits
 from .._syntax import ehlo_argument_error
@@ -65,7 +66,9 @@ class Timeouts:
         for item in fields(self):
             value = getattr(self, item.name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise ValueError(f"Timeouts.{item.name} must be a positive number, not {value!r}")
+                raise InvalidArgument(
+                    f"Timeouts.{item.name} must be a positive number, not {value!r}"
+                )
 
     @classmethod
     def uniform(cls, timeout: float) -> Timeouts:
@@ -97,19 +100,19 @@ class DSN:
 
     def __post_init__(self) -> None:
         if self.ret is not None and self.ret not in ("FULL", "HDRS"):
-            raise ValueError(f"DSN ret must be 'FULL' or 'HDRS', not {self.ret!r}")
+            raise InvalidArgument(f"DSN ret must be 'FULL' or 'HDRS', not {self.ret!r}")
         if self.envid is not None and (not self.envid or len(self.envid.encode()) > 100):
             # RFC 3461 4.4: ENVID is at most 100 characters.
-            raise ValueError(f"DSN envid must be 1 to 100 octets, not {self.envid!r}")
+            raise InvalidArgument(f"DSN envid must be 1 to 100 octets, not {self.envid!r}")
         if self.envid is not None and (not self.envid.isascii() or _has_control(self.envid)):
             # RFC 3461 4.4: printable US-ASCII (xtext would carry anything, but a
             # CR or LF there is an application's mistake, not an identifier).
-            raise ValueError(f"DSN envid must be printable ASCII, not {self.envid!r}")
+            raise InvalidArgument(f"DSN envid must be printable ASCII, not {self.envid!r}")
         if self.notify is not None:
             notify = tuple(word.upper() for word in self.notify)
             # RFC 3461 4.1: NEVER alone, or any of the other three.
             if not notify or (notify != ("NEVER",) and not set(notify) <= _NOTIFY):
-                raise ValueError(
+                raise InvalidArgument(
                     f"DSN notify must be ('NEVER',) or SUCCESS/FAILURE/DELAY, not {self.notify!r}"
                 )
             object.__setattr__(self, "notify", tuple(dict.fromkeys(notify)))
@@ -156,25 +159,25 @@ class ClientOptions:
 
     def __post_init__(self) -> None:
         if self.tls not in _TLS_MODES:
-            raise ValueError(f"tls must be one of {', '.join(_TLS_MODES)}, not {self.tls!r}")
+            raise InvalidArgument(f"tls must be one of {', '.join(_TLS_MODES)}, not {self.tls!r}")
         if not self.host:
-            raise ValueError("host is empty")
+            raise InvalidArgument("host is empty")
         if self.username is None and (self.password is not None or self.oauth_token is not None):
-            raise ValueError("a password or OAuth token needs a username")
+            raise InvalidArgument("a password or OAuth token needs a username")
         if self.username is not None and self.password is None and self.oauth_token is None:
-            raise ValueError("a username needs a password or an OAuth token")
+            raise InvalidArgument("a username needs a password or an OAuth token")
         if self.username is not None and (not self.username or _has_control(self.username)):
             # SASL identities are text (RFC 4616 2, RFC 4013): no CR, LF, NUL
             # or other control characters, whatever the mechanism's encoding.
-            raise ValueError(f"username {self.username!r} is empty or has a control character")
+            raise InvalidArgument(f"username {self.username!r} is empty or has a control character")
         for secret in ("password", "oauth_token"):
             value = getattr(self, secret)
             if value is not None and ("\x00" in value or "\r" in value or "\n" in value):
-                raise ValueError(f"{secret} contains NUL, CR or LF")  # never shown
+                raise InvalidArgument(f"{secret} contains NUL, CR or LF")  # never shown
         if self.local_hostname is not None:
             reason = ehlo_argument_error(self.local_hostname)
             if reason is not None:
-                raise ValueError(f"local_hostname: {reason}")
+                raise InvalidArgument(f"local_hostname: {reason}")
         if self.port is None:
             if self.tls == "implicit":
                 port = 465
@@ -186,7 +189,7 @@ class ClientOptions:
                 port = 25
             object.__setattr__(self, "port", port)
         elif isinstance(self.port, bool) or not 0 < self.port < 65536:
-            raise ValueError(f"port {self.port!r} is not 1-65535")
+            raise InvalidArgument(f"port {self.port!r} is not 1-65535")
 
     @classmethod
     def build(
@@ -263,13 +266,13 @@ class Envelope:
         recipients = (self.recipients,) if isinstance(self.recipients, str) else self.recipients
         object.__setattr__(self, "recipients", tuple(dict.fromkeys(recipients)))
         if not self.recipients:
-            raise ValueError("no recipient: SMTP needs at least one RCPT")
+            raise InvalidArgument("no recipient: SMTP needs at least one RCPT")
         if self.body is not None and self.body not in _BODIES:
-            raise ValueError(f"body must be one of {', '.join(_BODIES)}, not {self.body!r}")
+            raise InvalidArgument(f"body must be one of {', '.join(_BODIES)}, not {self.body!r}")
         if self.size is None and self.content is not None:
             object.__setattr__(self, "size", len(self.content))
         if self.size is not None and (isinstance(self.size, bool) or self.size < 0):
-            raise ValueError(f"size {self.size!r} is not a number of octets")
+            raise InvalidArgument(f"size {self.size!r} is not a number of octets")
 
     @classmethod
     def build(

@@ -56,7 +56,7 @@ from collections.abc import Collection, Generator, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Final, Protocol, TypeAlias, TypeVar
 
-from .._errors import LocalProtocolError
+from .._errors import InvalidArgument, LocalProtocolError
 from .._events import (
     NEED_DATA,
     Auth,
@@ -390,7 +390,7 @@ class ServerEnvelope:
     def chunks(self, size: int = CHUNK) -> Iterator[bytes]:
         """The message in pieces of at most ``size`` octets, from the start, never all at once."""
         if size < 1:
-            raise ValueError(f"chunk size must be >= 1, not {size!r}")
+            raise InvalidArgument(f"chunk size must be >= 1, not {size!r}")
         if self.spool is not None:
             yield from self.spool.chunks(size)
             return
@@ -441,7 +441,7 @@ def format_date(moment: datetime.datetime) -> str:
 def _format_date(moment: datetime.datetime) -> str:
     offset = moment.utcoffset()
     if offset is None:
-        raise ValueError("format_date needs a timezone-aware datetime")
+        raise InvalidArgument("format_date needs a timezone-aware datetime")
     minutes = int(offset.total_seconds()) // 60
     sign = "+" if minutes >= 0 else "-"
     hours, mins = divmod(abs(minutes), 60)
@@ -582,27 +582,31 @@ class ServerOptions:
         threshold, or a short secret.
         """
         if not auth_failure_delay >= 0:
-            raise ValueError(f"auth_failure_delay must be >= 0 seconds, not {auth_failure_delay!r}")
+            raise InvalidArgument(
+                f"auth_failure_delay must be >= 0 seconds, not {auth_failure_delay!r}"
+            )
         budget = None
         if auth_failures_per_address is not None:
             budget = AuthBudget(auth_failures_per_address, auth_failure_window)
         if scram_secret is not None and len(scram_secret) < 16:
-            raise ValueError("scram_secret must be None or at least 16 random octets")
+            raise InvalidArgument("scram_secret must be None or at least 16 random octets")
         if not idle_timeout > 0:
-            raise ValueError(f"idle_timeout must be > 0, not {idle_timeout!r}")
+            raise InvalidArgument(f"idle_timeout must be > 0, not {idle_timeout!r}")
         if not min_data_rate > 0:
-            raise ValueError(f"min_data_rate must be > 0 octets per second, not {min_data_rate!r}")
+            raise InvalidArgument(
+                f"min_data_rate must be > 0 octets per second, not {min_data_rate!r}"
+            )
         if not greeting_delay >= 0:
-            raise ValueError(f"greeting_delay must be >= 0 seconds, not {greeting_delay!r}")
+            raise InvalidArgument(f"greeting_delay must be >= 0 seconds, not {greeting_delay!r}")
         Admission(max_connections, max_connections_per_client)  # checks both caps
         if not data_timeout > 0:
-            raise ValueError(f"data_timeout must be > 0, not {data_timeout!r}")
+            raise InvalidArgument(f"data_timeout must be > 0, not {data_timeout!r}")
         if spool_threshold is not None and (
             isinstance(spool_threshold, bool)
             or not isinstance(spool_threshold, int)
             or spool_threshold < 0
         ):
-            raise ValueError(
+            raise InvalidArgument(
                 f"spool_threshold must be an int >= 0 or None, not {spool_threshold!r}"
             )
         hooks = hooks_of(handler)

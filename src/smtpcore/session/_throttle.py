@@ -23,6 +23,8 @@ import ipaddress
 from collections import OrderedDict, deque
 from typing import Final
 
+from .._errors import InvalidArgument
+
 __all__ = ["AUTH_FAILURES_PER_ADDRESS", "AUTH_FAILURE_WINDOW", "AuthBudget"]
 
 #: Failed AUTH attempts one client address may make in ``AUTH_FAILURE_WINDOW``.
@@ -49,9 +51,9 @@ class AuthBudget:
         addresses: int = 10_000,
     ) -> None:
         if failures < 1 or addresses < 1:
-            raise ValueError("AuthBudget needs failures >= 1 and addresses >= 1")
+            raise InvalidArgument("AuthBudget needs failures >= 1 and addresses >= 1")
         if not window > 0:
-            raise ValueError(f"AuthBudget window must be > 0 seconds, not {window!r}")
+            raise InvalidArgument(f"AuthBudget window must be > 0 seconds, not {window!r}")
         self.failures = failures
         self.window = window
         self.addresses = addresses
