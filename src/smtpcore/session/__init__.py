@@ -37,6 +37,7 @@ from ._errors import (
     command_text,
     reply_error,
 )
+from ._hooks import HOOKS, hooks_of
 from ._options import (
     DSN,
     Body,
@@ -47,12 +48,10 @@ from ._options import (
     TLSMode,
     hello_name,
 )
-from ._server import (
-    DATA_TIMEOUT,
-    HOOKS,
-    MIN_DATA_RATE,
+from ._received import format_date, received_header
+from ._serve import serve_connection
+from ._server_effects import (
     SHUT_DOWN,
-    SPOOL_THRESHOLD,
     TIMED_OUT,
     CallHook,
     Clock,
@@ -63,19 +62,14 @@ from ._server import (
     Notice,
     Now,
     Pause,
-    Peer,
     Receive,
     ServerEffect,
-    ServerEnvelope,
-    ServerOptions,
     ServerProcedure,
-    SessionInfo,
     SpoolWrite,
-    format_date,
-    hooks_of,
-    received_header,
-    serve_connection,
 )
+from ._server_options import ServerOptions
+from ._server_session import DATA_TIMEOUT, MIN_DATA_RATE, SPOOL_THRESHOLD
+from ._server_values import Peer, ServerEnvelope, SessionInfo
 from ._throttle import AuthBudget
 from ._tls import TLSInfo
 
