@@ -64,6 +64,7 @@ from ._serving import (
     threaded_hooks,
     tls_info,
     unknown_effect,
+    warn_unknown_hooks,
 )
 from ._spool import spool_write
 
@@ -428,6 +429,7 @@ class SMTPServer:
             auth_failures_per_address=auth_failures_per_address,
             max_connections_per_client=max_connections_per_client,
         )
+        warn_unknown_hooks(handler)
         self._admission = self.options.admission()
         self._backoff = AcceptBackoff(port)
         self._exception_handlers: tuple[object, object] | None = None  # (ours, the one before)

@@ -37,7 +37,7 @@ from ._errors import (
     command_text,
     reply_error,
 )
-from ._hooks import HOOKS, hooks_of
+from ._hooks import HOOKS, Handler, hooks_of
 from ._options import (
     DSN,
     Body,
@@ -69,7 +69,7 @@ from ._server_effects import (
 )
 from ._server_options import ServerOptions
 from ._server_session import DATA_TIMEOUT, MIN_DATA_RATE, SPOOL_THRESHOLD
-from ._server_values import Peer, ServerEnvelope, SessionInfo
+from ._server_values import Peer, ServerEnvelope, SessionContext, SessionInfo
 from ._throttle import AuthBudget
 from ._tls import TLSInfo
 
@@ -93,6 +93,7 @@ __all__ = [
     "ContentSpool",
     "Effect",
     "Envelope",
+    "Handler",
     "Handshake",
     "HookFailed",
     "Interrupted",
@@ -116,6 +117,7 @@ __all__ = [
     "ServerEnvelope",
     "ServerOptions",
     "ServerProcedure",
+    "SessionContext",
     "SessionInfo",
     "SpoolWrite",
     "StageClock",

@@ -69,7 +69,6 @@ from ._server_auth import auth
 from ._server_effects import (
     SHUT_DOWN,
     TIMED_OUT,
-    CallHook,
     HookFailed,
     Interrupted,
     NewId,
@@ -116,6 +115,7 @@ def serve_connection(
     auth_failure_delay: float = 0.0,
     auth_budget: AuthBudget | None = None,
     log: LogLine | None = None,
+    contextual: bool = False,
 ) -> ServerProcedure[int]:
     """Serve one connection from greeting to close; return the number of messages accepted.
 
@@ -150,6 +150,10 @@ def serve_connection(
     ``log``, when given, is called with one line per message whose end
     arrived and one when the session ends, however it ends (see
     ``session._report``).
+
+    ``contextual``: the hooks are a ``Handler``'s, each called with a
+    ``SessionContext`` before its own arguments (``on_connect`` with the
+    context alone, instead of a ``SessionInfo``).
     """
     session = _Session(
         conn,
@@ -165,6 +169,7 @@ def serve_connection(
     session.scram_secret = scram_secret
     session.auth_failure_delay = auth_failure_delay
     session.auth_budget = auth_budget
+    session.contextual = contextual
     if log is None:
         return (yield from _serve(session, refuse, greeting_delay))
     session.log = log
@@ -196,8 +201,11 @@ def _serve(session: _Session, refuse: str | None, greeting_delay: float) -> Serv
         session.send(Reply(421, (f"{conn.config.hostname} {refuse}",)))
         yield from session.close()
         return 0
-    info = SessionInfo(peer, conn.config.hostname, session_id, tls)
-    result = yield from session.hook("on_connect", info)
+    if session.contextual:  # the context says all SessionInfo would
+        result = yield from session.hook("on_connect")
+    else:
+        info = SessionInfo(peer, conn.config.hostname, session_id, tls)
+        result = yield from session.hook("on_connect", info)
     greeting = session.reply_from(result, conn.greeting_reply())
     if greeting.code not in (220, 554, 421):
         greeting = Reply(421, (f"{conn.config.hostname} 4.3.0 Service not available",))
@@ -268,17 +276,17 @@ def _command(session: _Session, command: Command) -> ServerProcedure[None]:
     conn = session.conn
     hostname = conn.config.hostname
     # The commands of every transaction first: this runs for each one.
-    # A hook is called with a CallHook of its own here, not through
+    # A hook is called with ``session.call`` here, not through
     # ``session.hook``: one generator less per command.
     if type(command) is Mail:
         result = None
         if "on_mail" in session.hooks:
-            result = yield CallHook("on_mail", (command.sender, command.params))
+            result = yield session.call("on_mail", (command.sender, command.params))
         session.answer(result, _reply(conn, 250, "2.1.0", "Sender OK"))
     elif type(command) is Rcpt:
         result = None
         if "on_rcpt" in session.hooks:
-            result = yield CallHook("on_rcpt", (command.recipient, command.params))
+            result = yield session.call("on_rcpt", (command.recipient, command.params))
         session.answer(result, _reply(conn, 250, "2.1.5", "Recipient OK"))
     elif type(command) is Data:
         session.send(_GO_AHEAD)
@@ -361,7 +369,7 @@ def _start_message(session: _Session, *, bdat: bool) -> ServerProcedure[None]:
 def _stream(session: _Session, message: _Message, data: bytes) -> ServerProcedure[None]:
     if message.stream_failure is not None:
         return  # the handler refused already: the rest is read and dropped
-    result = yield CallHook("on_data_chunk", (data,))  # callers checked it exists
+    result = yield session.call("on_data_chunk", (data,))  # callers checked it exists
     if result is not None:
         refusal = session.reply_from(result, session.hook_failure())
         if refusal.is_positive or refusal.is_intermediate:
@@ -469,7 +477,7 @@ def _deliver(session: _Session, message: _Message | None) -> ServerProcedure[lis
     ok = _fresh_reply(conn, 250, "2.0.0", f"OK queued as {message.message_id}")
     result = None
     if "on_message" in session.hooks:
-        result = yield CallHook("on_message", (envelope,))
+        result = yield session.call("on_message", (envelope,))
     if isinstance(result, Mapping):
         replies = []
         for recipient in recipients:

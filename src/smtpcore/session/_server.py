@@ -7,7 +7,7 @@ gathers their names.
 
 from __future__ import annotations
 
-from ._hooks import HOOKS, hooks_of
+from ._hooks import HOOKS, Handler, hooks_of, unknown_hooks
 from ._received import format_date, received_header
 from ._serve import serve_connection
 from ._server_auth import AUTH_FAILURE_DELAY, SCRAM_ITERATIONS
@@ -30,7 +30,7 @@ from ._server_effects import (
 )
 from ._server_options import DEFAULT_MESSAGE_SIZE, ServerOptions
 from ._server_session import DATA_TIMEOUT, IDLE_TIMEOUT, MIN_DATA_RATE, SPOOL_THRESHOLD
-from ._server_values import CHUNK, Peer, ServerEnvelope, SessionInfo
+from ._server_values import CHUNK, Peer, ServerEnvelope, SessionContext, SessionInfo
 from ._throttle import AUTH_FAILURES_PER_ADDRESS
 from ._tls import TLSInfo
 
@@ -50,6 +50,7 @@ __all__ = [
     "CallHook",
     "Clock",
     "ContentSpool",
+    "Handler",
     "HookFailed",
     "Interrupted",
     "NewId",
@@ -62,6 +63,7 @@ __all__ = [
     "ServerEnvelope",
     "ServerOptions",
     "ServerProcedure",
+    "SessionContext",
     "SessionInfo",
     "SpoolWrite",
     "TLSInfo",
@@ -69,4 +71,5 @@ __all__ = [
     "hooks_of",
     "received_header",
     "serve_connection",
+    "unknown_hooks",
 ]

@@ -14,7 +14,7 @@ from ._admission import (
     TOO_MANY,
     Admission,
 )
-from ._hooks import hooks_of
+from ._hooks import contextual, hooks_of
 from ._report import LogLine
 from ._serve import serve_connection
 from ._server_auth import AUTH_FAILURE_DELAY
@@ -55,6 +55,8 @@ class ServerOptions:
     #: Failed AUTH per client address across sessions; None: no such bound.
     auth_budget: AuthBudget | None = field(default=None, compare=False)
     max_connections_per_client: int | None = MAX_CONNECTIONS_PER_CLIENT
+    #: The handler is a ``Handler``: each hook gets a ``SessionContext`` first.
+    contextual: bool = False
 
     @classmethod
     def create(
@@ -166,6 +168,7 @@ class ServerOptions:
             auth_failure_delay=auth_failure_delay,
             auth_budget=budget,
             max_connections_per_client=max_connections_per_client,
+            contextual=contextual(handler),
         )
 
     def admission(self) -> Admission:
@@ -212,4 +215,5 @@ class ServerOptions:
             auth_failure_delay=self.auth_failure_delay,
             auth_budget=self.auth_budget,
             log=log,
+            contextual=self.contextual,
         )

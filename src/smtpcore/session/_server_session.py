@@ -36,7 +36,7 @@ from ._server_effects import (
     Receive,
     ServerProcedure,
 )
-from ._server_values import Peer
+from ._server_values import Peer, SessionContext
 from ._throttle import AuthBudget
 from ._tls import TLSInfo
 
@@ -159,6 +159,7 @@ class _Session:
         self.auth_failure_delay = 0.0  # see ServerOptions.auth_failure_delay
         self.auth_budget: AuthBudget | None = None  # shared by the server's sessions
         self.log: LogLine | None = None  # reports a line per session and per message
+        self.contextual = False  # the hooks take a SessionContext first (a Handler's)
         self.end = "connection lost"  # how the session ended, for its log line
 
     # -- small steps ------------------------------------------------------------
@@ -178,11 +179,33 @@ class _Session:
             self.closed = True
             yield Close()
 
+    def context(self) -> SessionContext:
+        """What a ``Handler``'s hook is told about this session, as of now."""
+        conn = self.conn
+        message = self.message
+        return SessionContext(
+            session_id=self.session_id,
+            peer=self.peer,
+            hostname=conn.config.hostname,
+            tls=self.tls,
+            hello_domain=conn.hello_domain,
+            auth_identity=conn.identity,
+            sender=conn.sender,
+            recipients=conn.recipients,
+            message_id=None if message is None else message.message_id,
+        )
+
+    def call(self, name: str, args: tuple[object, ...]) -> CallHook:
+        """The effect that calls hook ``name`` with ``args``, after the context if it takes one."""
+        if self.contextual:
+            return CallHook(name, (self.context(), *args))
+        return CallHook(name, args)
+
     def hook(self, name: str, *args: object) -> ServerProcedure[object]:
         """The result of hook ``name``: None when absent, HookFailed when it raised."""
         if name not in self.hooks:
             return None
-        result = yield CallHook(name, args)
+        result = yield self.call(name, args)
         return result
 
     def hook_failure(self) -> Reply:

@@ -9,7 +9,7 @@ from typing import Final
 from ._server_effects import ContentSpool
 from ._tls import TLSInfo
 
-__all__ = ["CHUNK", "Peer", "ServerEnvelope", "SessionInfo"]
+__all__ = ["CHUNK", "Peer", "ServerEnvelope", "SessionContext", "SessionInfo"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +29,42 @@ class SessionInfo:
     hostname: str
     session_id: str
     tls: TLSInfo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionContext:
+    """What a hook of a ``Handler`` knows about its session, as of the moment it is called.
+
+    Each call gets a fresh snapshot: the facts of one connection, never of
+    another served at the same time. ``sender`` is None until MAIL is
+    accepted (``""`` for the null reverse-path ``<>``); ``recipients`` are
+    those accepted so far, the one an ``on_rcpt`` is asked about not yet among
+    them. ``message_id`` is set from the 354 (or the first BDAT chunk) to the
+    message's end: the hooks ``on_data_chunk`` and ``on_message`` tell
+    concurrent messages apart by it. ``tls`` describes the TLS layer (with the
+    client's certificate, when the server's context asked for one), None in
+    clear; ``auth_identity`` is the user AUTH accepted, None before.
+    """
+
+    session_id: str
+    peer: Peer
+    hostname: str  # ours, as the greeting says it
+    tls: TLSInfo | None = None
+    hello_domain: str | None = None
+    auth_identity: str | None = None
+    sender: str | None = None
+    recipients: tuple[str, ...] = ()
+    message_id: str | None = None
+
+    @property
+    def is_tls(self) -> bool:
+        """Whether the session runs over TLS (STARTTLS done, or implicit TLS)."""
+        return self.tls is not None
+
+    @property
+    def is_authenticated(self) -> bool:
+        """Whether AUTH succeeded in this session (and still holds after STARTTLS)."""
+        return self.auth_identity is not None
 
 
 #: Octets ``ServerEnvelope.chunks`` gives at a time unless asked otherwise.
