@@ -14,11 +14,14 @@ import logging
 import ssl
 import threading
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import pytest
 
 from smtpcore import Reply
 from smtpcore.session import Handler, ServerEnvelope, SessionContext
+from transports.mailboxes import MaildirHandler
+from transports.serving import UsersHandler
 
 from .conftest import PASSWORD, USER, Raw, Starter, wait_for
 
@@ -253,3 +256,32 @@ def test_known_hooks_are_not_warned_about(start: Starter, caplog: pytest.LogCapt
     caplog.set_level(logging.WARNING, logger="smtpcore.server")
     start(RelayPolicy())
     assert not [r for r in caplog.records if r.name == "smtpcore.server"]
+
+
+def test_the_users_table_handler_authenticates_and_stores(
+    start: Starter,
+    raw: Callable[[int], Raw],
+    server_tls: ssl.SSLContext,
+    client_tls: ssl.SSLContext,
+    tmp_path: Path,
+) -> None:
+    handler = UsersHandler(MaildirHandler(tmp_path / "mail"), {USER: PASSWORD})
+    server = start(handler, tls_context=server_tls)
+    client = raw(server.port)
+    _greet(client)
+    assert _talk(client, b"STARTTLS") == [b"220 2.0.0 Ready to start TLS\r\n"]
+    client.starttls(client_tls)
+    assert _talk(client, b"EHLO client.example")[0].startswith(b"250")
+    wrong = base64.b64encode(f"\0{USER}\0guess".encode())
+    right = base64.b64encode(f"\0{USER}\0{PASSWORD}".encode())
+    replies = _talk(client, b"AUTH PLAIN " + wrong, b"AUTH PLAIN " + right)
+    assert replies == [
+        b"535 5.7.8 Authentication credentials invalid\r\n",
+        b"235 2.7.0 Authentication successful\r\n",
+    ]
+    _talk(client, b"MAIL FROM:<alice@example.org>", b"RCPT TO:<bob@example.org>", b"DATA")
+    client.send(b"Subject: stored\r\n\r\nhello\r\n.\r\n")
+    assert client.reply().startswith(b"250 2.0.0 OK queued as ")
+    stored = list((tmp_path / "mail" / "new").iterdir())
+    assert len(stored) == 1
+    assert stored[0].read_bytes().endswith(b"Subject: stored\n\nhello\n")
