@@ -10,10 +10,6 @@ from ._server_values import Peer
 
 __all__ = ["format_date", "received_header"]
 
-#: The last date formatted, to the second, and its text (a pure cache).
-_LAST_DATE: Final[list[tuple[datetime.datetime, str]]] = [
-    (datetime.datetime.min.replace(tzinfo=datetime.timezone.utc), "")
-]
 _DAYS: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS: Final = (
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -25,17 +21,6 @@ def format_date(moment: datetime.datetime) -> str:
 
     Raises ``ValueError`` for a naive datetime (its zone is unknown).
     """
-    # One Received header per message, and many messages in the same second.
-    second = moment.replace(microsecond=0)
-    last, text = _LAST_DATE[0]  # one read: another thread may replace it meanwhile
-    if second == last and second.utcoffset() == last.utcoffset():
-        return text
-    text = _format_date(moment)
-    _LAST_DATE[0] = (second, text)
-    return text
-
-
-def _format_date(moment: datetime.datetime) -> str:
     offset = moment.utcoffset()
     if offset is None:
         raise ValueError("format_date needs a timezone-aware datetime")
