@@ -79,7 +79,10 @@ class ServerOptions:
         auth_failure_window: float = AUTH_FAILURE_WINDOW,
         max_connections_per_client: int | None = MAX_CONNECTIONS_PER_CLIENT,
     ) -> ServerOptions:
-        """Options for ``handler``.
+        """Options for ``handler``: any object with hooks (``HOOKS``), or a ``Handler``.
+
+        A ``Handler``'s hooks are called with a ``SessionContext`` first
+        (``contextual``); only the hooks its class defines count.
 
         Without ``config``, the defaults: SIZE of ``DEFAULT_MESSAGE_SIZE``,
         PIPELINING, 8BITMIME, SMTPUTF8, CHUNKING, ENHANCEDSTATUSCODES; AUTH with
