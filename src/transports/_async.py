@@ -492,7 +492,7 @@ class AsyncPool(abc.ABC):
         self, host: str, port: int | None = None, *, connections: int = 10, **options: Any
     ) -> None:
         if isinstance(connections, bool) or not isinstance(connections, int) or connections < 1:
-            raise ValueError(f"connections must be a positive number, not {connections!r}")
+            raise InvalidArgument(f"connections must be a positive number, not {connections!r}")
         self._host = host
         self._port = port
         self._client_options = options

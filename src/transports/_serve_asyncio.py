@@ -65,6 +65,7 @@ from ._serving import (
     threaded_hooks,
     tls_info,
     unknown_effect,
+    warn_unknown_hooks,
 )
 from ._spool import spool_write
 
@@ -91,7 +92,7 @@ def event_loop_factory(loop: LoopName = "asyncio") -> Callable[[], asyncio.Abstr
     if loop == "asyncio":
         return asyncio.new_event_loop
     if loop != "uvloop":
-        raise ValueError(f"loop must be one of {', '.join(LOOPS)}, not {loop!r}")
+        raise InvalidArgument(f"loop must be one of {', '.join(LOOPS)}, not {loop!r}")
     try:
         import uvloop
     except ImportError:
@@ -492,6 +493,7 @@ class SMTPServer:
             auth_failures_per_address=auth_failures_per_address,
             max_connections_per_client=max_connections_per_client,
         )
+        warn_unknown_hooks(handler)
         self._admission = self.options.admission()
         self._backoff = AcceptBackoff(port)
         self._exception_handlers: tuple[object, object] | None = None  # (ours, the one before)

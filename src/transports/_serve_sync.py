@@ -55,6 +55,7 @@ from ._serving import (
     session_log,
     tls_info,
     unknown_effect,
+    warn_unknown_hooks,
 )
 from ._spool import spool_write
 
@@ -142,6 +143,7 @@ class SMTPServer:
             auth_failures_per_address=auth_failures_per_address,
             max_connections_per_client=max_connections_per_client,
         )
+        warn_unknown_hooks(handler)
         self._admission = self.options.admission()
         self._reuse_port = reuse_port
         self._listener: socket.socket | None = None

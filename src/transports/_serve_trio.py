@@ -57,6 +57,7 @@ from ._serving import (
     threaded_hooks,
     tls_info,
     unknown_effect,
+    warn_unknown_hooks,
 )
 from ._spool import spool_write
 from ._tls import TLSLayer
@@ -380,6 +381,7 @@ async def serve(
         auth_failures_per_address=auth_failures_per_address,
         max_connections_per_client=max_connections_per_client,
     )
+    warn_unknown_hooks(handler)
     server = _Server(handler, options, tls_context, hook_threads)
     server.implicit_tls = implicit_tls
     listeners = await _listen(host, port, reuse_port)

@@ -17,7 +17,7 @@ from typing import Final, NoReturn
 
 from smtpcore import InvalidArgument
 from smtpcore.session._report import LogLine
-from smtpcore.session._server import CallHook, HookFailed, TLSInfo, hooks_of
+from smtpcore.session._server import HOOKS, CallHook, HookFailed, TLSInfo, hooks_of, unknown_hooks
 
 from ._tls import TLSLayer
 from ._tls import tls_info as layer_info
@@ -37,6 +37,7 @@ __all__ = [
     "threaded_hooks",
     "tls_info",
     "unknown_effect",
+    "warn_unknown_hooks",
 ]
 
 LOG: Final = logging.getLogger("smtpcore.server")
@@ -73,6 +74,21 @@ class AcceptBackoff:
         if self.pause:
             LOG.warning("accepting connections on port %s again", self.port)
             self.pause = 0.0
+
+
+def warn_unknown_hooks(handler: object) -> None:
+    """Log, when a server starts, each ``on_*`` method of ``handler`` that is no hook.
+
+    Such a method is never called: ``on_rcpt_to`` meant as ``on_rcpt`` would
+    let every recipient through unchecked.
+    """
+    for name in unknown_hooks(handler):
+        LOG.warning(
+            "handler %s has a method %s, which is no hook and is never called (hooks: %s)",
+            type(handler).__name__,
+            name,
+            ", ".join(HOOKS),
+        )
 
 
 def session_log() -> LogLine | None:

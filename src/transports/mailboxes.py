@@ -1,6 +1,9 @@
 """Ready server handlers: store each message in a Maildir, an mbox file, or memory.
 
-Each has one hook, ``on_message(envelope)``. It returns only once the
+Each has one hook, ``on_message(envelope)``: they are plain handlers, since
+the envelope carries all they store (a ``Handler`` subclass that needs the
+session for its policy stores through one, as ``UsersHandler`` in
+``transports.serving`` does). It returns only once the
 message is stored, so the server's 250 comes after the storage; a failure
 raises, and the server answers 451 4.3.0 (the client keeps the message and
 retries). They are synchronous: the async servers run them in worker

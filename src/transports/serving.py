@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Final, TextIO
 
 from smtpcore import ServerConfig
-from smtpcore.session import ServerEnvelope, ServerOptions
+from smtpcore.session import Handler, ServerEnvelope, ServerOptions, SessionContext
 from smtpcore.session._throttle import AUTH_FAILURES_PER_ADDRESS
 
 from .mailboxes import MaildirHandler, MboxHandler
@@ -39,24 +39,24 @@ def load_users(path: str) -> dict[str, str]:
     return users
 
 
-class UsersHandler:
+class UsersHandler(Handler):
     """Stores through ``store``; AUTH checks against a users table (constant time)."""
 
     def __init__(self, store: MaildirHandler | MboxHandler, users: dict[str, str]) -> None:
         self.store = store
         self.users = users
 
-    def lookup_secret(self, mechanism: str, username: str) -> str | None:
+    def lookup_secret(self, session: SessionContext, mechanism: str, username: str) -> str | None:
         """The password of ``username``: lets the server offer SCRAM and CRAM-MD5 too."""
         return self.users.get(username)
 
-    def authenticate(self, username: str, password: str) -> bool:
+    def authenticate(self, session: SessionContext, username: str, password: str) -> bool:
         """PLAIN and LOGIN: compare in constant time, whether or not the user exists."""
         expected = self.users.get(username, "\x00unknown user\x00")
         same = hmac.compare_digest(expected.encode(), password.encode())
         return same and username in self.users
 
-    def on_message(self, envelope: ServerEnvelope) -> None:
+    def on_message(self, session: SessionContext, envelope: ServerEnvelope) -> None:
         """Store the message; an exception makes the server answer 451."""
         self.store.on_message(envelope)
 

@@ -38,6 +38,7 @@ from ._errors import (
     command_text,
     reply_error,
 )
+from ._hooks import HOOKS, Handler, hooks_of
 from ._many import (
     BATCH,
     Outcome,
@@ -59,12 +60,10 @@ from ._options import (
     TLSMode,
     hello_name,
 )
-from ._server import (
-    DATA_TIMEOUT,
-    HOOKS,
-    MIN_DATA_RATE,
+from ._received import format_date, received_header
+from ._serve import serve_connection
+from ._server_effects import (
     SHUT_DOWN,
-    SPOOL_THRESHOLD,
     TIMED_OUT,
     CallHook,
     Clock,
@@ -75,19 +74,14 @@ from ._server import (
     Notice,
     Now,
     Pause,
-    Peer,
     Receive,
     ServerEffect,
-    ServerEnvelope,
-    ServerOptions,
     ServerProcedure,
-    SessionInfo,
     SpoolWrite,
-    format_date,
-    hooks_of,
-    received_header,
-    serve_connection,
 )
+from ._server_options import ServerOptions
+from ._server_session import DATA_TIMEOUT, MIN_DATA_RATE, SPOOL_THRESHOLD
+from ._server_values import Peer, ServerEnvelope, SessionContext, SessionInfo
 from ._throttle import AuthBudget
 from ._tls import TLSInfo
 
@@ -112,6 +106,7 @@ __all__ = [
     "ContentSpool",
     "Effect",
     "Envelope",
+    "Handler",
     "Handshake",
     "HookFailed",
     "Interrupted",
@@ -138,6 +133,7 @@ __all__ = [
     "ServerEnvelope",
     "ServerOptions",
     "ServerProcedure",
+    "SessionContext",
     "SessionInfo",
     "SpoolWrite",
     "StageClock",

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Final, Literal, TypeAlias
 
 from .._client import ClientConnection
 from .._data import LineEnds
-from .._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from .._errors import InvalidArgument, LocalProtocolError, ProtocolError, RemoteProtocolError
 from .._events import Bdat, Command, EndOfData, MessageData, Reply, Rset
 from ._client import _DATA, _plan, _reply, message_envelope
 from ._effects import Close, Procedure, Write
@@ -121,7 +121,7 @@ def to_envelope(conn: ClientConnection, item: Outgoing) -> Envelope:
     """
     if isinstance(item, Envelope):
         if item.content is None:
-            raise ValueError("send_many needs the content in hand, not streamed")
+            raise InvalidArgument("send_many needs the content in hand, not streamed")
         return item
     if isinstance(item, tuple) and len(item) == 3:
         sender, recipients, content = item

@@ -1,0 +1,227 @@
+"""Server options: everything a listener needs to start sessions, resolved once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Final
+
+from .._errors import InvalidArgument
+from .._limits import Limits
+from .._server import ServerConfig, ServerConnection
+from ._admission import (
+    MAX_CONNECTIONS,
+    MAX_CONNECTIONS_PER_CLIENT,
+    SHUTTING_DOWN,
+    TOO_MANY,
+    Admission,
+)
+from ._hooks import contextual, hooks_of
+from ._report import LogLine
+from ._serve import serve_connection
+from ._server_auth import AUTH_FAILURE_DELAY
+from ._server_effects import ServerProcedure
+from ._server_session import DATA_TIMEOUT, IDLE_TIMEOUT, MIN_DATA_RATE, SPOOL_THRESHOLD
+from ._server_values import Peer
+from ._throttle import AUTH_FAILURE_WINDOW, AUTH_FAILURES_PER_ADDRESS, AuthBudget
+from ._tls import TLSInfo
+
+__all__ = ["DEFAULT_MESSAGE_SIZE", "ServerOptions"]
+
+#: The largest message accepted when no ServerConfig says otherwise.
+DEFAULT_MESSAGE_SIZE: Final = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ServerOptions:
+    """Everything a listener needs to start sessions, resolved once.
+
+    Build it with ``create``; ``session`` makes the procedure for one
+    connection.
+    """
+
+    config: ServerConfig
+    limits: Limits
+    hooks: frozenset[str]
+    idle_timeout: float = IDLE_TIMEOUT
+    max_connections: int | None = MAX_CONNECTIONS
+    greeting_delay: float = 0.0
+    min_data_rate: float = MIN_DATA_RATE
+    spool_threshold: int | None = SPOOL_THRESHOLD
+    data_timeout: float = DATA_TIMEOUT
+    #: Random octets kept for the server's lifetime: SCRAM salts derive from
+    #: them, so unknown users look like known ones (RFC 5802 9).
+    scram_secret: bytes | None = field(default=None, repr=False)
+    #: Seconds each failed AUTH waits before its reply (``Pause``).
+    auth_failure_delay: float = AUTH_FAILURE_DELAY
+    #: Failed AUTH per client address across sessions; None: no such bound.
+    auth_budget: AuthBudget | None = field(default=None, compare=False)
+    max_connections_per_client: int | None = MAX_CONNECTIONS_PER_CLIENT
+    #: The handler is a ``Handler``: each hook gets a ``SessionContext`` first.
+    contextual: bool = False
+
+    @classmethod
+    def create(
+        cls,
+        handler: object,
+        *,
+        config: ServerConfig | None = None,
+        limits: Limits | None = None,
+        starttls: bool = False,
+        hostname: str | None = None,
+        idle_timeout: float = IDLE_TIMEOUT,
+        max_connections: int | None = MAX_CONNECTIONS,
+        greeting_delay: float = 0.0,
+        min_data_rate: float = MIN_DATA_RATE,
+        spool_threshold: int | None = SPOOL_THRESHOLD,
+        data_timeout: float = DATA_TIMEOUT,
+        scram_secret: bytes | None = None,
+        auth_failure_delay: float = AUTH_FAILURE_DELAY,
+        auth_failures_per_address: int | None = AUTH_FAILURES_PER_ADDRESS,
+        auth_failure_window: float = AUTH_FAILURE_WINDOW,
+        max_connections_per_client: int | None = MAX_CONNECTIONS_PER_CLIENT,
+    ) -> ServerOptions:
+        """Options for ``handler``: any object with hooks (``HOOKS``), or a ``Handler``.
+
+        A ``Handler``'s hooks are called with a ``SessionContext`` first
+        (``contextual``); only the hooks its class defines count.
+
+        Without ``config``, the defaults: SIZE of ``DEFAULT_MESSAGE_SIZE``,
+        PIPELINING, 8BITMIME, SMTPUTF8, CHUNKING, ENHANCEDSTATUSCODES; AUTH with
+        the mechanisms the handler can check (PLAIN and LOGIN with
+        ``authenticate``; SCRAM-SHA-256 and CRAM-MD5 too with
+        ``lookup_secret``). ``starttls`` says whether the transport can
+        upgrade (a TLS context was given): it sets ``config.starttls``.
+
+        ``idle_timeout`` bounds every wait and every command line;
+        ``min_data_rate`` (octets per second) stretches it for message
+        content (see ``serve_connection``). ``greeting_delay`` holds the 220
+        back that many seconds; a client that talks meanwhile gets 554.
+        ``spool_threshold``: octets of a message held in memory, the rest
+        going to a spool the transport provides (None: everything in
+        memory). ``data_timeout``: seconds of waiting one message may take
+        from 354 (or its first BDAT chunk) to its end.
+        ``scram_secret``: random octets (``secrets.token_bytes(32)``; the
+        transports give each server its own) from which SCRAM derives the
+        salt of every user, so a user that does not exist gets a challenge
+        like one that does and fails only at the proof (RFC 5802 9); without
+        it, salts are fresh for each exchange and unknown users fail at once.
+        Password guessing: each failed AUTH waits ``auth_failure_delay``
+        seconds before its reply (Postfix's smtpd_error_sleep_time; 0 for
+        none), and a client address that failed ``auth_failures_per_address``
+        times within ``auth_failure_window`` seconds, over any number of
+        sessions, gets ``421 4.7.0`` to AUTH until the oldest failure is that
+        old (``AuthBudget``, kept in these options' memory; None: no bound).
+        ``max_connections`` and ``max_connections_per_client`` cap the
+        sessions served at once, in total and per client address (None: no
+        cap); see ``admission``.
+        Raises ``ValueError`` for a non-positive timeout, data rate or
+        connection cap, a negative greeting delay, AUTH delay or spool
+        threshold, or a short secret.
+        """
+        if not auth_failure_delay >= 0:
+            raise InvalidArgument(
+                f"auth_failure_delay must be >= 0 seconds, not {auth_failure_delay!r}"
+            )
+        budget = None
+        if auth_failures_per_address is not None:
+            budget = AuthBudget(auth_failures_per_address, auth_failure_window)
+        if scram_secret is not None and len(scram_secret) < 16:
+            raise InvalidArgument("scram_secret must be None or at least 16 random octets")
+        if not idle_timeout > 0:
+            raise InvalidArgument(f"idle_timeout must be > 0, not {idle_timeout!r}")
+        if not min_data_rate > 0:
+            raise InvalidArgument(
+                f"min_data_rate must be > 0 octets per second, not {min_data_rate!r}"
+            )
+        if not greeting_delay >= 0:
+            raise InvalidArgument(f"greeting_delay must be >= 0 seconds, not {greeting_delay!r}")
+        Admission(max_connections, max_connections_per_client)  # checks both caps
+        if not data_timeout > 0:
+            raise InvalidArgument(f"data_timeout must be > 0, not {data_timeout!r}")
+        if spool_threshold is not None and (
+            isinstance(spool_threshold, bool)
+            or not isinstance(spool_threshold, int)
+            or spool_threshold < 0
+        ):
+            raise InvalidArgument(
+                f"spool_threshold must be an int >= 0 or None, not {spool_threshold!r}"
+            )
+        hooks = hooks_of(handler)
+        if config is None:
+            mechanisms: tuple[str, ...] = ()
+            if "lookup_secret" in hooks:
+                mechanisms += ("SCRAM-SHA-256", "CRAM-MD5")
+            if "lookup_secret" in hooks or "authenticate" in hooks:
+                mechanisms += ("PLAIN", "LOGIN")
+            config = ServerConfig(
+                size=DEFAULT_MESSAGE_SIZE,
+                smtputf8=True,
+                chunking=True,
+                auth_mechanisms=mechanisms,
+            )
+        config = replace(config, starttls=starttls)
+        if hostname is not None:
+            config = replace(config, hostname=hostname)
+        return cls(
+            config=config,
+            limits=limits if limits is not None else Limits(),
+            hooks=hooks,
+            idle_timeout=idle_timeout,
+            max_connections=max_connections,
+            greeting_delay=greeting_delay,
+            min_data_rate=min_data_rate,
+            spool_threshold=spool_threshold,
+            data_timeout=data_timeout,
+            scram_secret=scram_secret,
+            auth_failure_delay=auth_failure_delay,
+            auth_budget=budget,
+            max_connections_per_client=max_connections_per_client,
+            contextual=contextual(handler),
+        )
+
+    def admission(self) -> Admission:
+        """A fresh count of sessions, which decides who is served (one per listener)."""
+        return Admission(self.max_connections, self.max_connections_per_client)
+
+    def refusal(self, active: int, *, stopping: bool) -> str | None:
+        """Why a new connection gets 421 instead of a session, or None to serve it.
+
+        ``active`` is the number of sessions being served; ``stopping`` says a
+        graceful shutdown has begun. Only the total cap: ``admission`` also
+        counts per client address.
+        """
+        if stopping:
+            return SHUTTING_DOWN
+        if self.max_connections is not None and active >= self.max_connections:
+            return TOO_MANY
+        return None
+
+    def session(
+        self,
+        peer: Peer,
+        session_id: str,
+        *,
+        tls: TLSInfo | None = None,
+        refuse: str | None = None,
+        log: LogLine | None = None,
+    ) -> ServerProcedure[int]:
+        """The procedure serving one connection; see ``serve_connection``."""
+        conn = ServerConnection(self.config, self.limits, tls=tls is not None)
+        return serve_connection(
+            conn,
+            self.hooks,
+            peer,
+            session_id=session_id,
+            tls=tls,
+            idle_timeout=self.idle_timeout,
+            refuse=refuse,
+            greeting_delay=self.greeting_delay,
+            min_data_rate=self.min_data_rate,
+            spool_threshold=self.spool_threshold,
+            data_timeout=self.data_timeout,
+            scram_secret=self.scram_secret,
+            auth_failure_delay=self.auth_failure_delay,
+            auth_budget=self.auth_budget,
+            log=log,
+            contextual=self.contextual,
+        )
