@@ -59,7 +59,6 @@ class _Need(enum.Enum):
     NEED_DATA = enum.auto()
 
 
-#: Returned by ``next_event()`` when more bytes are needed.
 NEED_DATA: Final = _Need.NEED_DATA
 """Returned by ``next_event()`` when more bytes are needed (compare with ``is``)."""
 
