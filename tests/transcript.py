@@ -24,7 +24,7 @@ Anything left over at the end fails, also when the procedure raised.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, TypeVar
 
@@ -73,6 +73,7 @@ class Record:
     writes: list[bytes]
     reads: list[float]
     handshakes: list[Handshake]
+    write_timeouts: list[float] = field(default_factory=list)
 
 
 def run_transcript(
@@ -119,6 +120,7 @@ def run_transcript(
                 thrown = ConnectionLost("connection lost: [Errno 104] Connection reset by peer")
             elif isinstance(effect, Write):
                 record.writes.append(effect.data)
+                record.write_timeouts.append(effect.timeout)
                 data = effect.data
                 while data:
                     if position >= len(lines) or lines[position].kind != "C":

@@ -406,7 +406,7 @@ class AsyncClient(abc.ABC):
                     kind = type(effect)
                     if kind is Write and self._is_open:
                         data = effect.data  # type: ignore[union-attr]
-                        await self._write(data, self._options.timeouts.data_block)
+                        await self._write(data, effect.timeout)  # type: ignore[union-attr]
                         if self._trace is not None:
                             self._trace(">", data)
                         answer = None
@@ -437,8 +437,8 @@ class AsyncClient(abc.ABC):
                 return None  # closing twice is harmless
             raise ConnectionLost("the connection is closed")
         match effect:
-            case Write(data):
-                await self._write(data, self._options.timeouts.data_block)
+            case Write(data, timeout):
+                await self._write(data, timeout)
                 if self._trace is not None:
                     self._trace(">", data)
             case Read():

@@ -256,7 +256,7 @@ class _Session(asyncio.BufferedProtocol):
                         raise ConnectionResetError("the client closed the connection")
                     transport.write(effect.data)
                     if self.writing_paused:
-                        self.wait("drain", server.options.idle_timeout, False)
+                        self.wait("drain", effect.timeout, False)
                         return
                 elif type(effect) is CallHook:
                     if effect.name in server._threaded:

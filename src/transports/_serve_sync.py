@@ -266,8 +266,8 @@ class SMTPServer:
                     return result
                 answer = None
                 match effect:
-                    case Write(data):
-                        sock.settimeout(self.options.idle_timeout)
+                    case Write(data, timeout):
+                        sock.settimeout(timeout)
                         sock.sendall(data)
                     case Receive(timeout, interruptible):
                         answer = self._receive(sock, timeout, interruptible)

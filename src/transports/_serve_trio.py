@@ -253,7 +253,6 @@ class _Server:
     async def _drive(self, procedure: ServerProcedure[int], connection: _Connection) -> int:
         """Run a server procedure to its end over one connection."""
         answer: object = None
-        timeout = self.options.idle_timeout
         try:
             while True:
                 try:
@@ -265,8 +264,8 @@ class _Server:
                 match effect:
                     case Receive(wait, interruptible):
                         answer = await self._receive(connection, wait, interruptible)
-                    case Write(data):
-                        await connection.send(data, timeout)
+                    case Write(data, wait):
+                        await connection.send(data, wait)
                     case Handshake(_, wait):
                         assert self.tls_context is not None
                         answer = await connection.start_tls(self.tls_context, wait)

@@ -382,9 +382,9 @@ class SMTPClient:
             data = effect.data  # type: ignore[attr-defined]
             plain = self._plain
             if plain is not None:
-                plain.send(data, self._options.timeouts.data_block)
+                plain.send(data, effect.timeout)  # type: ignore[attr-defined]
             else:
-                sock.settimeout(self._options.timeouts.data_block)
+                sock.settimeout(effect.timeout)  # type: ignore[attr-defined]
                 sock.sendall(data)
             if self._trace is not None:
                 self._trace(">", data)

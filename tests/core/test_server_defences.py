@@ -359,7 +359,7 @@ def test_a_shutdown_during_the_greeting_delay_is_421() -> None:
 def test_no_greeting_delay_greets_at_once() -> None:
     timed = Timed(Keep(), fast(b"QUIT\r\n"))
     timed.run(options(Keep()))
-    assert timed.effects[0] == Write(GREETING)
+    assert timed.effects[0] == Write(GREETING, 300.0)
 
 
 def test_a_refusing_on_connect_is_not_delayed() -> None:
@@ -369,7 +369,7 @@ def test_a_refusing_on_connect_is_not_delayed() -> None:
 
     timed = Timed(Refuse(), fast(b"QUIT\r\n"))
     timed.run(options(Refuse(), greeting_delay=3.0))
-    assert timed.effects[1] == Write(b"554 mx.test No service for you\r\n")
+    assert timed.effects[1] == Write(b"554 mx.test No service for you\r\n", 300.0)
 
 
 # -- cancelled AUTH counts toward Limits.auth_failures ------------------------------------

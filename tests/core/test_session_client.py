@@ -142,6 +142,18 @@ def test_reads_carry_the_timeout_of_their_stage() -> None:
     assert record.reads == [1, 2, 2, 3, 4, 5, 6, 7]
 
 
+def test_writes_carry_the_time_their_stage_allows() -> None:
+    """A command goes within its stage's time; content within the data block time."""
+    timeouts = Timeouts(
+        greeting=1, ehlo=2, mail=3, rcpt=4, data_initiation=5, data_block=8, data_termination=6,
+        quit=7,
+    )  # fmt: skip
+    record = Record([], [], [])
+    run_transcript(session(options(timeouts=timeouts), envelope()), "classic", record=record)
+    # EHLO, HELO, MAIL, RCPT, DATA, the content with its dot, QUIT.
+    assert record.write_timeouts == [2, 2, 3, 4, 5, 8, 7]
+
+
 def test_timeouts_default_to_rfc_5321() -> None:
     t = Timeouts()
     assert (t.greeting, t.mail, t.rcpt, t.data_initiation, t.data_block, t.data_termination) == (

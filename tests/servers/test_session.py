@@ -204,7 +204,7 @@ def test_idle_timeout_and_shutdown_answers() -> None:
 def test_refused_connection_is_one_421() -> None:
     procedure = options(Keep()).session(PEER, "S1", refuse="4.7.0 Too many connections")
     effects = list(procedure)
-    assert effects == [Write(b"421 mx.test 4.7.0 Too many connections\r\n"), Close()]
+    assert effects == [Write(b"421 mx.test 4.7.0 Too many connections\r\n", 300.0), Close()]
 
 
 def b64(data: bytes) -> bytes:

@@ -93,7 +93,7 @@ _END_OF_DATA: Final = EndOfData()
 
 def _command(conn: ClientConnection, command: Command, timeout: float) -> Procedure[Reply]:
     """Send one command, wait for its reply; 421 raises ``TransientError`` and closes."""
-    yield Write(conn.send(command))
+    yield Write(conn.send(command), timeout)
     return (yield from _reply(conn, timeout))
 
 
@@ -250,7 +250,7 @@ def simple_command(conn: ClientConnection, command: Command, timeout: float) -> 
 
 def quit(conn: ClientConnection, timeouts: Timeouts) -> Procedure[Reply | None]:
     """QUIT (RFC 5321 4.1.1.10), then Close. Returns the reply, or None if the server left first."""
-    yield Write(conn.send(Quit()))
+    yield Write(conn.send(Quit()), timeouts.quit)
     reply: Reply | None
     try:
         reply = yield from next_reply(conn, timeouts.quit)
@@ -410,7 +410,7 @@ def deliver(conn: ClientConnection, options: ClientOptions, env: Envelope) -> Pr
             wire.append(send(rcpt))
         if not plan.bdat:
             wire.append(send(_DATA))
-        yield Write(b"".join(wire))
+        yield Write(b"".join(wire), timeouts.mail)
         mail_reply = None
         try:
             mail_reply = yield from _reply(conn, timeouts.mail)
@@ -465,7 +465,7 @@ def deliver(conn: ClientConnection, options: ClientOptions, env: Envelope) -> Pr
         if env.content is not None:
             # Content in hand, with its end marker, in one write (as _send_data).
             send = conn.send
-            yield Write(send(MessageData(env.content)) + send(_END_OF_DATA))
+            yield Write(send(MessageData(env.content)) + send(_END_OF_DATA), timeouts.data_block)
         else:
             yield from _send_data(conn, None, timeouts)
         if lmtp:
@@ -507,7 +507,7 @@ def _abandon_data(conn: ClientConnection, timeouts: Timeouts) -> Procedure[None]
 
 
 def _end_abandoned_data(conn: ClientConnection, timeouts: Timeouts) -> Procedure[None]:
-    yield Write(conn.send(EndOfData()))
+    yield Write(conn.send(EndOfData()), timeouts.data_block)
     yield from _reply(conn, timeouts.data_termination)
 
 
@@ -516,7 +516,7 @@ def _send_data(
 ) -> Procedure[None]:
     """The content after 354, dot-stuffed by the connection, then the end marker."""
     if content is not None:
-        yield Write(conn.send(MessageData(content)) + conn.send(EndOfData()))
+        yield Write(conn.send(MessageData(content)) + conn.send(EndOfData()), timeouts.data_block)
         return
     batch = bytearray()
     while True:
@@ -527,10 +527,10 @@ def _send_data(
             break
         batch += conn.send(MessageData(piece))
         if len(batch) >= WRITE_BATCH:
-            yield Write(bytes(batch))
+            yield Write(bytes(batch), timeouts.data_block)
             batch.clear()
     batch += conn.send(EndOfData())
-    yield Write(bytes(batch))
+    yield Write(bytes(batch), timeouts.data_block)
 
 
 def _send_bdat(
@@ -550,7 +550,7 @@ def _send_bdat(
     if env.content is not None:
         content = env.content if ends is None else ends.feed(env.content) + ends.end()
         command = Bdat(len(content), last=True)
-        yield Write(_chunk(conn, command, content))
+        yield Write(_chunk(conn, command, content), timeouts.data_block)
         return (yield from _final_replies(conn, timeouts, finals, command))
     batch = bytearray()
     while True:
@@ -565,7 +565,7 @@ def _send_bdat(
         if last and ends is not None:
             batch += ends.end()
         command = Bdat(len(batch), last=last)
-        yield Write(_chunk(conn, command, bytes(batch)))
+        yield Write(_chunk(conn, command, bytes(batch)), timeouts.data_block)
         batch.clear()
         if last:
             return (yield from _final_replies(conn, timeouts, finals, command))

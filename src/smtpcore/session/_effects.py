@@ -38,9 +38,17 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class Write:
-    """Send all of ``data`` to the peer. Answer: ``None``."""
+    """Send all of ``data`` to the peer within ``timeout`` seconds. Answer: ``None``.
+
+    The time is the procedure's to choose, so every transport applies the
+    same one: a command goes within the time its stage has for its reply,
+    message content within the data block time (RFC 5321 4.5.3.2.6), and a
+    server's replies within its idle time. A peer that stops reading for
+    longer makes the transport raise ``SMTPTimeout``.
+    """
 
     data: bytes = field(repr=False)
+    timeout: float
 
 
 @dataclass(frozen=True, slots=True)

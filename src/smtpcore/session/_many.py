@@ -221,12 +221,12 @@ def deliver_many(
                     # the connection closes.
                     batch.outcomes[index] = Outcome(_REFUSED, error=exc)
                     if carry:
-                        yield Write(carry)
+                        yield Write(carry, options.timeouts.data_block)
                         yield from _settle(conn, options, batch)
                     raise ConnectionLost(
                         f"connection closed after a message that could not be sent: {exc}"
                     ) from exc
-                yield Write(carry + group)
+                yield Write(carry + group, options.timeouts.data_block)
                 carry = b""
                 yield from _settle(conn, options, batch)
                 replies = []
@@ -234,7 +234,7 @@ def deliver_many(
                     replies.append((yield from _reply(conn, _timeout(command, options))))
             else:
                 if carry:
-                    yield Write(carry)
+                    yield Write(carry, options.timeouts.data_block)
                     carry = b""
                     yield from _settle(conn, options, batch)
                 replies = []
@@ -249,7 +249,7 @@ def deliver_many(
                     except LocalProtocolError as exc:
                         unsendable = exc  # not sent, nothing counted: the session is in step
                         break
-                    yield Write(wire)
+                    yield Write(wire, _timeout(command, options))
                     replies.append((yield from _reply(conn, _timeout(command, options))))
                     if len(replies) == 1 and not replies[0].is_positive:
                         break  # MAIL refused: no RCPT
@@ -261,7 +261,7 @@ def deliver_many(
                     continue
             carry = _judge(conn, batch, index, envelope, plan.bdat, plan.binary, replies)
         if carry:
-            yield Write(carry)
+            yield Write(carry, options.timeouts.data_block)
             yield from _settle(conn, options, batch)
     except (ConnectionLost, SMTPTimeout, TransientError, RemoteProtocolError) as exc:
         _failed(batch, exc)
@@ -326,7 +326,7 @@ def _deliver_window(
                 outcomes[index] = Outcome(_REFUSED, error=exc)
                 # Commands before it count as sent: out of step. Settle, close.
                 if wire:
-                    yield Write(b"".join(wire))
+                    yield Write(b"".join(wire), options.timeouts.data_block)
                 while inflight:
                     yield from _window_settle(conn, timeouts, batch, inflight)
                 raise ConnectionLost(
@@ -335,7 +335,7 @@ def _deliver_window(
             wire.append(_chunk(conn, content))
             inflight.append(_Transaction(index, envelope, reset, len(content)))
             octets += len(content)
-            yield Write(b"".join(wire))
+            yield Write(b"".join(wire), options.timeouts.data_block)
         while inflight:
             yield from _window_settle(conn, timeouts, batch, inflight)
     except (ConnectionLost, SMTPTimeout, TransientError, RemoteProtocolError) as exc:

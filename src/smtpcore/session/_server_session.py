@@ -171,7 +171,7 @@ class _Session:
     def flush(self) -> ServerProcedure[None]:
         if self.out:
             data, self.out = b"".join(self.out), []
-            yield Write(data)
+            yield Write(data, self.idle_timeout)
 
     def close(self) -> ServerProcedure[None]:
         yield from self.flush()
@@ -257,7 +257,7 @@ class _Session:
         while event is NEED_DATA:
             if self.out:  # flush() inline: this runs for every read
                 replies, self.out = b"".join(self.out), []
-                yield Write(replies)
+                yield Write(replies, idle)
             # Shutting down may interrupt only a session with no message in flight.
             quiet = conn.phase in _QUIET
             budget = self.budget
