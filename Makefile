@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest docs docs-check check-wheel peers interop fuzz fuzz-smoke bench clean
+.PHONY: demo test generate lint typecheck pytest docs docs-check check-wheel peers interop fuzz fuzz-smoke bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/smtpcore demo
 
+# The files derived from others (blocking twins of async drivers, keyword types
+# from option classes); `lint` fails when one is stale.
+generate: $(STAMP)
+	$(BIN)/python tools/generate.py
+
 lint: $(STAMP)
+	$(BIN)/python tools/generate.py --check
 	$(BIN)/ruff check src tests tools fuzz $(wildcard benchmarks)
 	$(BIN)/ruff format --check src tests tools fuzz $(wildcard benchmarks)
 

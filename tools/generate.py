@@ -1,0 +1,185 @@
+"""Write the source files that are derived from others, or check they are current.
+
+Two kinds of derived file keep the transports written once:
+
+- **Blocking twins of async code.** A driver is written once, with
+  ``async``/``await``, against a small stream interface; its blocking twin is
+  the same text with the coroutine words taken out (``ASYNC_TWINS``), as
+  httpcore does with its unasync script. The twin is never edited by hand.
+- **Keyword signatures from option classes.** Each option is declared once,
+  as a field of a frozen dataclass; the ``TypedDict`` that types the keyword
+  arguments of every server or client (``**options: Unpack[...]``) is
+  written from those fields (``KEYWORDS``). A field's ``metadata`` may give
+  ``keyword`` (the argument's name when it differs from the field's) and
+  ``accepts`` (the argument's type when it is wider than the field's);
+  ``keyword=False`` leaves a field out.
+
+``python tools/generate.py`` writes them all; ``--check`` writes nothing and
+fails, naming each stale file, when one differs from what would be written
+(``make lint`` runs it, so CI fails on a stale file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import re
+import subprocess
+import sys
+import types
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# (async source, blocking twin, extra replacements for this pair), paths from ROOT.
+ASYNC_TWINS: list[tuple[str, str, dict[str, str]]] = []
+
+# (output module, [(TypedDict name, ["module:Class", ...]), ...]), paths from ROOT.
+KEYWORDS: list[tuple[str, list[tuple[str, list[str]]]]] = []
+
+HEADER = "# Written by `make generate` (tools/generate.py) from\n# {source}: edit that, not this.\n"
+
+# Whole words, longest first so that e.g. ``AsyncIterator`` is not half-replaced.
+_WORDS: dict[str, str] = {
+    "AsyncIterator": "Iterator",
+    "AsyncIterable": "Iterable",
+    "AsyncGenerator": "Generator",
+    "AsyncExitStack": "ExitStack",
+    "StopAsyncIteration": "StopIteration",
+    "__aenter__": "__enter__",
+    "__aexit__": "__exit__",
+    "__aiter__": "__iter__",
+    "__anext__": "__next__",
+    "asynccontextmanager": "contextmanager",
+    "aclose": "close",
+    "anext": "next",
+}
+
+
+def unasync(text: str, extra: dict[str, str]) -> str:
+    """The blocking twin of ``text``: coroutine syntax removed, names mapped."""
+    for old, new in extra.items():
+        text = re.sub(rf"\b{re.escape(old)}\b", new, text)
+    text = re.sub(r"\basync def\b", "def", text)
+    text = re.sub(r"\basync with\b", "with", text)
+    text = re.sub(r"\basync for\b", "for", text)
+    text = re.sub(r"\bawait ", "", text)
+    for old, new in _WORDS.items():
+        text = re.sub(rf"\b{old}\b", new, text)
+    # Names that say Async (AsyncStream, _AsyncDriver) become Sync.
+    return re.sub(r"\b(_?)Async([A-Z]\w*)", r"\1Sync\2", text)
+
+
+def _twin(source: str, extra: dict[str, str]) -> str:
+    text = (ROOT / source).read_text(encoding="utf-8")
+    return HEADER.format(source=source) + unasync(text, extra)
+
+
+def _imports(annotation: str, module: types.ModuleType) -> list[str]:
+    """The import lines that make the names of ``annotation`` (as written in ``module``) known."""
+    found = []
+    for name in set(re.findall(r"(?<![.\w])([A-Za-z_]\w*)", annotation)):
+        if name in _BUILTIN_NAMES:
+            continue
+        value = vars(module)[name]
+        if isinstance(value, types.ModuleType):
+            found.append(f"    import {value.__name__}")
+            continue
+        home = getattr(value, "__module__", None)
+        if (
+            home in (None, "typing", "builtins")
+            or getattr(sys.modules[home], name, None) is not value
+        ):
+            home = module.__name__
+        found.append(f"    from {home} import {name}")
+    return found
+
+
+_BUILTIN_NAMES = frozenset(
+    {"None", "int", "float", "str", "bytes", "bool", "tuple", "list", "dict", "object"}
+)
+
+
+def _keywords(classes: list[tuple[str, list[str]]], source: str) -> str:
+    lines = [
+        HEADER.format(source=source).rstrip("\n"),
+        '"""The keyword arguments of the servers and clients, one per option field."""',
+        "",
+        "from __future__ import annotations",
+        "",
+        "from typing import TYPE_CHECKING, TypedDict",
+        "",
+    ]
+    imports: list[str] = []
+    bodies: list[str] = []
+    for name, dotted in classes:
+        body = [f"class {name}(TypedDict, total=False):"]
+        body.append(f'    """Keyword options: the fields of {", ".join(dotted)}."""')
+        body.append("")
+        for path in dotted:
+            module_name, _, class_name = path.partition(":")
+            module = importlib.import_module(module_name)
+            for field in dataclasses.fields(getattr(module, class_name)):
+                keyword = field.metadata.get("keyword", field.name)
+                if keyword is False:
+                    continue
+                kind = str(field.metadata.get("accepts", field.type))
+                imports.extend(_imports(kind, module))
+                body.append(f"    {keyword}: {kind}")
+        bodies.append("\n".join(body))
+    lines.append("if TYPE_CHECKING:")
+    lines.extend(sorted(set(imports)))
+    lines.append("")
+    return "\n".join(lines) + "\n\n" + "\n\n\n".join(bodies) + "\n"
+
+
+def _tidy(text: str, target: str) -> str:
+    """``text`` as ruff leaves it: imports sorted, unused ones gone, formatted."""
+    for command in (["check", "--fix-only", "--quiet", "--select", "I,F401"], ["format"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "ruff", *command, "--stdin-filename", target, "-"],
+            input=text,
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        )
+        text = done.stdout
+    return text
+
+
+def outputs() -> dict[str, str]:
+    """Every derived file, by path from the repository root, as it should read."""
+    sys.path[:0] = [str(ROOT / "src")]
+    files = {target: _twin(source, extra) for source, target, extra in ASYNC_TWINS}
+    for target, classes in KEYWORDS:
+        sources = ", ".join(path for _, dotted in classes for path in dotted)
+        files[target] = _keywords(classes, sources)
+    return {target: _tidy(text, target) for target, text in files.items()}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail if a derived file is stale")
+    args = parser.parse_args(argv)
+    stale = []
+    for target, text in outputs().items():
+        path = ROOT / target
+        current = path.read_text(encoding="utf-8") if path.exists() else None
+        if current == text:
+            continue
+        if args.check:
+            stale.append(target)
+        else:
+            path.write_text(text, encoding="utf-8")
+            print(f"wrote {target}")
+    if stale:
+        print("stale (run `make generate`): " + ", ".join(stale), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
