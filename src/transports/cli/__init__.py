@@ -27,7 +27,6 @@ from ._checks import (
     check_framework,
     check_loop,
     check_serve_files,
-    listen_error,
     listen_failure,
     remove_if_empty_store,
 )
@@ -74,6 +73,7 @@ def cmd_probe(args: argparse.Namespace, stdin: BinaryIO, out: TextIO, err: TextI
 def cmd_serve(args: argparse.Namespace, stdin: BinaryIO, out: TextIO, err: TextIO) -> int:
     """``smtpcore serve``: checks first, then ``transports.serving`` runs the server."""
     from ..serving import serve_command
+    from ..serving._run import listen_error
 
     # Everything that can be checked is checked before the store is created,
     # so a mistake leaves no empty Maildir or mbox behind.

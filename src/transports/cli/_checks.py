@@ -16,7 +16,6 @@ __all__ = [
     "check_listen",
     "check_loop",
     "check_serve_files",
-    "listen_error",
     "listen_failure",
     "remove_if_empty_store",
 ]
@@ -108,20 +107,6 @@ def check_listen(host: str, port: int) -> None:
                 probe.bind(address)
             except OSError as exc:
                 raise listen_failure(host, port, exc) from None
-
-
-def listen_error(exc: BaseException) -> OSError | None:
-    """The OSError of a failed bind, also inside the exception groups of trio and anyio."""
-    if isinstance(exc, OSError) and exc.errno is not None:
-        return exc
-    # By shape, not class: on 3.10 the groups come from the exceptiongroup backport.
-    inner = getattr(exc, "exceptions", None)
-    if isinstance(inner, tuple):
-        for each in inner:
-            found = listen_error(each) if isinstance(each, BaseException) else None
-            if found is not None:
-                return found
-    return None
 
 
 def listen_failure(host: str, port: int, exc: OSError) -> Failure:

@@ -11,7 +11,7 @@ from typing import Any, Final
 
 from smtpcore import ServerConfig
 
-__all__ = ["STOP_SIGNALS", "run"]
+__all__ = ["STOP_SIGNALS", "listen_error", "run"]
 
 #: The signals that stop ``smtpcore serve`` gracefully.
 STOP_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
@@ -140,3 +140,17 @@ async def _run_in_task(
                 shutdown.set()
                 break
     return received[0], dropped
+
+
+def listen_error(exc: BaseException) -> OSError | None:
+    """The OSError of a failed bind, also inside the exception groups of trio and anyio."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return exc
+    # By shape, not class: on 3.10 the groups come from the exceptiongroup backport.
+    inner = getattr(exc, "exceptions", None)
+    if isinstance(inner, tuple):
+        for each in inner:
+            found = listen_error(each) if isinstance(each, BaseException) else None
+            if found is not None:
+                return found
+    return None

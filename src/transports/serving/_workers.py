@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from typing import Final
 
-from ._run import STOP_SIGNALS
+from ._run import STOP_SIGNALS, listen_error
 
 __all__ = ["EX_SOFTWARE", "REUSE_PORT_BALANCES", "run_workers", "worker_share"]
 
@@ -118,8 +118,6 @@ class _Worker:
             os.write(writer, b"done %d %d\n" % (signum, dropped))
             code = 0
         except BaseException as exc:
-            from ..cli._checks import listen_error
-
             cause = listen_error(exc)
             if cause is None:
                 logging.getLogger("smtpcore.server").exception("worker %d failed", os.getpid())
