@@ -110,6 +110,7 @@ def check_listen(host: str, port: int) -> None:
 
 
 def listen_failure(host: str, port: int, exc: OSError) -> Failure:
+    """The one line, and status, for ``exc`` raised binding ``host:port``."""
     import errno
 
     if exc.errno == errno.EADDRINUSE:
