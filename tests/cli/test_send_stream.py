@@ -42,7 +42,7 @@ def inbox() -> Iterator[tuple[MemoryHandler, int]]:
 
 @pytest.mark.parametrize("octets", [0, 1, 2, 3, 56, 57, 58, 114, 1000, 57 * 1150, 57 * 1150 + 1])
 def test_attachment_size_is_the_length_of_its_base64_lines(octets: int) -> None:
-    from transports._cli_mail import attachment_size
+    from transports.cli._mail import attachment_size
 
     data = os.urandom(octets)
     assert attachment_size(octets) == len(base64.encodebytes(data).replace(b"\n", b"\r\n"))
@@ -196,7 +196,7 @@ def test_a_ready_message_over_size_is_refused_before_its_body_is_read(
     from smtpcore import Extensions
     from smtpcore.session import NotSupported
     from transports import cli
-    from transports._cli_mail import from_file
+    from transports.cli._ready import from_file
 
     path = tmp_path / "big.eml"
     path.write_bytes(b"From: x@example.org\r\nTo: y@example.net\r\n\r\n" + b"line\r\n" * 1000)
@@ -218,7 +218,7 @@ def test_a_ready_message_over_size_is_refused_before_its_body_is_read(
 def test_progress_ends_its_line_before_an_error() -> None:
     import io
 
-    from transports._cli_mail import Progress
+    from transports.cli._progress import Progress
 
     out = io.StringIO()
     times = iter([0.0, 1.0, 2.0, 3.0])
