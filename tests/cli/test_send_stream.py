@@ -232,3 +232,18 @@ def test_progress_ends_its_line_before_an_error() -> None:
     silent = io.StringIO()
     Progress(10, silent).end()  # nothing drawn: nothing to end
     assert silent.getvalue() == ""
+
+
+def test_a_ready_message_with_a_huge_header_section_is_one_line_and_status_65(
+    inbox: tuple[MemoryHandler, int], tmp_path: Path
+) -> None:
+    """A header section over the limit is bad input: no traceback, nothing sent."""
+    handler, port = inbox
+    eml = tmp_path / "big.eml"
+    pad = (b"X-Pad: " + b"a" * 70 + b"\r\n") * 16000
+    eml.write_bytes(b"From: a@example.org\r\nTo: b@example.net\r\n" + pad + b"\r\nbody\r\n")
+    done = run("send", "--tls", "none", "--host", f"127.0.0.1:{port}", "--eml", str(eml))
+    assert done.returncode == 65, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().endswith("header section over 1048576 octets"), done.stderr
+    assert handler.messages == []

@@ -16,6 +16,7 @@ from smtpcore.session import (
 
 __all__ = [
     "EX_BROKEN_PIPE",
+    "EX_DATAERR",
     "EX_NOINPUT",
     "EX_NOPERM",
     "EX_OK",
@@ -34,6 +35,7 @@ __all__ = [
 
 EX_OK: Final = 0
 EX_USAGE: Final = 64
+EX_DATAERR: Final = 65
 EX_NOINPUT: Final = 66
 EX_UNAVAILABLE: Final = 69
 EX_TEMPFAIL: Final = 75

@@ -17,6 +17,7 @@ from typing import BinaryIO, Final
 from smtpcore.session import prepare_message
 
 from ._mail import Outgoing
+from ._output import EX_DATAERR, EX_NOINPUT, Failure
 
 __all__ = ["HEADER_LIMIT", "InputError", "from_file", "mbox_spans"]
 
@@ -26,11 +27,11 @@ _PIECE: Final = 64 * 1024
 HEADER_LIMIT: Final = 1024 * 1024
 
 
-class InputError(Exception):
+class InputError(Failure):
     """An input the user named cannot be used: ``option`` and ``path`` say which."""
 
-    def __init__(self, option: str, path: str, problem: str) -> None:
-        super().__init__(f"{option} {path}: {problem}")
+    def __init__(self, option: str, path: str, problem: str, status: int = EX_DATAERR) -> None:
+        super().__init__(f"{option} {path}: {problem}", status)
 
 
 def from_file(
@@ -74,7 +75,7 @@ def from_file(
     body_start = file.tell()
     if end is None:
         if not _is_regular(file):
-            raise InputError("the message", name, "not a regular file")
+            raise InputError("the message", name, "not a regular file", EX_NOINPUT)
         end = os.fstat(file.fileno()).st_size
     total = max(end, body_start)
 
