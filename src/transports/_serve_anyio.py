@@ -34,9 +34,9 @@ async def serve(
     host: str = "127.0.0.1",
     port: int = 25,
     *,
+    task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
     shutdown: anyio.Event | None = None,
     grace: float = 5.0,
-    task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
     **options: Unpack[ServerKeywords],
 ) -> int:
     """Serve ``handler`` on ``host``:``port``; report the port through ``task_status``.

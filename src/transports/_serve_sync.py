@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Final
 from smtpcore.session import CallHook, TLSInfo
 
 from ._driver_sync import SyncServing
-from ._server_settings import resolve
+from ._server_settings import ServerBase
 from ._serving import LOG, RESOURCE_ERRORS, AcceptBackoff, tls_info
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ class _Runtime:
         return function(handler, effect)
 
 
-class SMTPServer:
+class SMTPServer(ServerBase):
     """An SMTP server on blocking sockets: a thread per connection.
 
     ``start()`` binds and listens (port 0 picks a free port: read ``port``);
@@ -114,20 +114,8 @@ class SMTPServer:
     ``ValueError`` for an option out of range.
     """
 
-    def __init__(
-        self,
-        handler: object,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        **options: Unpack[ServerKeywords],
-    ) -> None:
-        transport, self.options = resolve(handler, "SMTPServer", dict(options))
-        self.handler = handler
-        self.host = host
-        self._port = port
-        self.tls_context = transport.tls_context
-        self.implicit_tls = transport.implicit_tls
-        self._reuse_port = transport.reuse_port
+    def _setup(self) -> None:
+        handler = self.handler
         self._serving = SyncServing(
             handler, self.options, _Runtime(), implicit_tls=self.implicit_tls
         )
@@ -136,15 +124,10 @@ class SMTPServer:
         self._threads: set[threading.Thread] = set()
         self._closed = threading.Event()
 
-    @property
-    def port(self) -> int:
-        """The port listened on (the one chosen when 0 was asked for)."""
-        return self._port
-
     def start(self) -> SMTPServer:
         """Bind, listen and accept in a background thread; return self."""
         listener = socket.create_server(
-            (self.host, self._port), backlog=128, reuse_port=self._reuse_port
+            (self.host, self._port), backlog=128, reuse_port=self.transport.reuse_port
         )
         listener.settimeout(_SLICE)
         self._listener = listener

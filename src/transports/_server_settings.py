@@ -11,12 +11,17 @@ from __future__ import annotations
 import secrets
 import ssl
 from dataclasses import dataclass, fields
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from smtpcore import InvalidArgument
 from smtpcore.session import ServerOptions, ServerSettings
 
-__all__ = ["HOOK_THREADS", "TransportSettings", "resolve", "split_options"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ._server_keywords import ServerKeywords
+
+__all__ = ["HOOK_THREADS", "ServerBase", "TransportSettings", "resolve", "split_options"]
 
 #: Default number of worker threads per async server for synchronous hooks.
 HOOK_THREADS: Final = 8
@@ -77,3 +82,33 @@ def resolve(
         scram_secret=secrets.token_bytes(32),  # this server's own: see ServerOptions
     )
     return transport, resolved
+
+
+class ServerBase:
+    """What every server class holds: its handler, its address and its options, resolved.
+
+    A server class adds what its framework needs in ``_setup``.
+    """
+
+    def __init__(
+        self,
+        handler: object,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        **options: Unpack[ServerKeywords],
+    ) -> None:
+        self.transport, self.options = resolve(handler, type(self).__name__, dict(options))
+        self.handler = handler
+        self.host = host
+        self._port = port
+        self.tls_context = self.transport.tls_context
+        self.implicit_tls = self.transport.implicit_tls
+        self._setup()
+
+    def _setup(self) -> None:
+        """The framework's own state, once the options are resolved."""
+
+    @property
+    def port(self) -> int:
+        """The port listened on (the one chosen when 0 was asked for)."""
+        return self._port
