@@ -64,7 +64,6 @@ from ._options import (
 from ._received import format_date, received_header
 from ._report import LogLine
 from ._serve import serve_connection
-from ._server_auth import AUTH_FAILURE_DELAY
 from ._server_effects import (
     SHUT_DOWN,
     TIMED_OUT,
@@ -83,21 +82,19 @@ from ._server_effects import (
     SpoolWrite,
 )
 from ._server_options import DEFAULT_MESSAGE_SIZE, ServerOptions, ServerSettings
-from ._server_session import DATA_TIMEOUT, IDLE_TIMEOUT, MIN_DATA_RATE, SPOOL_THRESHOLD
+from ._server_session import DATA_TIMEOUT, MIN_DATA_RATE, SPOOL_THRESHOLD
 from ._server_values import Peer, ServerEnvelope, SessionContext, SessionInfo
 from ._throttle import AUTH_FAILURE_WINDOW, AUTH_FAILURES_PER_ADDRESS, AuthBudget
 from ._tls import TLSInfo
 
 __all__ = [
     "AUTH_FAILURES_PER_ADDRESS",
-    "AUTH_FAILURE_DELAY",
     "AUTH_FAILURE_WINDOW",
     "BATCH",
     "DATA_TIMEOUT",
     "DEFAULT_MESSAGE_SIZE",
     "DSN",
     "HOOKS",
-    "IDLE_TIMEOUT",
     "MAX_CONNECTIONS",
     "MAX_CONNECTIONS_PER_CLIENT",
     "MIN_DATA_RATE",

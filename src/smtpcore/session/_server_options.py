@@ -38,8 +38,8 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_MESSAGE_SIZE", "ServerOptions", "ServerSettings"]
 
-#: The largest message accepted when no ServerConfig says otherwise.
 DEFAULT_MESSAGE_SIZE: Final = 32 * 1024 * 1024
+"""The largest message accepted when no ServerConfig says otherwise."""
 
 
 @dataclass(frozen=True, slots=True)
