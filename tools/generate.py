@@ -116,8 +116,21 @@ def _imports(annotation: str, module: types.ModuleType) -> list[str]:
             or getattr(sys.modules[home], name, None) is not value
         ):
             home = module.__name__
-        found.append(f"    from {home} import {name}")
+        found.append(f"    from {_public(home, name, value)} import {name}")
     return found
+
+
+def _public(home: str, name: str, value: object) -> str:
+    """The outermost package of ``home`` that exports ``value`` as ``name`` (a public import)."""
+    parts = home.split(".")
+    for end in range(1, len(parts)):
+        package = ".".join(parts[:end])
+        if any(part.startswith("_") for part in parts[:end]):
+            break
+        exported = getattr(importlib.import_module(package), "__all__", ())
+        if name in exported and getattr(sys.modules[package], name, None) is value:
+            return package
+    return home
 
 
 _BUILTIN_NAMES = frozenset(

@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING, TypedDict
 if TYPE_CHECKING:
     import ssl
 
-    from smtpcore._limits import Limits
-    from smtpcore._server import ServerConfig
+    from smtpcore import Limits, ServerConfig
 
 
 class ServerKeywords(TypedDict, total=False):

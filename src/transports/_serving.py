@@ -133,15 +133,7 @@ def failed_hook(effect: CallHook, error: BaseException) -> HookFailed:
 
 def call_hook(handler: object, effect: CallHook) -> object:
     """Run a hook from a thread: a coroutine it returns runs in a fresh event loop."""
-    try:
-        result = getattr(handler, effect.name)(*effect.args)
-        if inspect.iscoroutine(result):
-            result = asyncio.run(result)
-        elif inspect.isawaitable(result):
-            raise TypeError(f"hook {effect.name} returned an awaitable the sync server cannot run")
-    except Exception as error:
-        return failed_hook(effect, error)
-    return result
+    return finish_hook_sync(effect, call_sync_hook(handler, effect))
 
 
 def threaded_hooks(handler: object, hook_threads: int) -> frozenset[str]:

@@ -7,8 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, TypedDict
 
 if TYPE_CHECKING:
-    from smtpcore._limits import Limits
-    from smtpcore._server import ServerConfig
+    from smtpcore import Limits, ServerConfig
 
 
 class SettingsKeywords(TypedDict, total=False):
