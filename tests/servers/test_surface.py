@@ -79,3 +79,54 @@ def test_a_misspelled_option_is_a_type_error_naming_it() -> None:
         _serve_sync.SMTPServer(object(), idle_timout=5)  # type: ignore[call-arg]
     with pytest.raises(TypeError, match="'hook_thread'"):
         _serve_asyncio.SMTPServer(object(), hook_thread=2)  # type: ignore[call-arg]
+
+
+#: The server's own modules in src/transports (the clients' and the CLI's are not).
+SERVER_FILES = [
+    "_asyncio_stream.py",
+    "_driver.py",
+    "_driver_sync.py",
+    "_loops.py",
+    "_serve_anyio.py",
+    "_serve_asyncio.py",
+    "_serve_sync.py",
+    "_serve_trio.py",
+    "_server_keywords.py",
+    "_server_settings.py",
+    "_serving.py",
+    "_spool.py",
+    "mailboxes.py",
+]
+
+
+def test_the_servers_import_only_public_smtpcore_modules() -> None:
+    import ast
+    from pathlib import Path
+
+    import transports
+
+    root = Path(transports.__file__).parent
+    private = []
+    for name in SERVER_FILES:
+        for node in ast.walk(ast.parse((root / name).read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules = [node.module]
+            elif isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            else:
+                continue
+            for module in modules:
+                parts = module.split(".")
+                if parts[0] == "smtpcore" and any(p.startswith("_") for p in parts[1:]):
+                    private.append(f"{name}: {module}")
+    assert private == []
+
+
+def test_the_server_files_stay_thin() -> None:
+    from pathlib import Path
+
+    import transports
+
+    root = Path(transports.__file__).parent
+    sizes = {name: len((root / name).read_text().splitlines()) for name in SERVER_FILES}
+    assert {name: size for name, size in sizes.items() if size > 300} == {}
