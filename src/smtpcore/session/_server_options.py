@@ -115,30 +115,23 @@ class ServerSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class ServerOptions:
+class ServerOptions(ServerSettings):
     """Everything a listener needs to start sessions, resolved once.
 
+    The ``ServerSettings`` a user gave, resolved: a ``config`` and ``limits``
+    always, the handler's ``hooks``, and what lives as long as the server.
     Build it with ``create``; ``session`` makes the procedure for one
     connection.
     """
 
-    config: ServerConfig
-    limits: Limits
-    hooks: frozenset[str]
-    idle_timeout: float = IDLE_TIMEOUT
-    max_connections: int | None = MAX_CONNECTIONS
-    greeting_delay: float = 0.0
-    min_data_rate: float = MIN_DATA_RATE
-    spool_threshold: int | None = SPOOL_THRESHOLD
-    data_timeout: float = DATA_TIMEOUT
+    config: ServerConfig = field(default_factory=ServerConfig)
+    limits: Limits = field(default_factory=Limits)
+    hooks: frozenset[str] = frozenset()
     #: Random octets kept for the server's lifetime: SCRAM salts derive from
     #: them, so unknown users look like known ones (RFC 5802 9).
     scram_secret: bytes | None = field(default=None, repr=False)
-    #: Seconds each failed AUTH waits before its reply (``Pause``).
-    auth_failure_delay: float = AUTH_FAILURE_DELAY
     #: Failed AUTH per client address across sessions; None: no such bound.
     auth_budget: AuthBudget | None = field(default=None, compare=False)
-    max_connections_per_client: int | None = MAX_CONNECTIONS_PER_CLIENT
     #: The handler is a ``Handler``: each hook gets a ``SessionContext`` first.
     contextual: bool = False
 
@@ -204,21 +197,17 @@ class ServerOptions:
         config = replace(config, starttls=starttls)
         if settings.hostname is not None:
             config = replace(config, hostname=settings.hostname)
+        given = {f.name: getattr(settings, f.name) for f in fields(ServerSettings)}
         return cls(
-            config=config,
-            limits=settings.limits if settings.limits is not None else Limits(),
-            hooks=hooks,
-            idle_timeout=settings.idle_timeout,
-            max_connections=settings.max_connections,
-            greeting_delay=settings.greeting_delay,
-            min_data_rate=settings.min_data_rate,
-            spool_threshold=settings.spool_threshold,
-            data_timeout=settings.data_timeout,
-            scram_secret=scram_secret,
-            auth_failure_delay=settings.auth_failure_delay,
-            auth_budget=budget,
-            max_connections_per_client=settings.max_connections_per_client,
-            contextual=contextual(handler),
+            **given
+            | {
+                "config": config,
+                "limits": settings.limits if settings.limits is not None else Limits(),
+                "hooks": hooks,
+                "scram_secret": scram_secret,
+                "auth_budget": budget,
+                "contextual": contextual(handler),
+            }
         )
 
     def admission(self) -> Admission:
