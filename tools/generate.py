@@ -34,10 +34,33 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 # (async source, blocking twin, extra replacements for this pair), paths from ROOT.
-ASYNC_TWINS: list[tuple[str, str, dict[str, str]]] = []
+ASYNC_TWINS: list[tuple[str, str, dict[str, str]]] = [
+    (
+        "src/transports/_driver.py",
+        "src/transports/_driver_sync.py",
+        {"call_hook_async": "call_hook", "finish_hook": "finish_hook_sync"},
+    ),
+]
 
 # (output module, [(TypedDict name, ["module:Class", ...]), ...]), paths from ROOT.
-KEYWORDS: list[tuple[str, list[tuple[str, list[str]]]]] = []
+KEYWORDS: list[tuple[str, list[tuple[str, list[str]]]]] = [
+    (
+        "src/smtpcore/session/_server_keywords.py",
+        [("SettingsKeywords", ["smtpcore.session._server_options:ServerSettings"])],
+    ),
+    (
+        "src/transports/_server_keywords.py",
+        [
+            (
+                "ServerKeywords",
+                [
+                    "transports._server_settings:TransportSettings",
+                    "smtpcore.session._server_options:ServerSettings",
+                ],
+            )
+        ],
+    ),
+]
 
 HEADER = "# Written by `make generate` (tools/generate.py) from\n# {source}: edit that, not this.\n"
 
@@ -93,8 +116,21 @@ def _imports(annotation: str, module: types.ModuleType) -> list[str]:
             or getattr(sys.modules[home], name, None) is not value
         ):
             home = module.__name__
-        found.append(f"    from {home} import {name}")
+        found.append(f"    from {_public(home, name, value)} import {name}")
     return found
+
+
+def _public(home: str, name: str, value: object) -> str:
+    """The outermost package of ``home`` that exports ``value`` as ``name`` (a public import)."""
+    parts = home.split(".")
+    for end in range(1, len(parts)):
+        package = ".".join(parts[:end])
+        if any(part.startswith("_") for part in parts[:end]):
+            break
+        exported = getattr(importlib.import_module(package), "__all__", ())
+        if name in exported and getattr(sys.modules[package], name, None) is value:
+            return package
+    return home
 
 
 _BUILTIN_NAMES = frozenset(
@@ -116,7 +152,9 @@ def _keywords(classes: list[tuple[str, list[str]]], source: str) -> str:
     bodies: list[str] = []
     for name, dotted in classes:
         body = [f"class {name}(TypedDict, total=False):"]
-        body.append(f'    """Keyword options: the fields of {", ".join(dotted)}."""')
+        body.append('    """Keyword options: the fields of')
+        body.extend(f"    {path}" for path in dotted)
+        body.append('    """')
         body.append("")
         for path in dotted:
             module_name, _, class_name = path.partition(":")
@@ -155,7 +193,7 @@ def outputs() -> dict[str, str]:
     sys.path[:0] = [str(ROOT / "src")]
     files = {target: _twin(source, extra) for source, target, extra in ASYNC_TWINS}
     for target, classes in KEYWORDS:
-        sources = ", ".join(path for _, dotted in classes for path in dotted)
+        sources = ",\n# ".join(path for _, dotted in classes for path in dotted)
         files[target] = _keywords(classes, sources)
     return {target: _tidy(text, target) for target, text in files.items()}
 

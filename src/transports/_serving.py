@@ -1,8 +1,9 @@
 """What the four servers share that is I/O or user code, so it cannot live in the core.
 
 Running a handler's hook (sync or async), answering ``Now`` and ``NewId``,
-describing a TLS layer, and the one logger. Everything a session decides is
-in ``smtpcore.session._server``; the servers only interpret its effects.
+describing a TLS layer, the sessions of a server and their shutdown flags
+(``Sessions``), and the one logger. Everything a session decides is in
+``smtpcore.session``; the servers only interpret its effects (``_driver``).
 """
 
 from __future__ import annotations
@@ -13,24 +14,35 @@ import errno
 import inspect
 import logging
 import secrets
-from typing import Final, NoReturn
+import threading
+from typing import Final, NoReturn, Protocol
 
-from smtpcore import InvalidArgument
-from smtpcore.session._report import LogLine
-from smtpcore.session._server import HOOKS, CallHook, HookFailed, TLSInfo, hooks_of, unknown_hooks
+from smtpcore.session import (
+    HOOKS,
+    Admission,
+    CallHook,
+    HookFailed,
+    LogLine,
+    TLSInfo,
+    hooks_of,
+    unknown_hooks,
+)
 
 from ._tls import TLSLayer
 from ._tls import tls_info as layer_info
 
 __all__ = [
-    "HOOK_THREADS",
     "LOG",
     "RESOURCE_ERRORS",
     "AcceptBackoff",
+    "Sessions",
+    "Wakeable",
     "call_hook",
     "call_hook_async",
     "call_sync_hook",
     "failed_hook",
+    "finish_hook",
+    "finish_hook_sync",
     "new_id",
     "now",
     "session_log",
@@ -41,9 +53,6 @@ __all__ = [
 ]
 
 LOG: Final = logging.getLogger("smtpcore.server")
-
-#: Default number of worker threads per async server for synchronous hooks.
-HOOK_THREADS: Final = 8
 
 #: What ``accept()`` fails with when the process or the system runs out of
 #: descriptors, buffers or memory: the listener is fine, accept again later.
@@ -124,26 +133,15 @@ def failed_hook(effect: CallHook, error: BaseException) -> HookFailed:
 
 def call_hook(handler: object, effect: CallHook) -> object:
     """Run a hook from a thread: a coroutine it returns runs in a fresh event loop."""
-    try:
-        result = getattr(handler, effect.name)(*effect.args)
-        if inspect.iscoroutine(result):
-            result = asyncio.run(result)
-        elif inspect.isawaitable(result):
-            raise TypeError(f"hook {effect.name} returned an awaitable the sync server cannot run")
-    except Exception as error:
-        return failed_hook(effect, error)
-    return result
+    return finish_hook_sync(effect, call_sync_hook(handler, effect))
 
 
 def threaded_hooks(handler: object, hook_threads: int) -> frozenset[str]:
     """The hooks of ``handler`` an async server runs in worker threads.
 
     Every hook that is not a coroutine function (``async def``), unless
-    ``hook_threads`` is 0: then every hook runs on the event loop. Raises
-    ``ValueError`` for a negative ``hook_threads``.
+    ``hook_threads`` is 0: then every hook runs on the event loop.
     """
-    if hook_threads < 0:
-        raise InvalidArgument(f"hook_threads must be >= 0, not {hook_threads!r}")
     if hook_threads == 0:
         return frozenset()
     return frozenset(name for name in hooks_of(handler) if not _is_async(getattr(handler, name)))
@@ -177,3 +175,93 @@ async def call_hook_async(handler: object, effect: CallHook) -> object:
     except Exception as error:
         return failed_hook(effect, error)
     return result
+
+
+async def finish_hook(effect: CallHook, result: object) -> object:
+    """What a hook run in a worker thread answers: an awaitable it returned, awaited."""
+    if result is not None and inspect.isawaitable(result):
+        try:
+            result = await result
+        except Exception as error:
+            return failed_hook(effect, error)
+    return result
+
+
+def finish_hook_sync(effect: CallHook, result: object) -> object:
+    """``finish_hook`` for the threaded server: a coroutine runs in a fresh event loop."""
+    try:
+        if inspect.iscoroutine(result):
+            return asyncio.run(result)
+        if result is not None and inspect.isawaitable(result):
+            raise TypeError(f"hook {effect.name} returned an awaitable the sync server cannot run")
+    except Exception as error:
+        return failed_hook(effect, error)
+    return result
+
+
+class Wakeable(Protocol):
+    """A session's stream as ``Sessions`` sees it: is its wait idle, and how to end it."""
+
+    #: The last wait for the client was for a command (a shutdown may end it).
+    idle: bool
+
+    def wake(self) -> None:
+        """End a wait for the client in progress now (thread-safe)."""
+
+    def abort(self) -> None:
+        """Drop the connection now, whatever the session is doing (thread-safe)."""
+
+
+class Sessions:
+    """The sessions of one server: who is admitted, who is live, and the shutdown's flags.
+
+    ``stop`` begins a graceful shutdown (idle waits end now); ``cut`` ends
+    its grace (every wait ends, a transaction open is dropped). Thread-safe:
+    the threaded server calls it from every session's thread.
+    """
+
+    def __init__(self, admission: Admission) -> None:
+        self._admission = admission
+        self._lock = threading.Lock()
+        self.live: set[Wakeable] = set()
+        self.stopping = False
+        self.cutting = False
+        self.dropped: set[Wakeable] = set()  # cut with a message in flight
+
+    def admit(self, host: str, stream: Wakeable) -> str | None:
+        """Why ``stream`` gets 421 instead of a session, or None: it counts until ``release``."""
+        with self._lock:
+            refuse = self._admission.admit(host, stopping=self.stopping)
+            if refuse is None:
+                self.live.add(stream)
+        return refuse
+
+    def release(self, host: str, stream: Wakeable) -> None:
+        """The admitted session of ``stream`` is over."""
+        with self._lock:
+            if stream in self.live:
+                self.live.discard(stream)
+                self._admission.release(host)
+
+    def drop(self, stream: Wakeable) -> None:
+        """``stream`` answered the cut with 421, its message dropped."""
+        with self._lock:
+            self.dropped.add(stream)
+
+    def snapshot(self) -> set[Wakeable]:
+        """The live sessions, now."""
+        with self._lock:
+            return set(self.live)
+
+    def stop(self) -> None:
+        """A graceful shutdown begins: the sessions waiting for a command end their wait."""
+        self.stopping = True
+        for stream in self.snapshot():
+            if stream.idle:
+                stream.wake()
+
+    def cut(self) -> None:
+        """The grace ran out: every wait for a client ends."""
+        self.cutting = True
+        for stream in self.snapshot():
+            stream.wake()

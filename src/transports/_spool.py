@@ -16,7 +16,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 
-from smtpcore.session._server import HookFailed, SpoolWrite
+from smtpcore.session import HookFailed, SpoolWrite
 
 from ._serving import LOG
 

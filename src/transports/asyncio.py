@@ -17,7 +17,8 @@ from smtpcore import Limits, RemoteProtocolError
 from smtpcore.session import SendResult, Timeouts, TLSError, TLSMode
 
 from ._async import AsyncClient, AsyncPool, Trace
-from ._serve_asyncio import LOOPS, SMTPServer, event_loop_factory, run, serve, start_server
+from ._loops import LOOPS, event_loop_factory, run
+from ._serve_asyncio import SMTPServer, serve, start_server
 from ._tls import TLSLayer
 
 __all__ = [

@@ -30,7 +30,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO, Final
 
-from smtpcore.session._server import ServerEnvelope
+from smtpcore.session import ServerEnvelope
 
 __all__ = ["MaildirHandler", "MboxHandler", "MemoryHandler"]
 

@@ -8,6 +8,7 @@ transports hold nothing but I/O.
 """
 
 from .._message import PreparedMessage, content_is_8bit, prepare_message, to_7bit
+from ._admission import MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CLIENT, Admission
 from ._client import WRITE_BATCH, deliver, deliver_message, open_session, quit, simple_command
 from ._effects import (
     Close,
@@ -38,7 +39,7 @@ from ._errors import (
     command_text,
     reply_error,
 )
-from ._hooks import HOOKS, Handler, hooks_of
+from ._hooks import HOOKS, Handler, hooks_of, unknown_hooks
 from ._many import (
     BATCH,
     Outcome,
@@ -61,6 +62,7 @@ from ._options import (
     hello_name,
 )
 from ._received import format_date, received_header
+from ._report import LogLine
 from ._serve import serve_connection
 from ._server_effects import (
     SHUT_DOWN,
@@ -79,22 +81,28 @@ from ._server_effects import (
     ServerProcedure,
     SpoolWrite,
 )
-from ._server_options import ServerOptions
+from ._server_options import DEFAULT_MESSAGE_SIZE, ServerOptions, ServerSettings
 from ._server_session import DATA_TIMEOUT, MIN_DATA_RATE, SPOOL_THRESHOLD
 from ._server_values import Peer, ServerEnvelope, SessionContext, SessionInfo
-from ._throttle import AuthBudget
+from ._throttle import AUTH_FAILURE_WINDOW, AUTH_FAILURES_PER_ADDRESS, AuthBudget
 from ._tls import TLSInfo
 
 __all__ = [
+    "AUTH_FAILURES_PER_ADDRESS",
+    "AUTH_FAILURE_WINDOW",
     "BATCH",
     "DATA_TIMEOUT",
+    "DEFAULT_MESSAGE_SIZE",
     "DSN",
     "HOOKS",
+    "MAX_CONNECTIONS",
+    "MAX_CONNECTIONS_PER_CLIENT",
     "MIN_DATA_RATE",
     "SHUT_DOWN",
     "SPOOL_THRESHOLD",
     "TIMED_OUT",
     "WRITE_BATCH",
+    "Admission",
     "AuthBudget",
     "AuthenticationError",
     "Body",
@@ -110,6 +118,7 @@ __all__ = [
     "Handshake",
     "HookFailed",
     "Interrupted",
+    "LogLine",
     "NewId",
     "NextChunk",
     "NotSupported",
@@ -133,6 +142,7 @@ __all__ = [
     "ServerEnvelope",
     "ServerOptions",
     "ServerProcedure",
+    "ServerSettings",
     "SessionContext",
     "SessionInfo",
     "SpoolWrite",
@@ -167,6 +177,7 @@ __all__ = [
     "simple_command",
     "to_7bit",
     "to_envelope",
+    "unknown_hooks",
     "unsent",
     "waiting_for",
 ]

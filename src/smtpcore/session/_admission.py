@@ -26,10 +26,10 @@ __all__ = [
     "Admission",
 ]
 
-#: Default cap on sessions served at once (below a 1,024-descriptor limit).
 MAX_CONNECTIONS: Final = 500
-#: Default cap on sessions from one client address (Postfix's default).
+"""Default cap on sessions served at once (below a 1,024-descriptor limit)."""
 MAX_CONNECTIONS_PER_CLIENT: Final = 50
+"""Default cap on sessions from one client address (Postfix's default)."""
 
 #: The refusal texts: what follows ``421 <hostname>`` in the greeting.
 SHUTTING_DOWN: Final = "4.3.2 Service shutting down, try again later"

@@ -18,8 +18,8 @@ from ._tls import TLSInfo
 
 __all__ = ["LogLine", "message_line", "quote", "session_line"]
 
-#: What a transport gives the procedure to report with (``logger.info``, say).
 LogLine: TypeAlias = Callable[[str], object]
+"""What a transport gives the procedure to report with (``logger.info``, say)."""
 
 _PLAIN: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_@:+/[]")
 

@@ -27,10 +27,10 @@ from .._errors import InvalidArgument
 
 __all__ = ["AUTH_FAILURES_PER_ADDRESS", "AUTH_FAILURE_WINDOW", "AuthBudget"]
 
-#: Failed AUTH attempts one client address may make in ``AUTH_FAILURE_WINDOW``.
 AUTH_FAILURES_PER_ADDRESS: Final = 20
-#: Seconds a failure counts against its address.
+"""Failed AUTH attempts one client address may make in ``AUTH_FAILURE_WINDOW``."""
 AUTH_FAILURE_WINDOW: Final = 600.0
+"""Seconds a failure counts against its address."""
 
 
 class AuthBudget:
