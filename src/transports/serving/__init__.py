@@ -13,8 +13,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Final, TextIO
 
-from smtpcore.session import Handler, ServerEnvelope, ServerOptions, SessionContext
-from smtpcore.session._throttle import AUTH_FAILURES_PER_ADDRESS
+from smtpcore.session import (
+    AUTH_FAILURES_PER_ADDRESS,
+    Handler,
+    ServerEnvelope,
+    ServerOptions,
+    SessionContext,
+)
 
 from ..mailboxes import MaildirHandler, MboxHandler
 from ._run import run as _run
