@@ -2,7 +2,7 @@
 
 Each connection is an ``asyncio.BufferedProtocol`` and a task running
 ``AsyncServing.session`` (the one driver) over it; the protocol is the
-driver's stream (``_asyncio_stream``).
+driver's stream (``_asyncio_session``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import concurrent.futures
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from ._asyncio_stream import Runtime, Stream
+from ._asyncio_session import Runtime, Stream
 from ._driver import AsyncServing
 from ._loops import LOOPS, event_loop_factory, run
 from ._server_settings import ServerBase

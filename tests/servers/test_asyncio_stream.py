@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from transports._asyncio_stream import Stream
+from transports._asyncio_session import Stream
 from transports._serving import AcceptBackoff
 
 

@@ -83,7 +83,7 @@ def test_a_misspelled_option_is_a_type_error_naming_it() -> None:
 
 #: The server's own modules in src/transports (the clients' and the CLI's are not).
 SERVER_FILES = [
-    "_asyncio_stream.py",
+    "_asyncio_session.py",
     "_driver.py",
     "_driver_sync.py",
     "_loops.py",
