@@ -34,10 +34,33 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 # (async source, blocking twin, extra replacements for this pair), paths from ROOT.
-ASYNC_TWINS: list[tuple[str, str, dict[str, str]]] = []
+ASYNC_TWINS: list[tuple[str, str, dict[str, str]]] = [
+    (
+        "src/transports/_async_client.py",
+        "src/transports/_sync_client.py",
+        {"split_async_content": "split_content", "async_batches": "batches"},
+    ),
+]
 
 # (output module, [(TypedDict name, ["module:Class", ...]), ...]), paths from ROOT.
-KEYWORDS: list[tuple[str, list[tuple[str, list[str]]]]] = []
+KEYWORDS: list[tuple[str, list[tuple[str, list[str]]]]] = [
+    (
+        "src/smtpcore/session/_option_keywords.py",
+        [("ClientOptionKeywords", ["smtpcore.session._options:ClientOptions"])],
+    ),
+    (
+        "src/transports/_client_keywords.py",
+        [
+            (
+                "ClientKeywords",
+                [
+                    "smtpcore.session._options:ClientOptions",
+                    "transports._client_options:ConnectOptions",
+                ],
+            )
+        ],
+    ),
+]
 
 HEADER = "# Written by `make generate` (tools/generate.py) from\n# {source}: edit that, not this.\n"
 
