@@ -20,9 +20,8 @@ import contextlib
 import secrets
 import socket
 import ssl
-import sys
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
 from email.message import Message
 from types import TracebackType
 from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar
@@ -77,14 +76,9 @@ from ._content import async_batches, split_async_content
 from ._tls import TLSLayer, tls_info
 
 if TYPE_CHECKING:
-    from ._client_keywords import ClientKeywords
+    from ._client_options import ClientKeywords, Unpack
 
-    if sys.version_info >= (3, 11):
-        from typing import Unpack
-    else:
-        from typing_extensions import Unpack
-
-__all__ = ["AsyncClient", "AsyncLock", "AsyncStream"]
+__all__ = ["AsyncClient", "AsyncLock", "AsyncStream", "send_with"]
 
 T = TypeVar("T")
 Source = Iterator[bytes] | AsyncIterator[bytes]
@@ -165,9 +159,8 @@ class AsyncClient(abc.ABC):
     async def _open(self, how: ConnectOptions, host: str, port: int, timeout: float) -> AsyncStream:
         """Connect as ``how`` says (TCP, a unix socket, a given socket); TimeoutError or OSError."""
 
-    @abc.abstractmethod
-    def _new_lock(self) -> AsyncLock:
-        """A lock of this framework that wakes its waiters in order and survives interruption."""
+    #: A lock of the framework that wakes its waiters in order and survives interruption.
+    _new_lock: Callable[[], AsyncLock]
 
     # -- the public calls ---------------------------------------------------------------
 
@@ -459,3 +452,9 @@ class AsyncClient(abc.ABC):
 
 
 _C = TypeVar("_C", bound=AsyncClient)
+
+
+async def send_with(client: AsyncClient, msg: Message) -> SendResult:
+    """Connect, send one message (envelope from its headers), QUIT: every one-shot ``send``."""
+    async with client:
+        return await client.send_message(msg)

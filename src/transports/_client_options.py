@@ -11,12 +11,21 @@ from __future__ import annotations
 import os
 import socket
 import ssl
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from smtpcore import InvalidArgument
 from smtpcore.session import ClientOptions
+
+if TYPE_CHECKING:  # for the signatures: ``**options: Unpack[ClientKeywords]``
+    from ._client_keywords import ClientKeywords as ClientKeywords
+
+    if sys.version_info >= (3, 11):
+        from typing import Unpack as Unpack
+    else:
+        from typing_extensions import Unpack as Unpack
 
 __all__ = ["ConnectOptions", "Trace", "split_options"]
 

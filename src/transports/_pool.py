@@ -6,9 +6,7 @@ framework's semaphore.
 
 from __future__ import annotations
 
-import abc
-import sys
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from email.message import Message
 from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar
@@ -28,19 +26,14 @@ from ._async_client import AsyncClient, AsyncLock
 from ._content import async_batches
 
 if TYPE_CHECKING:
-    from ._client_keywords import ClientKeywords
-
-    if sys.version_info >= (3, 11):
-        from typing import Unpack
-    else:
-        from typing_extensions import Unpack
+    from ._client_options import ClientKeywords, Unpack
 
 __all__ = ["AsyncPool"]
 
 _P = TypeVar("_P", bound="AsyncPool")
 
 
-class AsyncPool(abc.ABC):
+class AsyncPool:
     """A bounded set of connections to one server, reused by many sends.
 
     ``async with Pool(host, connections=10, ...) as pool:`` then
@@ -83,9 +76,8 @@ class AsyncPool(abc.ABC):
         self._closed = False
         self._client_class(host, port, **options)  # the options are checked now, not later
 
-    @abc.abstractmethod
-    def _new_slots(self, count: int) -> AsyncLock:
-        """A semaphore of this framework with ``count`` places (``async with``)."""
+    #: A semaphore of the framework with ``count`` places (``async with``).
+    _new_slots: Callable[[int], AsyncLock]
 
     async def __aenter__(self: _P) -> _P:
         return self

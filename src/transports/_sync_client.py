@@ -22,9 +22,8 @@ import contextlib
 import secrets
 import socket
 import ssl
-import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from email.message import Message
 from types import TracebackType
 from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar
@@ -79,14 +78,9 @@ from ._content import batches, split_content
 from ._tls import TLSLayer, tls_info
 
 if TYPE_CHECKING:
-    from ._client_keywords import ClientKeywords
+    from ._client_options import ClientKeywords, Unpack
 
-    if sys.version_info >= (3, 11):
-        from typing import Unpack
-    else:
-        from typing_extensions import Unpack
-
-__all__ = ["SyncClient", "SyncLock", "SyncStream"]
+__all__ = ["SyncClient", "SyncLock", "SyncStream", "send_with"]
 
 T = TypeVar("T")
 Source = Iterator[bytes] | Iterator[bytes]
@@ -167,9 +161,8 @@ class SyncClient(abc.ABC):
     def _open(self, how: ConnectOptions, host: str, port: int, timeout: float) -> SyncStream:
         """Connect as ``how`` says (TCP, a unix socket, a given socket); TimeoutError or OSError."""
 
-    @abc.abstractmethod
-    def _new_lock(self) -> SyncLock:
-        """A lock of this framework that wakes its waiters in order and survives interruption."""
+    #: A lock of the framework that wakes its waiters in order and survives interruption.
+    _new_lock: Callable[[], SyncLock]
 
     # -- the public calls ---------------------------------------------------------------
 
@@ -459,3 +452,9 @@ class SyncClient(abc.ABC):
 
 
 _C = TypeVar("_C", bound=SyncClient)
+
+
+def send_with(client: SyncClient, msg: Message) -> SendResult:
+    """Connect, send one message (envelope from its headers), QUIT: every one-shot ``send``."""
+    with client:
+        return client.send_message(msg)

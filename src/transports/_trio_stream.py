@@ -123,25 +123,13 @@ class TrioTLSStream:
 
     async def write(self, data: bytes, timeout: float) -> None:
         """All of ``data``; TimeoutError when it takes more than ``timeout`` s."""
-        with trio.CancelScope(deadline=trio.current_time() + timeout) as scope:
-            try:
-                await self._stream.send_all(data)
-            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                raise ConnectionLost(f"connection lost: {exc.__cause__ or exc}") from exc
-        if scope.cancelled_caught:
-            raise TimeoutError(f"no progress within {timeout} s")
+        with _step(timeout):
+            await self._stream.send_all(data)
 
     async def read(self, timeout: float) -> bytes:
         """Some bytes (b"" at the end); TimeoutError after ``timeout`` s without any."""
-        data = None
-        with trio.CancelScope(deadline=trio.current_time() + timeout) as scope:
-            try:
-                data = bytes(await self._stream.receive_some(65536))
-            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                raise ConnectionLost(f"connection lost: {exc.__cause__ or exc}") from exc
-        if data is None or scope.cancelled_caught:
-            raise TimeoutError(f"no progress within {timeout} s")
-        return data
+        with _step(timeout):
+            return bytes(await self._stream.receive_some(65536))
 
     async def start_tls(
         self, context: ssl.SSLContext, server_hostname: str | None, timeout: float

@@ -9,7 +9,6 @@ cancel scope cancels as usual and the connection is closed at once.
 
 from __future__ import annotations
 
-import sys
 from email.message import Message
 from typing import TYPE_CHECKING
 
@@ -22,19 +21,14 @@ except ModuleNotFoundError as exc:  # the anyio extra is optional: say how to ge
 
 from smtpcore.session import SendResult
 
-from ._async_client import AsyncClient, AsyncStream
+from ._async_client import AsyncClient, AsyncStream, send_with
 from ._backend import running_on_trio
 from ._client_options import ConnectOptions
 from ._pool import AsyncPool
 from ._serve_anyio import serve
 
 if TYPE_CHECKING:
-    from ._client_keywords import ClientKeywords
-
-    if sys.version_info >= (3, 11):
-        from typing import Unpack
-    else:
-        from typing_extensions import Unpack
+    from ._client_options import ClientKeywords, Unpack
 
 __all__ = ["Pool", "SMTPClient", "send", "serve"]
 
@@ -72,27 +66,19 @@ class SMTPClient(AsyncClient):
 
         return await open_asyncio(how, host, port, timeout)
 
-    def _new_lock(self) -> anyio.Lock:
-        # anyio's own: honours anyio's cancel scopes on either backend; fair.
-        return anyio.Lock()
+    # anyio's own: honours anyio's cancel scopes on either backend; fair.
+    _new_lock = anyio.Lock
 
 
 async def send(
     msg: Message, host: str, port: int | None = None, **options: Unpack[ClientKeywords]
 ) -> SendResult:
     """Connect, send one message (envelope from its headers), QUIT."""
-    async with SMTPClient(host, port, **options) as client:
-        return await client.send_message(msg)
+    return await send_with(SMTPClient(host, port, **options), msg)
 
 
 class Pool(AsyncPool):
-    """Connections to one server for many sends at once; see ``transports._pool.AsyncPool``.
-
-    ``async with Pool("mx.example", connections=20, tls="starttls") as pool:``
-    then ``await pool.send_message(msg)`` from any number of tasks.
-    """
+    """Connections to one server for many sends at once; see ``transports._pool.AsyncPool``."""
 
     _client_class = SMTPClient
-
-    def _new_slots(self, count: int) -> anyio.Semaphore:
-        return anyio.Semaphore(count)
+    _new_slots = anyio.Semaphore

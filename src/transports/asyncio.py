@@ -8,25 +8,19 @@ lock, the pool's semaphore and the one-shot ``send``.
 from __future__ import annotations
 
 import asyncio
-import sys
 from email.message import Message
 from typing import TYPE_CHECKING
 
 from smtpcore.session import SendResult
 
-from ._async_client import AsyncClient
+from ._async_client import AsyncClient, send_with
 from ._asyncio_stream import AsyncioStream, open_stream
 from ._client_options import ConnectOptions
 from ._pool import AsyncPool
 from ._serve_asyncio import LOOPS, SMTPServer, event_loop_factory, run, serve, start_server
 
 if TYPE_CHECKING:
-    from ._client_keywords import ClientKeywords
-
-    if sys.version_info >= (3, 11):
-        from typing import Unpack
-    else:
-        from typing_extensions import Unpack
+    from ._client_options import ClientKeywords, Unpack
 
 __all__ = [
     "LOOPS",
@@ -60,27 +54,19 @@ class SMTPClient(AsyncClient):
     ) -> AsyncioStream:
         return await open_stream(how, host, port, timeout)
 
-    def _new_lock(self) -> asyncio.Lock:
-        # Waiters are woken in order; a cancelled one drops out of the queue.
-        return asyncio.Lock()
+    # Waiters are woken in order; a cancelled one drops out of the queue.
+    _new_lock = asyncio.Lock
 
 
 async def send(
     msg: Message, host: str, port: int | None = None, **options: Unpack[ClientKeywords]
 ) -> SendResult:
     """Connect, send one message (envelope from its headers), QUIT."""
-    async with SMTPClient(host, port, **options) as client:
-        return await client.send_message(msg)
+    return await send_with(SMTPClient(host, port, **options), msg)
 
 
 class Pool(AsyncPool):
-    """Connections to one server for many sends at once; see ``transports._pool.AsyncPool``.
-
-    ``async with Pool("mx.example", connections=20, tls="starttls") as pool:``
-    then ``await pool.send_message(msg)`` from any number of tasks.
-    """
+    """Connections to one server for many sends at once; see ``transports._pool.AsyncPool``."""
 
     _client_class = SMTPClient
-
-    def _new_slots(self, count: int) -> asyncio.Semaphore:
-        return asyncio.Semaphore(count)
+    _new_slots = asyncio.Semaphore

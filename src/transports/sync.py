@@ -8,7 +8,6 @@ one-shot ``send``. What to say and when lives in ``smtpcore.session``.
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections import deque
 from email.message import Message
@@ -19,54 +18,14 @@ from smtpcore.session import SendResult
 from ._client_options import ConnectOptions
 from ._serve_sync import SMTPServer, serve
 from ._socket_stream import PlainSocket, open_socket
-from ._sync_client import SyncClient
+from ._sync_client import SyncClient, send_with
 
 if TYPE_CHECKING:
-    from ._client_keywords import ClientKeywords
-
-    if sys.version_info >= (3, 11):
-        from typing import Unpack
-    else:
-        from typing_extensions import Unpack
+    from ._client_options import ClientKeywords, Unpack
 
 __all__ = ["SMTPClient", "SMTPServer", "send", "serve"]
 
 # == client ===========================================================================
-
-
-class SMTPClient(SyncClient):
-    """A blocking SMTP (or LMTP) client for one connection; many messages may use it.
-
-    ``with SMTPClient(host) as smtp:`` connects, greets, says EHLO, starts TLS
-    and authenticates; on exit it says QUIT and closes. The keywords are
-    those of ``transports.ClientKeywords`` (the same for every client).
-    ``sock=`` talks over a socket already connected, ``socket_path=`` over
-    a unix socket; ``host`` still names the server for TLS. Errors are
-    ``smtpcore.SMTPError`` subclasses (``TransientError``, ``PermanentError``,
-    ``RecipientsRefused``, ``AuthenticationError``, ``ConnectionLost``,
-    ``SMTPTimeout``, ``TLSError``, ``NotSupported``). After a timeout, a lost
-    connection or an interruption (KeyboardInterrupt) the socket is closed.
-
-    Several threads may share one client: its operations (connecting, each
-    message, each command, QUIT, the exit of ``with``) take turns in the order
-    they asked, each one whole. ``close()`` does not wait: it closes at once.
-    """
-
-    _lock_at_birth: ClassVar[bool] = True  # threads: made at first use, two could race
-
-    def _open(self, how: ConnectOptions, host: str, port: int, timeout: float) -> PlainSocket:
-        return open_socket(how, host, port, timeout)
-
-    def _new_lock(self) -> _Turns:
-        return _Turns()
-
-
-def send(
-    msg: Message, host: str, port: int | None = None, **options: Unpack[ClientKeywords]
-) -> SendResult:
-    """Connect, send one message (envelope from its headers), QUIT."""
-    with SMTPClient(host, port, **options) as client:
-        return client.send_message(msg)
 
 
 class _Turns:
@@ -112,3 +71,36 @@ class _Turns:
                 self._queue.popleft().release()  # held still: by the next in line
             else:
                 self._held = False
+
+
+class SMTPClient(SyncClient):
+    """A blocking SMTP (or LMTP) client for one connection; many messages may use it.
+
+    ``with SMTPClient(host) as smtp:`` connects, greets, says EHLO, starts TLS
+    and authenticates; on exit it says QUIT and closes. The keywords are
+    those of ``transports.ClientKeywords`` (the same for every client).
+    ``sock=`` talks over a socket already connected, ``socket_path=`` over
+    a unix socket; ``host`` still names the server for TLS. Errors are
+    ``smtpcore.SMTPError`` subclasses (``TransientError``, ``PermanentError``,
+    ``RecipientsRefused``, ``AuthenticationError``, ``ConnectionLost``,
+    ``SMTPTimeout``, ``TLSError``, ``NotSupported``). After a timeout, a lost
+    connection or an interruption (KeyboardInterrupt) the socket is closed.
+
+    Several threads may share one client: its operations (connecting, each
+    message, each command, QUIT, the exit of ``with``) take turns in the order
+    they asked, each one whole. ``close()`` does not wait: it closes at once.
+    """
+
+    _lock_at_birth: ClassVar[bool] = True  # threads: made at first use, two could race
+
+    def _open(self, how: ConnectOptions, host: str, port: int, timeout: float) -> PlainSocket:
+        return open_socket(how, host, port, timeout)
+
+    _new_lock = _Turns
+
+
+def send(
+    msg: Message, host: str, port: int | None = None, **options: Unpack[ClientKeywords]
+) -> SendResult:
+    """Connect, send one message (envelope from its headers), QUIT."""
+    return send_with(SMTPClient(host, port, **options), msg)

@@ -9,7 +9,6 @@ usual and the connection is closed at once.
 
 from __future__ import annotations
 
-import sys
 from email.message import Message
 from typing import TYPE_CHECKING
 
@@ -22,19 +21,14 @@ except ModuleNotFoundError as exc:  # the trio extra is optional: say how to get
 
 from smtpcore.session import SendResult
 
-from ._async_client import AsyncClient
+from ._async_client import AsyncClient, send_with
 from ._client_options import ConnectOptions
 from ._pool import AsyncPool
 from ._serve_trio import serve
 from ._trio_stream import TrioSocket, open_stream
 
 if TYPE_CHECKING:
-    from ._client_keywords import ClientKeywords
-
-    if sys.version_info >= (3, 11):
-        from typing import Unpack
-    else:
-        from typing_extensions import Unpack
+    from ._client_options import ClientKeywords, Unpack
 
 __all__ = ["Pool", "SMTPClient", "send", "serve"]
 
@@ -56,27 +50,19 @@ class SMTPClient(AsyncClient):
     async def _open(self, how: ConnectOptions, host: str, port: int, timeout: float) -> TrioSocket:
         return await open_stream(how, host, port, timeout)
 
-    def _new_lock(self) -> trio.Lock:
-        # Fair: handed to the waiters in order; a cancelled one drops out.
-        return trio.Lock()
+    # Fair: handed to the waiters in order; a cancelled one drops out.
+    _new_lock = trio.Lock
 
 
 async def send(
     msg: Message, host: str, port: int | None = None, **options: Unpack[ClientKeywords]
 ) -> SendResult:
     """Connect, send one message (envelope from its headers), QUIT."""
-    async with SMTPClient(host, port, **options) as client:
-        return await client.send_message(msg)
+    return await send_with(SMTPClient(host, port, **options), msg)
 
 
 class Pool(AsyncPool):
-    """Connections to one server for many sends at once; see ``transports._pool.AsyncPool``.
-
-    ``async with Pool("mx.example", connections=20, tls="starttls") as pool:``
-    then ``await pool.send_message(msg)`` from any number of tasks.
-    """
+    """Connections to one server for many sends at once; see ``transports._pool.AsyncPool``."""
 
     _client_class = SMTPClient
-
-    def _new_slots(self, count: int) -> trio.Semaphore:
-        return trio.Semaphore(count)
+    _new_slots = trio.Semaphore
