@@ -1,12 +1,13 @@
 """A pool of client connections to one server, for the async clients (asyncio, trio, anyio).
 
-Each async transport subclasses ``AsyncPool`` with its client class and its
-framework's semaphore.
+Each async transport's ``Pool`` is this one with its own client class; the
+semaphore is that of the framework that runs it.
+
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from email.message import Message
 from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar
@@ -23,6 +24,7 @@ from smtpcore.session import (
 )
 
 from ._async_client import AsyncClient, AsyncLock
+from ._async_native import native_semaphore
 from ._content import async_batches
 
 if TYPE_CHECKING:
@@ -72,12 +74,9 @@ class AsyncPool:
         self._client_options = options
         self.connections = connections
         self._idle: list[AsyncClient] = []
-        self._slots: AsyncLock | None = None  # made by the framework's own _new_slots()
+        self._slots: AsyncLock | None = None  # made at first use, in the running framework
         self._closed = False
         self._client_class(host, port, **options)  # the options are checked now, not later
-
-    #: A semaphore of the framework with ``count`` places (``async with``).
-    _new_slots: Callable[[int], AsyncLock]
 
     async def __aenter__(self: _P) -> _P:
         return self
@@ -136,7 +135,7 @@ class AsyncPool:
             raise SMTPError("the pool is closed")
         slots = self._slots
         if slots is None:  # made on first use: inside the framework's event loop
-            slots = self._slots = self._new_slots(self.connections)
+            slots = self._slots = native_semaphore(self.connections)
         async with slots:
             client = self._idle.pop() if self._idle else None
             try:

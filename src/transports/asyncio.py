@@ -1,26 +1,15 @@
 """The asyncio client and server: smtpcore's procedures over asyncio.
 
-The client is ``transports._async_client.AsyncClient`` (the one client
-driver) over an ``AsyncioStream``; this module adds only how to connect, the
-lock, the pool's semaphore and the one-shot ``send``.
+The client is the one client driver (``transports._async_client``) over an
+asyncio stream (``transports._asyncio_stream``) with asyncio's lock; the
+``send`` and ``Pool`` here are the same as trio's and anyio's.
 """
 
 from __future__ import annotations
 
-import asyncio
-from email.message import Message
-from typing import TYPE_CHECKING
-
-from smtpcore.session import SendResult
-
-from ._async_client import AsyncClient, send_with
-from ._asyncio_stream import AsyncioStream, open_stream
-from ._client_options import ConnectOptions
+from ._async_native import NativeClient, send
 from ._pool import AsyncPool
 from ._serve_asyncio import LOOPS, SMTPServer, event_loop_factory, run, serve, start_server
-
-if TYPE_CHECKING:
-    from ._client_options import ClientKeywords, Unpack
 
 __all__ = [
     "LOOPS",
@@ -37,7 +26,7 @@ __all__ = [
 # == client ===========================================================================
 
 
-class SMTPClient(AsyncClient):
+class SMTPClient(NativeClient):
     """An SMTP (or LMTP) client over asyncio, for one connection; many messages may use it.
 
     ``async with SMTPClient(host) as smtp:`` connects, greets, says EHLO,
@@ -49,24 +38,12 @@ class SMTPClient(AsyncClient):
     propagates.
     """
 
-    async def _open(
-        self, how: ConnectOptions, host: str, port: int, timeout: float
-    ) -> AsyncioStream:
-        return await open_stream(how, host, port, timeout)
-
-    # Waiters are woken in order; a cancelled one drops out of the queue.
-    _new_lock = asyncio.Lock
-
-
-async def send(
-    msg: Message, host: str, port: int | None = None, **options: Unpack[ClientKeywords]
-) -> SendResult:
-    """Connect, send one message (envelope from its headers), QUIT."""
-    return await send_with(SMTPClient(host, port, **options), msg)
-
 
 class Pool(AsyncPool):
-    """Connections to one server for many sends at once; see ``transports._pool.AsyncPool``."""
+    """Connections to one server for many sends at once; see ``transports._pool.AsyncPool``.
+
+    ``async with Pool("mx.example", connections=20, tls="starttls") as pool:``
+    then ``await pool.send_message(msg)`` from any number of tasks.
+    """
 
     _client_class = SMTPClient
-    _new_slots = asyncio.Semaphore
