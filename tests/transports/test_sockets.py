@@ -227,3 +227,34 @@ def test_sock_and_socket_path_exclude_each_other(module: str) -> None:
         if module != "sync":
             with pytest.raises(InvalidArgument, match="socket_path, not sock"):
                 transport_module(module).Pool("localhost", sock=ours)
+
+
+def test_a_pool_over_a_unix_socket(
+    async_kind: str,
+    aiosmtpd_server: Any,
+    relay: Any,
+    socket_dir: Path,
+    client_context: ssl.SSLContext,
+) -> None:
+    server = aiosmtpd_server()
+    path = socket_dir / "pool.sock"
+    relay(server.port).listen_unix(path)
+    pool = transport_module(async_kind).Pool(
+        "localhost", connections=2, socket_path=path, ssl_context=client_context,
+        username=USER, password=PASSWORD, local_hostname="client.example", timeout=10.0,
+    )  # fmt: skip
+
+    async def body() -> list[int]:
+        async with pool:
+            items = [("a@example.org", ["b@example.test"], MESSAGE)] * 3
+            return [outcome.result.reply.code async for outcome in pool.send_many(items)]
+
+    assert run(async_kind, body) == [250, 250, 250]
+    assert len(server.handler.messages) == 3
+    assert_arrived_all(server)
+
+
+def assert_arrived_all(server: Any) -> None:
+    for received in server.handler.messages:
+        assert received.tls
+        assert received.content == MESSAGE

@@ -219,13 +219,14 @@ class ClientOptions:
             if field_name is None:
                 raise TypeError(f"unexpected keyword argument {name!r}")
             values[field_name] = value
-        timeout = values.pop("timeouts", None)
-        if timeout is not None:
-            values["timeouts"] = (
-                timeout if isinstance(timeout, Timeouts) else Timeouts.uniform(timeout)  # type: ignore[arg-type]
-            )
-        if values.get("limits", Limits) is None:
-            del values["limits"]
+        # What a keyword accepts beyond its field's type, turned into the field's:
+        # None for "the default", and one number for every stage's timeout.
+        for name in ("timeouts", "limits"):
+            if name in values and values[name] is None:
+                del values[name]
+        timeout = values.get("timeouts")
+        if timeout is not None and not isinstance(timeout, Timeouts):
+            values["timeouts"] = Timeouts.uniform(timeout)  # type: ignore[arg-type]
         return cls(host, port, **values)  # type: ignore[arg-type]
 
     @property
