@@ -41,9 +41,8 @@ def open_socket(how: ConnectOptions, host: str, port: int, timeout: float) -> Pl
 
 def local_address(sock: socket.socket) -> str:
     """The socket's own IP address, or "" when it has none (a unix socket)."""
-    if sock.family not in (socket.AF_INET, socket.AF_INET6):
-        return ""
-    return str(sock.getsockname()[0])
+    name = sock.getsockname()  # (address, port, ...) for IP; a path (or "") for unix
+    return str(name[0]) if isinstance(name, tuple) else ""
 
 
 def _close(sock: socket.socket) -> None:

@@ -52,9 +52,8 @@ async def open_stream(how: ConnectOptions, host: str, port: int, timeout: float)
 
 
 def _local_address(sock: socket.socket | trio.socket.SocketType) -> str:
-    if sock.family not in (socket.AF_INET, socket.AF_INET6):
-        return ""
-    return str(sock.getsockname()[0])
+    name = sock.getsockname()  # (address, port, ...) for IP; a path (or "") for unix
+    return str(name[0]) if isinstance(name, tuple) else ""
 
 
 class TrioSocket:
