@@ -35,10 +35,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # (async source, blocking twin, extra replacements for this pair), paths from ROOT.
 ASYNC_TWINS: list[tuple[str, str, dict[str, str]]] = [
+    ("src/transports/_async_driver.py", "src/transports/_sync_driver.py", {}),
     (
         "src/transports/_async_client.py",
         "src/transports/_sync_client.py",
-        {"split_async_content": "split_content", "async_batches": "batches"},
+        {
+            "split_async_content": "split_content",
+            "async_batches": "batches",
+            "_async_driver": "_sync_driver",
+        },
     ),
 ]
 

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 
 from smtpcore.session import SendResult
 
-from ._async_client import AsyncClient, AsyncLock, AsyncStream, send_with
+from ._async_client import AsyncClient, send_with
+from ._async_driver import AsyncLock, AsyncStream
 from ._backend import running_on_trio
 from ._client_options import ConnectOptions
 

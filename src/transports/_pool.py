@@ -23,7 +23,8 @@ from smtpcore.session import (
     unsent,
 )
 
-from ._async_client import AsyncClient, AsyncLock
+from ._async_client import AsyncClient
+from ._async_driver import AsyncLock
 from ._async_native import native_semaphore
 from ._content import async_batches
 
