@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-__all__ = ["running_on_trio"]
+__all__ = ["missing_extra", "running_on_trio"]
 
 
 def running_on_trio() -> bool:
@@ -21,3 +21,11 @@ def running_on_trio() -> bool:
     except RuntimeError:
         return False
     return True
+
+
+def missing_extra(framework: str, exc: ModuleNotFoundError) -> ModuleNotFoundError:
+    """The error for ``transports.<framework>`` when its optional framework is not installed."""
+    return ModuleNotFoundError(
+        f"transports.{framework} needs {framework} ({exc}): pip install 'smtpcore[{framework}]'",
+        name=exc.name,
+    )

@@ -10,12 +10,21 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import Final, Protocol
 
-from smtpcore.session import NotSupported
+from smtpcore.session import BATCH, NotSupported, Outgoing, batches
 
-__all__ = ["PIECE", "Content", "file_size", "pieces", "split_content"]
+__all__ = [
+    "PIECE",
+    "Content",
+    "async_batches",
+    "batches",
+    "file_size",
+    "pieces",
+    "split_async_content",
+    "split_content",
+]
 
 #: Octets read from a file at a time.
 PIECE: Final = 64 * 1024
@@ -76,3 +85,39 @@ def split_content(
     if not hasattr(content, "read") and not isinstance(content, Iterable):
         raise NotSupported(f"cannot send content of type {type(content).__name__}")
     return None, pieces(content), size
+
+
+def split_async_content(
+    content: object, size: int | None
+) -> tuple[bytes | str | None, Iterator[bytes] | AsyncIterator[bytes] | None, int | None]:
+    """As ``split_content``, and an async iterable of bytes is streamed too."""
+    if isinstance(content, AsyncIterable):
+        return None, _async_pieces(content), size
+    return split_content(content, size)
+
+
+async def _async_pieces(source: AsyncIterable[object]) -> AsyncIterator[bytes]:
+    """The non-empty pieces of an async iterable, as bytes (b"" would mean the end)."""
+    async for piece in source:
+        if not isinstance(piece, (bytes, bytearray, memoryview)):
+            raise TypeError(f"content gave {type(piece).__name__}, not bytes")
+        if piece:
+            yield bytes(piece)
+
+
+async def async_batches(
+    messages: Iterable[Outgoing] | AsyncIterable[Outgoing],
+) -> AsyncIterator[list[Outgoing]]:
+    """The messages in batches for ``deliver_many``, from an iterable or an async one."""
+    if not isinstance(messages, AsyncIterable):
+        for some in batches(messages):
+            yield some
+        return
+    chunk: list[Outgoing] = []
+    async for item in messages:
+        chunk.append(item)
+        if len(chunk) >= BATCH:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -11,12 +11,14 @@ from typing import Any, Final
 
 import pytest
 
+from transports._client_keywords import ClientKeywords
+
 from .conftest import transport_module
 
 MODULES: Final = ("sync", "asyncio", "trio", "anyio")
 ASYNC_MODULES: Final = MODULES[1:]
 
-#: The contract: (name, default) in order; the first two are positional.
+#: The contract: (name, default); the first two are positional, the rest keywords.
 PARAMETERS: Final = (
     ("host", inspect.Parameter.empty),
     ("port", None),
@@ -33,7 +35,16 @@ PARAMETERS: Final = (
     ("chunking", None),
     ("limits", None),
     ("trace", None),
+    ("sock", None),
+    ("socket_path", None),
 )
+
+#: Every client's signature: the keywords are ``ClientKeywords``, declared once.
+SIGNATURE: Final = [
+    ("host", inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.empty),
+    ("port", inspect.Parameter.POSITIONAL_OR_KEYWORD, None),
+    ("options", inspect.Parameter.VAR_KEYWORD, inspect.Parameter.empty),
+]
 
 #: Methods every client has; the async ones await them.
 METHODS: Final = {
@@ -66,11 +77,24 @@ def public_names(cls: Any) -> set[str]:
 
 
 def test_sync_client_parameters_follow_the_contract() -> None:
-    parameters = list(inspect.signature(client_class("sync")).parameters.values())
-    assert [(p.name, p.default) for p in parameters] == list(PARAMETERS)
-    kinds = [p.kind for p in parameters]
-    assert kinds[:2] == [inspect.Parameter.POSITIONAL_OR_KEYWORD] * 2
-    assert set(kinds[2:]) == {inspect.Parameter.KEYWORD_ONLY}
+    assert shape(client_class("sync")) == SIGNATURE
+    assert set(ClientKeywords.__annotations__) == {name for name, _ in PARAMETERS[2:]}
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_the_defaults_are_the_contracts(module: str) -> None:
+    cls = client_class(module)
+    explicit, implicit = cls("mx.example", **dict(PARAMETERS[2:])), cls("mx.example")
+    assert explicit._options == implicit._options
+    assert explicit._connect_options == implicit._connect_options
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_a_misspelled_keyword_is_a_type_error_naming_it(module: str) -> None:
+    with pytest.raises(TypeError, match="'time_out'"):
+        client_class(module)("mx.example", time_out=3)
+    with pytest.raises(TypeError, match="'timeouts'"):
+        client_class(module)("mx.example", timeouts=3)
 
 
 @pytest.mark.parametrize("module", ASYNC_MODULES)
@@ -124,6 +148,5 @@ def test_one_shot_send_takes_the_client_keywords(module: str) -> None:
         ("host", inspect.Parameter.empty),
         ("port", None),
     ]
-    assert [(p.name, p.default) for p in parameters[3:]] == list(PARAMETERS[2:])
-    assert {p.kind for p in parameters[3:]} == {inspect.Parameter.KEYWORD_ONLY}
+    assert shape(send)[1:] == SIGNATURE
     assert inspect.iscoroutinefunction(send) is (module != "sync")

@@ -8,12 +8,22 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
-from typing import Final, Literal, TypeAlias
+from typing import TYPE_CHECKING, Final, Literal, TypeAlias
 
 from .._errors import InvalidArgument
 from .._events import Reply
 from .._limits import Limits
 from .._syntax import ehlo_argument_error
+
+if TYPE_CHECKING:
+    import sys
+
+    from ._option_keywords import ClientOptionKeywords
+
+    if sys.version_info >= (3, 11):
+        from typing import Unpack
+    else:
+        from typing_extensions import Unpack
 
 __all__ = [
     "DSN",
@@ -144,18 +154,21 @@ class ClientOptions:
     Raises ``ValueError`` for an inconsistent combination.
     """
 
-    host: str
-    port: int | None = None
+    host: str = field(metadata={"keyword": False})
+    port: int | None = field(default=None, metadata={"keyword": False})
     tls: TLSMode = "starttls"
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     oauth_token: str | None = field(default=None, repr=False)
     local_hostname: str | None = None
-    timeouts: Timeouts = field(default_factory=Timeouts)
+    timeouts: Timeouts = field(
+        default_factory=Timeouts,
+        metadata={"keyword": "timeout", "accepts": "float | Timeouts | None"},
+    )
     lmtp: bool = False
     auth_in_clear: bool = False
     chunking: bool | None = None
-    limits: Limits = field(default_factory=Limits)
+    limits: Limits = field(default_factory=Limits, metadata={"accepts": "Limits | None"})
 
     def __post_init__(self) -> None:
         if self.tls not in _TLS_MODES:
@@ -193,48 +206,42 @@ class ClientOptions:
 
     @classmethod
     def build(
-        cls,
-        host: str,
-        port: int | None = None,
-        *,
-        tls: TLSMode = "starttls",
-        username: str | None = None,
-        password: str | None = None,
-        oauth_token: str | None = None,
-        local_hostname: str | None = None,
-        timeout: float | Timeouts | None = None,
-        lmtp: bool = False,
-        auth_in_clear: bool = False,
-        chunking: bool | None = None,
-        limits: Limits | None = None,
+        cls, host: str, port: int | None = None, **keywords: Unpack[ClientOptionKeywords]
     ) -> ClientOptions:
-        """Options from the ``SMTPClient`` keywords: ``timeout`` may be one number for all."""
-        if timeout is None:
-            timeouts = Timeouts()
-        elif isinstance(timeout, Timeouts):
-            timeouts = timeout
-        else:
-            timeouts = Timeouts.uniform(timeout)
-        return cls(
-            host=host,
-            port=port,
-            tls=tls,
-            username=username,
-            password=password,
-            oauth_token=oauth_token,
-            local_hostname=local_hostname,
-            timeouts=timeouts,
-            lmtp=lmtp,
-            auth_in_clear=auth_in_clear,
-            chunking=chunking,
-            limits=limits if limits is not None else Limits(),
-        )
+        """Options from the ``SMTPClient`` keywords: ``timeout`` may be one number for all.
+
+        The keywords are the fields (``timeouts`` is spelled ``timeout``); an
+        unknown one raises ``TypeError`` naming it.
+        """
+        values: dict[str, object] = {}
+        for name, value in keywords.items():
+            field_name = _FIELD_OF_KEYWORD.get(name)
+            if field_name is None:
+                raise TypeError(f"unexpected keyword argument {name!r}")
+            values[field_name] = value
+        # What a keyword accepts beyond its field's type, turned into the field's:
+        # None for "the default", and one number for every stage's timeout.
+        for name in ("timeouts", "limits"):
+            if name in values and values[name] is None:
+                del values[name]
+        timeout = values.get("timeouts")
+        if timeout is not None and not isinstance(timeout, Timeouts):
+            values["timeouts"] = Timeouts.uniform(timeout)  # type: ignore[arg-type]
+        return cls(host, port, **values)  # type: ignore[arg-type]
 
     @property
     def resolved_port(self) -> int:
         """The port, its default applied (``port`` is never None after construction)."""
         assert self.port is not None
         return self.port
+
+
+#: Each keyword of ``ClientOptions.build`` to the field it sets.
+_FIELD_OF_KEYWORD: Final = {
+    item.metadata.get("keyword", item.name): item.name
+    for item in fields(ClientOptions)
+    if item.metadata.get("keyword", item.name) is not False
+}
 
 
 @dataclass(frozen=True, slots=True)
