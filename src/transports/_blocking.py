@@ -10,26 +10,27 @@ copy of it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Coroutine, Iterator
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from typing import TypeVar
 
 __all__ = ["iterate_blocking", "run_blocking"]
 
 T = TypeVar("T")
 
 
-def run_blocking(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run ``coroutine`` to its end now; it must not wait on an event loop.
+def run_blocking(coroutine: Awaitable[T]) -> T:
+    """Run ``coroutine`` (or any awaitable) to its end now; it must not wait on an event loop.
 
     Raises ``RuntimeError`` if it suspends: something awaited a loop's
     future, which a blocking stream never does (a defect, not a condition).
     """
+    steps = coroutine.__await__()
     try:
-        coroutine.send(None)
+        steps.send(None)
     except StopIteration as done:
         result: T = done.value
         return result
-    coroutine.close()
+    steps.close()
     raise RuntimeError("a blocking stream's coroutine suspended: it awaited an event loop")
 
 

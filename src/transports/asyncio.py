@@ -8,8 +8,8 @@ asyncio stream (``transports._asyncio_stream``) with asyncio's lock; the
 from __future__ import annotations
 
 from ._async_native import NativeClient, send
-from ._pool import AsyncPool
 from ._loops import LOOPS, event_loop_factory, run
+from ._pool import AsyncPool
 from ._serve_asyncio import SMTPServer, serve, start_server
 
 __all__ = [
