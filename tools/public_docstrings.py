@@ -22,6 +22,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 MODULES = (
     "smtpcore",
     "smtpcore.session",
+    "smtpcore.driver",
     "smtpcore.sasl",
     "smtpcore.codes",
     "transports.sync",
