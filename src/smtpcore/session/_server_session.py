@@ -52,30 +52,13 @@ DATA_TIMEOUT: Final = 3600.0
 """Seconds of waiting one message may take from its 354 (or first BDAT chunk) to its end."""
 
 
-def _fresh_reply(conn: ServerConnection, code: int, status: str, text: str) -> Reply:
+def _reply(conn: ServerConnection, code: int, status: str, text: str) -> Reply:
     """A reply with the RFC 3463 status code in front when we offer ENHANCEDSTATUSCODES."""
     if conn.config.enhanced_status_codes:
         return Reply(code, (f"{status} {text}",))
     return Reply(code, (text,))
 
 
-def _reply(conn: ServerConnection, code: int, status: str, text: str) -> Reply:
-    """``_fresh_reply``, kept for the next time: most reply texts are constants."""
-    enhanced = conn.config.enhanced_status_codes
-    key = (code, status, text, enhanced)
-    reply = _REPLIES.get(key)
-    if reply is None:
-        reply = _fresh_reply(conn, code, status, text)
-        # Replies are immutable and most texts are constants: keep them, bounded
-        # (texts with ids or names in them would otherwise accumulate).
-        if len(_REPLIES) >= _REPLIES_MAX:
-            _REPLIES.clear()
-        _REPLIES[key] = reply
-    return reply
-
-
-_REPLIES: Final[dict[tuple[int, str, str, bool], Reply]] = {}
-_REPLIES_MAX: Final = 512
 _GO_AHEAD: Final = Reply(354, ("End data with <CR><LF>.<CR><LF>",))
 
 
@@ -161,8 +144,25 @@ class _Session:
         self.log: LogLine | None = None  # reports a line per session and per message
         self.contextual = False  # the hooks take a SessionContext first (a Handler's)
         self.end = "connection lost"  # how the session ended, for its log line
+        self._replies: dict[tuple[int, str, str], Reply] = {}  # see reply()
 
     # -- small steps ------------------------------------------------------------
+
+    def reply(self, code: int, status: str, text: str) -> Reply:
+        """``_reply``'s reply, made once per session and kept for the next time.
+
+        For the replies every message repeats (250 to MAIL and RCPT): a reply
+        is immutable, and whether the status code goes in front is fixed by
+        the session's config, so the same words always give the same reply.
+        Callers pass texts that are constant within a session (the hostname
+        at most), so the session keeps a handful; a text with a message id in
+        it goes through ``_reply`` instead.
+        """
+        key = (code, status, text)
+        reply = self._replies.get(key)
+        if reply is None:
+            reply = self._replies[key] = _reply(self.conn, code, status, text)
+        return reply
 
     def send(self, reply: Reply) -> None:
         """Queue ``reply``; it is written before the next wait."""
@@ -210,7 +210,7 @@ class _Session:
 
     def hook_failure(self) -> Reply:
         # The handler broke: a transient failure, the client may retry later.
-        return _reply(self.conn, 451, "4.3.0", "Requested action aborted: local error")
+        return self.reply(451, "4.3.0", "Requested action aborted: local error")
 
     def reply_from(self, result: object, default: Reply) -> Reply:
         """What a hook's answer means: its Reply, the default for None, 451 otherwise."""
