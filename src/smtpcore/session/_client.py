@@ -342,7 +342,7 @@ def _plan(conn: ClientConnection, options: ClientOptions, env: Envelope) -> _Pla
         ext.binarymime and ext.chunking and options.chunking is not False
     ):
         raise NotSupported("BINARYMIME content needs BINARYMIME and CHUNKING (RFC 3030)")
-    server_size = ext.size  # a property that parses the keyword: once
+    server_size = ext.size  # decides the check below and the SIZE parameter
     if env.size is not None and server_size and env.size > server_size:
         raise NotSupported(
             f"message of {env.size} octets exceeds the server's SIZE limit of {server_size} "
@@ -439,7 +439,7 @@ def deliver(conn: ClientConnection, options: ClientOptions, env: Envelope) -> Pr
     accepted: dict[str, Reply] = {}
     refused: dict[str, Reply] = {}
     for recipient, reply in rcpt_replies.items():
-        if 200 <= reply.code < 300:  # Reply.is_positive, without a property call each
+        if reply.is_positive:
             accepted[recipient] = reply
         else:
             refused[recipient] = reply

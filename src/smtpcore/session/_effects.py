@@ -143,7 +143,8 @@ def next_reply(conn: ClientConnection, timeout: float) -> Procedure[Reply]:
     Raises ``ConnectionLost`` when the server closed first, and
     ``RemoteProtocolError`` for a reply SMTP does not allow.
     """
-    # ``read`` written out: a frame less for every reply of every message.
+    # A reply already parsed (the second and later replies to a pipelined
+    # group, which arrive in one read) is returned without a Read.
     event = conn.next_event()
     if event is NEED_DATA:
         effect = Read(timeout)  # the stage's time starts now (RFC 5321 4.5.3.2)

@@ -255,13 +255,13 @@ _ENDS: Final[dict[Interrupted | _Expired, str]] = {
 
 def _handle(session: _Session, event: Event) -> ServerProcedure[None]:
     """Answer one event from the connection."""
-    if type(event) is MessageData:
+    if isinstance(event, MessageData):
         if session.message is not None:
             session.message.size += len(event.data)
         yield from _content(session, event.data)
-    elif type(event) is EndOfData or type(event) is EndOfChunk:
+    elif isinstance(event, (EndOfData, EndOfChunk)):
         yield from _end_of_content(session, event)
-    elif type(event) is InvalidCommand:
+    elif isinstance(event, InvalidCommand):
         conn = session.conn
         while conn.awaiting is not None:  # LMTP: once per recipient
             session.send(event.reply)
@@ -274,20 +274,14 @@ def _handle(session: _Session, event: Event) -> ServerProcedure[None]:
 def _command(session: _Session, command: Command) -> ServerProcedure[None]:
     conn = session.conn
     hostname = conn.config.hostname
-    # The commands of every transaction first: this runs for each one.
-    # A hook is called with ``session.call`` here, not through
-    # ``session.hook``: one generator less per command.
-    if type(command) is Mail:
-        result = None
-        if "on_mail" in session.hooks:
-            result = yield session.call("on_mail", (command.sender, command.params))
+    # The commands of every transaction first.
+    if isinstance(command, Mail):
+        result = yield from session.hook("on_mail", command.sender, command.params)
         session.answer(result, session.reply(250, "2.1.0", "Sender OK"))
-    elif type(command) is Rcpt:
-        result = None
-        if "on_rcpt" in session.hooks:
-            result = yield session.call("on_rcpt", (command.recipient, command.params))
+    elif isinstance(command, Rcpt):
+        result = yield from session.hook("on_rcpt", command.recipient, command.params)
         session.answer(result, session.reply(250, "2.1.5", "Recipient OK"))
-    elif type(command) is Data:
+    elif isinstance(command, Data):
         session.send(_GO_AHEAD)
         yield from _start_message(session, bdat=False)
     elif isinstance(command, (Ehlo, Lhlo)):

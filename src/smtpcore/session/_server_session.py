@@ -255,7 +255,10 @@ class _Session:
         idle = self.idle_timeout
         event = conn.next_event()
         while event is NEED_DATA:
-            if self.out:  # flush() inline: this runs for every read
+            if self.out:
+                # Whatever is queued goes out before we wait: the client may
+                # be waiting for it (a pipelined group is answered at its end,
+                # RFC 2920 3.2), and no reply may wait for the next read.
                 replies, self.out = b"".join(self.out), []
                 yield Write(replies, idle)
             # Shutting down may interrupt only a session with no message in flight.
