@@ -33,7 +33,7 @@ import pstats
 import socket
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from _common import HELO, RECIPIENT, SENDER, message
 from smtpcore import ClientConnection
@@ -219,7 +219,13 @@ def run_many(count: int, trace: list[tuple[str, bytes]] | None = None) -> int:
     return accepted
 
 
-MODES: dict[str, Callable[[int], int]] = {"core": run_core, "many": run_many, "sync": run_sync}
+class Run(Protocol):
+    """A mode: sends ``count`` messages, recording the wire in ``trace`` if given."""
+
+    def __call__(self, count: int, trace: list[tuple[str, bytes]] | None = None) -> int: ...
+
+
+MODES: dict[str, Run] = {"core": run_core, "many": run_many, "sync": run_sync}
 
 
 def measure(run: Callable[[int], int], count: int, rounds: int) -> float:
