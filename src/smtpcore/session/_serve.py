@@ -255,7 +255,9 @@ _ENDS: Final[dict[Interrupted | _Expired, str]] = {
 
 def _handle(session: _Session, event: Event) -> ServerProcedure[None]:
     """Answer one event from the connection."""
-    if isinstance(event, MessageData):
+    if isinstance(event, Command):  # most events: MAIL, RCPT and DATA of each message
+        yield from _command(session, event)
+    elif isinstance(event, MessageData):
         if session.message is not None:
             session.message.size += len(event.data)
         yield from _content(session, event.data)
@@ -267,8 +269,6 @@ def _handle(session: _Session, event: Event) -> ServerProcedure[None]:
             session.send(event.reply)
         if conn.phase not in (ServerPhase.DATA, ServerPhase.BDAT):
             session.message = None  # no transaction left: drop what was collected
-    elif isinstance(event, Command):
-        yield from _command(session, event)
 
 
 def _command(session: _Session, command: Command) -> ServerProcedure[None]:

@@ -222,8 +222,8 @@ class _Session:
 
     def answer(self, result: object, default: Reply) -> None:
         """Send the reply a hook's answer calls for; one the phase forbids becomes 451."""
-        if result is None:  # the usual answer: the default, which always fits
-            self.out.append(self.conn.send(default))
+        if result is None:  # the default, which always fits this moment
+            self.send(default)
             return
         reply = self.reply_from(result, default)
         try:
