@@ -23,6 +23,7 @@ from .._client import ClientConnection, ClientPhase
 from .._data import LineEnds
 from .._errors import RemoteProtocolError
 from .._events import (
+    NEED_DATA,
     Auth,
     AuthCancel,
     AuthResponse,
@@ -48,7 +49,16 @@ from .._extensions import Extensions
 from .._message import prepare_message, to_7bit
 from .._syntax import xtext_encode
 from ..sasl import choose_client_mechanism, decode_challenge
-from ._effects import Close, Handshake, NextChunk, Procedure, Write, next_reply
+from ._effects import (
+    Close,
+    Handshake,
+    NextChunk,
+    Procedure,
+    Write,
+    next_reply,
+    receive_event,
+    reply_of,
+)
 from ._errors import (
     AuthenticationError,
     ConnectionLost,
@@ -98,8 +108,15 @@ def _command(conn: ClientConnection, command: Command, timeout: float) -> Proced
 
 
 def _reply(conn: ClientConnection, timeout: float) -> Procedure[Reply]:
-    """The next reply; 421 (RFC 5321 3.8: the server is closing) raises and closes."""
-    reply = yield from next_reply(conn, timeout)
+    """The next reply; 421 (RFC 5321 3.8: the server is closing) raises and closes.
+
+    ``next_reply`` and the 421 check in one procedure: this is how every
+    reply of a transaction is awaited.
+    """
+    event = conn.next_event()
+    if event is NEED_DATA:
+        event = yield from receive_event(conn, timeout)
+    reply = reply_of(conn, event)
     if reply.code == 421:
         yield Close()
         raise TransientError(reply)
