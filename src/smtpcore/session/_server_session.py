@@ -129,7 +129,7 @@ class _Session:
         self.tls = tls
         self.idle_timeout = idle_timeout
         self.min_data_rate = min_data_rate
-        # None: never spool. inf compares with any length without a branch.
+        # None: never spool, which an infinite threshold says for every length.
         self.spool_threshold = float("inf") if spool_threshold is None else spool_threshold
         self.data_timeout = data_timeout
         self.budget: _Budget | None = None  # set while a command line or content is partly in
