@@ -1,6 +1,6 @@
 """The client core and session alone: µs per message with no sockets and no event loop.
 
-    python benchmarks/inprocess.py [--messages N] [--rounds R] [--mode core|sync|all]
+    python benchmarks/inprocess.py [--messages N] [--rounds R] [--mode core|many|sync|all]
                                    [--profile] [--top K] [--show-wire]
 
 Sends 1 KB messages (one recipient, content in hand, as client_worker.py
@@ -12,6 +12,9 @@ bytes, so what is measured is CPU alone, in ``time.process_time``:
 core   ``Envelope.build`` and the ``deliver`` procedure driven by a minimal
        effect loop: the core (connection, reply parser, dot-stuffer) plus
        the session layer, the part no transport can make cheaper.
+many   ``deliver_many`` (what ``send_many`` drives) on the same loop, in
+       batches as the transports cut them: each message's end of data goes
+       out in one write with the next one's commands.
 sync   ``transports.sync.SMTPClient.sendmail`` over a fake socket object:
        the above plus the blocking transport's effect loop and its socket
        calls, each answered at once (no system call is made).
@@ -30,7 +33,7 @@ import pstats
 import socket
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from _common import HELO, RECIPIENT, SENDER, message
 from smtpcore import ClientConnection
@@ -41,7 +44,9 @@ from smtpcore.session import (
     Read,
     SendResult,
     Write,
+    batches,
     deliver,
+    deliver_many,
     open_session,
 )
 
@@ -84,6 +89,10 @@ class SinkPeer:
             self.inbox.append(QUIT_REPLY)
         elif data.endswith(b"\r\n.\r\n"):
             self.inbox.append(DATA_REPLY)
+        elif b"\r\n.\r\nMAIL " in data:
+            # send_many's pipelined write: one message's end of data, then
+            # the next one's MAIL, RCPT and DATA
+            self.inbox.append(DATA_REPLY + GROUP_REPLY)
         # else: a piece of content; nothing is due yet
 
     def read(self) -> bytes:
@@ -124,6 +133,9 @@ class FakeSocket:
 
     def getsockname(self) -> tuple[str, int]:
         return ("127.0.0.1", 40000)
+
+    def shutdown(self, how: int) -> None:
+        del how
 
     def close(self) -> None:
         pass
@@ -193,7 +205,27 @@ def run_sync(count: int, trace: list[tuple[str, bytes]] | None = None) -> int:
     return accepted
 
 
-MODES: dict[str, Callable[[int], int]] = {"core": run_core, "sync": run_sync}
+def run_many(count: int, trace: list[tuple[str, bytes]] | None = None) -> int:
+    """``count`` messages through ``deliver_many`` (send_many's procedure), in batches."""
+    peer = SinkPeer(trace)
+    options = _options()
+    conn = ClientConnection(limits=options.limits)
+    _drive(open_session(conn, options, hello=HELO, nonce="unused"), peer)
+    content = message()
+    accepted = 0
+    for batch in batches((SENDER, [RECIPIENT], content) for _ in range(count)):
+        outcomes = _drive(deliver_many(conn, options, batch), peer)
+        accepted += sum(outcome.accepted for outcome in outcomes)
+    return accepted
+
+
+class Run(Protocol):
+    """A mode: sends ``count`` messages, recording the wire in ``trace`` if given."""
+
+    def __call__(self, count: int, trace: list[tuple[str, bytes]] | None = None) -> int: ...
+
+
+MODES: dict[str, Run] = {"core": run_core, "many": run_many, "sync": run_sync}
 
 
 def measure(run: Callable[[int], int], count: int, rounds: int) -> float:
@@ -222,7 +254,7 @@ def profile(run: Callable[[int], int], count: int, top: int) -> None:
 def show_wire(mode: str) -> None:
     """What two messages put on the wire, both directions, in order."""
     trace: list[tuple[str, bytes]] = []
-    (run_core if mode == "core" else run_sync)(2, trace)
+    MODES[mode](2, trace)
     for direction, data in trace:
         print(direction, repr(data))
 

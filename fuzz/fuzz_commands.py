@@ -4,14 +4,17 @@ Asserts: ``LineReader`` and ``parse_command`` never raise; the lines come
 out exactly as a reference split on CRLF says (a too long line is reported
 once and its rest is never a line of its own: no second command, no lone
 dot); whole, byte-wise and cut feeding agree; the buffer stays below the
-line limit; a parsed command formatted again (``to_bytes``) parses to itself.
+line limit; a parsed command formatted again (``to_bytes``) parses to itself,
+and the checked constructor of a parsed MAIL or RCPT takes it unchanged
+(the parser, which builds them without it, checks no less).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
-from smtpcore import Command, Limits
+from smtpcore import Command, Limits, Mail, Rcpt
 from smtpcore._commands import (
     AUTH_VERB,
     PARAMETER_VERBS,
@@ -59,6 +62,9 @@ def check_command(command: Command) -> None:
     assert wire.endswith(b"\r\n") and wire.count(b"\r") == 1 and wire.count(b"\n") == 1, wire
     again = parse_command(wire[:-2])
     assert again == command, (command, wire, again)
+    if isinstance(command, (Mail, Rcpt)):
+        # Built without the constructor's checks: run them, they must pass and change nothing.
+        assert dataclasses.replace(command) == command, command
 
 
 def check_refusal(refusal: Refusal) -> None:

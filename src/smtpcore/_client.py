@@ -84,6 +84,9 @@ Sendable = Command | EndOfData
 # may follow each other (RFC 3030 4.2).
 _GROUPABLE: Final = frozenset({Mail, Rcpt, Rset, Send, Soml, Saml, EndOfData, Bdat})
 
+# A positive reply to these changes more than the phase (see _succeeded).
+_SUCCESS_CHANGES: Final = frozenset({Rcpt, Ehlo, Lhlo, Helo, Auth, AuthResponse, StartTLS})
+
 # Sending these forgets the open transaction's facts (see _end_transaction).
 _ENDS_TRANSACTION: Final = frozenset({Mail, Send, Soml, Saml, Rset, Ehlo, Helo, Lhlo})
 
@@ -331,19 +334,8 @@ class ClientConnection:
             self._lmtp_left -= 1
             return reply
         pending.popleft()
-        if code < 300:
-            if isinstance(command, Rcpt):
-                self._accepted += 1
-            elif isinstance(command, (Ehlo, Lhlo)):
-                self._extensions = Extensions.from_reply_lines(lines)
-            elif isinstance(command, Helo):
-                self._extensions = Extensions()
-            elif isinstance(command, (Auth, AuthResponse)):
-                self._authenticated = True
-            elif isinstance(command, StartTLS) and (self._ready or self._parser.in_reply):
-                raise self._fail(
-                    "octets arrived behind the 220 to STARTTLS (response injection, RFC 3207 5)"
-                )
+        if code < 300 and type(command) in _SUCCESS_CHANGES:
+            self._succeeded(command, lines)
         elif code == 354:
             self._stuffer = DotStuffer()
         if code >= 400:
@@ -351,6 +343,21 @@ class ClientConnection:
         elif not pending:
             self._assumed = after
         return reply
+
+    def _succeeded(self, command: Sendable, lines: tuple[str, ...]) -> None:
+        """What a positive reply to one of ``_SUCCESS_CHANGES`` changes besides the phase."""
+        if isinstance(command, Rcpt):
+            self._accepted += 1
+        elif isinstance(command, (Ehlo, Lhlo)):
+            self._extensions = Extensions.from_reply_lines(lines)
+        elif isinstance(command, Helo):
+            self._extensions = Extensions()
+        elif isinstance(command, (Auth, AuthResponse)):
+            self._authenticated = True
+        elif isinstance(command, StartTLS) and (self._ready or self._parser.in_reply):
+            raise self._fail(
+                "octets arrived behind the 220 to STARTTLS (response injection, RFC 3207 5)"
+            )
 
     def _recompute_assumed(self) -> None:
         assumed = self._state

@@ -244,7 +244,7 @@ def _mail(args: str) -> Command | Refusal:
     params = _params(rest)
     if isinstance(params, Refusal):
         return params
-    return Mail(sender, params)
+    return Mail._parsed(sender, params)
 
 
 def _rcpt(args: str) -> Command | Refusal:
@@ -261,7 +261,7 @@ def _rcpt(args: str) -> Command | Refusal:
     params = _params(rest)
     if isinstance(params, Refusal):
         return params
-    return Rcpt(recipient, params)
+    return Rcpt._parsed(recipient, params)
 
 
 def _old_mail(cls: type[Send] | type[Soml] | type[Saml]) -> Callable[[str], Command | Refusal]:

@@ -301,6 +301,21 @@ class Mail(Command):
             _check_mailbox("sender", self.sender)
         object.__setattr__(self, "params", _check_params(self.params))
 
+    @classmethod
+    def _parsed(cls, sender: str, params: dict[str, str | None]) -> Mail:
+        """A MAIL from the command parser, which has already checked what ``__post_init__`` does.
+
+        The parser refuses a line with a control character (CR, LF and NUL
+        among them) and one that is not UTF-8, checks the sender with
+        ``mailbox_error`` and each parameter with ``parameter_error``,
+        upper-cases the names and refuses one given twice: checking every
+        received MAIL a second time would change no verdict.
+        """
+        mail = object.__new__(cls)
+        _set(mail, "sender", sender)
+        _set(mail, "params", MappingProxyType(params) if params else _NO_PARAMS)
+        return mail
+
     def arguments(self) -> str:
         return f"FROM:<{self.sender}>{_format_params(self.params)}"
 
@@ -320,6 +335,19 @@ class Rcpt(Command):
         if self.recipient.lower() != "postmaster":
             _check_mailbox("recipient", self.recipient)
         object.__setattr__(self, "params", _check_params(self.params))
+
+    @classmethod
+    def _parsed(cls, recipient: str, params: dict[str, str | None]) -> Rcpt:
+        """An RCPT from the command parser, which has already checked what ``__post_init__`` does.
+
+        As ``Mail._parsed``: the line has no control character and is UTF-8,
+        the recipient passed ``mailbox_error`` (or is ``postmaster``), the
+        parameters ``parameter_error``, with names upper-cased and none twice.
+        """
+        rcpt = object.__new__(cls)
+        _set(rcpt, "recipient", recipient)
+        _set(rcpt, "params", MappingProxyType(params) if params else _NO_PARAMS)
+        return rcpt
 
     def arguments(self) -> str:
         return f"TO:<{self.recipient}>{_format_params(self.params)}"

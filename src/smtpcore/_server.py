@@ -894,23 +894,23 @@ class ServerConnection:
 
     def _check_reply(self, awaiting: Awaited, reply: Reply) -> None:
         code = reply.code
-        kind = type(awaiting)
-        if 200 <= code < 300 and kind not in _POSITIVE_CHECKED:
-            return  # the common case: any 2xx fits
-        if kind is InvalidCommand and (reply.is_positive or reply.is_intermediate):
-            assert isinstance(awaiting, InvalidCommand)
-            raise LocalProtocolError(f"reply {code} would accept {awaiting.reason!r}")
+        if 200 <= code < 300 and type(awaiting) not in _POSITIVE_CHECKED:
+            return  # any 2xx answers the other commands and the end of content
+        if isinstance(awaiting, InvalidCommand):
+            if reply.is_positive or reply.is_intermediate:
+                raise LocalProtocolError(f"reply {code} would accept {awaiting.reason!r}")
+            return
         if not reply.is_positive:
             return
-        if kind is AuthCancel:
+        if isinstance(awaiting, AuthCancel):
             raise LocalProtocolError("a cancelled AUTH exchange is answered 501 (RFC 4954 4)")
-        if (kind is Auth or kind is AuthResponse) and (
+        if isinstance(awaiting, (Auth, AuthResponse)) and (
             code != 235 or self._pending_identity is None
         ):
             raise LocalProtocolError("call authenticated(identity) and send 235 to end AUTH")
-        if kind is StartTLS and code != 220:
+        if isinstance(awaiting, StartTLS) and code != 220:
             raise LocalProtocolError(f"reply {code} to STARTTLS: the go-ahead is 220 (RFC 3207 4)")
-        if kind is Quit and code != 221:
+        if isinstance(awaiting, Quit) and code != 221:
             raise LocalProtocolError(f"reply {code} to QUIT: it is 221 (RFC 5321 4.1.1.10)")
 
     def _apply(self, awaiting: Awaited, reply: Reply, trigger: Trigger) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from smtpcore import (
@@ -114,6 +116,31 @@ TOO_LONG = InvalidCommand("too long", Reply(500))
 )
 def test_commands_parse(line: bytes, command: Event) -> None:
     assert parse_command(line) == command
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"MAIL FROM:<a@b.example>",
+        b"MAIL FROM:<>",
+        b"mail from: <a@b.example> size=10 body=8bitmime",
+        b'MAIL FROM:<"a>b"@b.example> SMTPUTF8',
+        b"MAIL FROM:<@r.example,@s.example:a@b.example> RET=HDRS ENVID=x+2By",
+        "MAIL FROM:<j\u00f6rg@b.example> SMTPUTF8".encode(),
+        b"RCPT TO:<a@b.example>",
+        b"RCPT TO:<PostMaster>",
+        b"rcpt to:<a@[192.0.2.1]> notify=never orcpt=rfc822;a@b.example",
+        "RCPT TO:<\u00e4@b.example>".encode(),
+    ],
+)
+def test_parsed_mail_and_rcpt_pass_their_constructor(line: bytes) -> None:
+    """The parser builds MAIL and RCPT without their constructor's checks: it checks no less."""
+    command = parse_command(line)
+    assert isinstance(command, (Mail, Rcpt)), command
+    assert dataclasses.replace(command) == command
+    assert dict(command.params) == {k.upper(): v for k, v in command.params.items()}
+    with pytest.raises(TypeError):
+        command.params["X"] = None  # type: ignore[index]
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from .._client import ClientConnection, ClientPhase
 from .._data import LineEnds
 from .._errors import RemoteProtocolError
 from .._events import (
+    NEED_DATA,
     Auth,
     AuthCancel,
     AuthResponse,
@@ -48,7 +49,16 @@ from .._extensions import Extensions
 from .._message import prepare_message, to_7bit
 from .._syntax import xtext_encode
 from ..sasl import choose_client_mechanism, decode_challenge
-from ._effects import Close, Handshake, NextChunk, Procedure, Write, next_reply
+from ._effects import (
+    Close,
+    Handshake,
+    NextChunk,
+    Procedure,
+    Write,
+    next_reply,
+    receive_event,
+    reply_of,
+)
 from ._errors import (
     AuthenticationError,
     ConnectionLost,
@@ -98,8 +108,15 @@ def _command(conn: ClientConnection, command: Command, timeout: float) -> Proced
 
 
 def _reply(conn: ClientConnection, timeout: float) -> Procedure[Reply]:
-    """The next reply; 421 (RFC 5321 3.8: the server is closing) raises and closes."""
-    reply = yield from next_reply(conn, timeout)
+    """The next reply; 421 (RFC 5321 3.8: the server is closing) raises and closes.
+
+    ``next_reply`` and the 421 check in one procedure: this is how every
+    reply of a transaction is awaited.
+    """
+    event = conn.next_event()
+    if event is NEED_DATA:
+        event = yield from receive_event(conn, timeout)
+    reply = reply_of(conn, event)
     if reply.code == 421:
         yield Close()
         raise TransientError(reply)
@@ -342,7 +359,7 @@ def _plan(conn: ClientConnection, options: ClientOptions, env: Envelope) -> _Pla
         ext.binarymime and ext.chunking and options.chunking is not False
     ):
         raise NotSupported("BINARYMIME content needs BINARYMIME and CHUNKING (RFC 3030)")
-    server_size = ext.size  # a property that parses the keyword: once
+    server_size = ext.size  # decides the check below and the SIZE parameter
     if env.size is not None and server_size and env.size > server_size:
         raise NotSupported(
             f"message of {env.size} octets exceeds the server's SIZE limit of {server_size} "
@@ -439,7 +456,7 @@ def deliver(conn: ClientConnection, options: ClientOptions, env: Envelope) -> Pr
     accepted: dict[str, Reply] = {}
     refused: dict[str, Reply] = {}
     for recipient, reply in rcpt_replies.items():
-        if 200 <= reply.code < 300:  # Reply.is_positive, without a property call each
+        if reply.is_positive:
             accepted[recipient] = reply
         else:
             refused[recipient] = reply

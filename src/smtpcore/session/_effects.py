@@ -143,17 +143,33 @@ def next_reply(conn: ClientConnection, timeout: float) -> Procedure[Reply]:
     Raises ``ConnectionLost`` when the server closed first, and
     ``RemoteProtocolError`` for a reply SMTP does not allow.
     """
-    # ``read`` written out: a frame less for every reply of every message.
     event = conn.next_event()
     if event is NEED_DATA:
-        effect = Read(timeout)  # the stage's time starts now (RFC 5321 4.5.3.2)
-        while event is NEED_DATA:
-            data = yield effect
-            if not isinstance(data, bytes):
-                raise TypeError(f"a transport answered Read with {type(data).__name__}, not bytes")
-            conn.receive_data(data)
-            event = conn.next_event()
-            effect = Read(timeout, continued=True)
+        event = yield from receive_event(conn, timeout)
+    return reply_of(conn, event)
+
+
+def receive_event(conn: ClientConnection, timeout: float) -> Procedure[Reply | ConnectionClosed]:
+    """Read until the next reply is in, or the server closed: that event.
+
+    For when ``conn.next_event()`` said ``NEED_DATA``; a reply already
+    parsed (the later replies to a pipelined group arrive with the first)
+    needs no ``Read``.
+    """
+    effect = Read(timeout)  # the stage's time starts now (RFC 5321 4.5.3.2)
+    while True:
+        data = yield effect
+        if not isinstance(data, bytes):
+            raise TypeError(f"a transport answered Read with {type(data).__name__}, not bytes")
+        conn.receive_data(data)
+        event = conn.next_event()
+        if event is not NEED_DATA:
+            return event
+        effect = Read(timeout, continued=True)
+
+
+def reply_of(conn: ClientConnection, event: Reply | ConnectionClosed) -> Reply:
+    """``event`` as a reply; ``ConnectionLost`` when it says the server closed."""
     if isinstance(event, ConnectionClosed):
         raise ConnectionLost(f"the server closed the connection {waiting_for(conn)}")
     return event

@@ -86,7 +86,6 @@ from ._server_session import (
     SPOOL_THRESHOLD,
     _Expired,
     _farewell,
-    _fresh_reply,
     _Message,
     _reply,
     _Session,
@@ -256,39 +255,33 @@ _ENDS: Final[dict[Interrupted | _Expired, str]] = {
 
 def _handle(session: _Session, event: Event) -> ServerProcedure[None]:
     """Answer one event from the connection."""
-    if type(event) is MessageData:
+    if isinstance(event, Command):  # most events: MAIL, RCPT and DATA of each message
+        yield from _command(session, event)
+    elif isinstance(event, MessageData):
         if session.message is not None:
             session.message.size += len(event.data)
         yield from _content(session, event.data)
-    elif type(event) is EndOfData or type(event) is EndOfChunk:
+    elif isinstance(event, (EndOfData, EndOfChunk)):
         yield from _end_of_content(session, event)
-    elif type(event) is InvalidCommand:
+    elif isinstance(event, InvalidCommand):
         conn = session.conn
         while conn.awaiting is not None:  # LMTP: once per recipient
             session.send(event.reply)
         if conn.phase not in (ServerPhase.DATA, ServerPhase.BDAT):
             session.message = None  # no transaction left: drop what was collected
-    elif isinstance(event, Command):
-        yield from _command(session, event)
 
 
 def _command(session: _Session, command: Command) -> ServerProcedure[None]:
     conn = session.conn
     hostname = conn.config.hostname
-    # The commands of every transaction first: this runs for each one.
-    # A hook is called with ``session.call`` here, not through
-    # ``session.hook``: one generator less per command.
-    if type(command) is Mail:
-        result = None
-        if "on_mail" in session.hooks:
-            result = yield session.call("on_mail", (command.sender, command.params))
-        session.answer(result, _reply(conn, 250, "2.1.0", "Sender OK"))
-    elif type(command) is Rcpt:
-        result = None
-        if "on_rcpt" in session.hooks:
-            result = yield session.call("on_rcpt", (command.recipient, command.params))
-        session.answer(result, _reply(conn, 250, "2.1.5", "Recipient OK"))
-    elif type(command) is Data:
+    # The commands of every transaction first.
+    if isinstance(command, Mail):
+        result = yield from session.hook("on_mail", command.sender, command.params)
+        session.answer(result, session.reply(250, "2.1.0", "Sender OK"))
+    elif isinstance(command, Rcpt):
+        result = yield from session.hook("on_rcpt", command.recipient, command.params)
+        session.answer(result, session.reply(250, "2.1.5", "Recipient OK"))
+    elif isinstance(command, Data):
         session.send(_GO_AHEAD)
         yield from _start_message(session, bdat=False)
     elif isinstance(command, (Ehlo, Lhlo)):
@@ -302,34 +295,34 @@ def _command(session: _Session, command: Command) -> ServerProcedure[None]:
             yield from _start_message(session, bdat=True)
     elif isinstance(command, Rset):
         session.message = None
-        session.send(_reply(conn, 250, "2.0.0", "OK"))
+        session.send(session.reply(250, "2.0.0", "OK"))
     elif isinstance(command, Noop):
-        session.send(_reply(conn, 250, "2.0.0", "OK"))
+        session.send(session.reply(250, "2.0.0", "OK"))
     elif isinstance(command, Quit):
-        session.send(_reply(conn, 221, "2.0.0", f"{hostname} closing connection"))
+        session.send(session.reply(221, "2.0.0", f"{hostname} closing connection"))
     elif isinstance(command, Help):
-        session.send(_reply(conn, 214, "2.0.0", _HELP_TEXT))
+        session.send(session.reply(214, "2.0.0", _HELP_TEXT))
     elif isinstance(command, Vrfy):
         result = yield from session.hook("on_vrfy", command.argument)
         # RFC 5321 3.5.3: 252 when we will not say, but will take mail for it.
-        default = _reply(
-            conn, 252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery"
+        default = session.reply(
+            252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery"
         )
         session.answer(result, default)
     elif isinstance(command, Expn):
         result = yield from session.hook("on_expn", command.argument)
-        session.answer(result, _reply(conn, 502, "5.5.1", "Command EXPN not implemented"))
+        session.answer(result, session.reply(502, "5.5.1", "Command EXPN not implemented"))
     elif isinstance(command, StartTLS):
         yield from _starttls(session)
     elif isinstance(command, Auth):
         yield from auth(session, command)
     elif isinstance(command, (AuthResponse, AuthCancel)):  # pragma: no cover - only inside _auth
-        session.send(_reply(conn, 501, "5.5.2", "No AUTH exchange in progress"))
+        session.send(session.reply(501, "5.5.2", "No AUTH exchange in progress"))
     elif isinstance(command, (Turn, Send, Soml, Saml, Etrn)):
         # Offered only when configured; we have no queue or terminal to run them.
-        session.send(_reply(conn, 502, "5.5.1", f"Command {command.verb} not implemented"))
+        session.send(session.reply(502, "5.5.1", f"Command {command.verb} not implemented"))
     else:  # pragma: no cover - every command class is listed above
-        session.send(_reply(conn, 502, "5.5.1", f"Command {command.verb} not implemented"))
+        session.send(session.reply(502, "5.5.1", f"Command {command.verb} not implemented"))
 
 
 # -- STARTTLS ----------------------------------------------------------------------
@@ -337,7 +330,7 @@ def _command(session: _Session, command: Command) -> ServerProcedure[None]:
 
 def _starttls(session: _Session) -> ServerProcedure[None]:
     conn = session.conn
-    session.send(_reply(conn, 220, "2.0.0", "Ready to start TLS"))
+    session.send(session.reply(220, "2.0.0", "Ready to start TLS"))
     yield from session.flush()
     info = yield Handshake(None, session.idle_timeout)
     session.tls = info if isinstance(info, TLSInfo) else TLSInfo()
@@ -401,7 +394,7 @@ def _spool(session: _Session, message: _Message, data: bytes) -> ServerProcedure
     spool = yield SpoolWrite(message.spool, data)
     if isinstance(spool, HookFailed):
         # RFC 3463 4.3.1: mail system full. The rest is read and dropped.
-        message.stream_failure = _reply(session.conn, 452, "4.3.1", "Insufficient system storage")
+        message.stream_failure = session.reply(452, "4.3.1", "Insufficient system storage")
         message.spool = None
         return
     if not callable(getattr(spool, "chunks", None)):
@@ -418,7 +411,7 @@ def _end_of_content(session: _Session, event: EndOfData | EndOfChunk) -> ServerP
             session.message = None
             session.send(message.stream_failure)  # RFC 3030 2: the transaction failed
         else:
-            session.send(_reply(conn, 250, "2.0.0", "Chunk received"))
+            session.send(session.reply(250, "2.0.0", "Chunk received"))
         return
     recipients = conn.recipients
     replies = yield from _deliver(session, message)
@@ -455,7 +448,7 @@ def _deliver(session: _Session, message: _Message | None) -> ServerProcedure[lis
     streamed = "on_data_chunk" in session.hooks
     if "on_message" not in session.hooks and not streamed:
         # Nothing would keep the message: saying 250 would lose it.
-        reply = _reply(conn, 451, "4.3.0", "No handler stores messages here")
+        reply = session.reply(451, "4.3.0", "No handler stores messages here")
         return [reply] * count
     envelope = ServerEnvelope(
         sender=conn.sender or "",
@@ -474,7 +467,7 @@ def _deliver(session: _Session, message: _Message | None) -> ServerProcedure[lis
         spool=message.spool,
         size=message.spooled if message.spool is not None else len(message.content),
     )
-    ok = _fresh_reply(conn, 250, "2.0.0", f"OK queued as {message.message_id}")
+    ok = _reply(conn, 250, "2.0.0", f"OK queued as {message.message_id}")
     result = None
     if "on_message" in session.hooks:
         result = yield session.call("on_message", (envelope,))

@@ -52,30 +52,13 @@ DATA_TIMEOUT: Final = 3600.0
 """Seconds of waiting one message may take from its 354 (or first BDAT chunk) to its end."""
 
 
-def _fresh_reply(conn: ServerConnection, code: int, status: str, text: str) -> Reply:
+def _reply(conn: ServerConnection, code: int, status: str, text: str) -> Reply:
     """A reply with the RFC 3463 status code in front when we offer ENHANCEDSTATUSCODES."""
     if conn.config.enhanced_status_codes:
         return Reply(code, (f"{status} {text}",))
     return Reply(code, (text,))
 
 
-def _reply(conn: ServerConnection, code: int, status: str, text: str) -> Reply:
-    """``_fresh_reply``, kept for the next time: most reply texts are constants."""
-    enhanced = conn.config.enhanced_status_codes
-    key = (code, status, text, enhanced)
-    reply = _REPLIES.get(key)
-    if reply is None:
-        reply = _fresh_reply(conn, code, status, text)
-        # Replies are immutable and most texts are constants: keep them, bounded
-        # (texts with ids or names in them would otherwise accumulate).
-        if len(_REPLIES) >= _REPLIES_MAX:
-            _REPLIES.clear()
-        _REPLIES[key] = reply
-    return reply
-
-
-_REPLIES: Final[dict[tuple[int, str, str, bool], Reply]] = {}
-_REPLIES_MAX: Final = 512
 _GO_AHEAD: Final = Reply(354, ("End data with <CR><LF>.<CR><LF>",))
 
 
@@ -146,7 +129,7 @@ class _Session:
         self.tls = tls
         self.idle_timeout = idle_timeout
         self.min_data_rate = min_data_rate
-        # None: never spool. inf compares with any length without a branch.
+        # None: never spool, which an infinite threshold says for every length.
         self.spool_threshold = float("inf") if spool_threshold is None else spool_threshold
         self.data_timeout = data_timeout
         self.budget: _Budget | None = None  # set while a command line or content is partly in
@@ -161,8 +144,25 @@ class _Session:
         self.log: LogLine | None = None  # reports a line per session and per message
         self.contextual = False  # the hooks take a SessionContext first (a Handler's)
         self.end = "connection lost"  # how the session ended, for its log line
+        self._replies: dict[tuple[int, str, str], Reply] = {}  # see reply()
 
     # -- small steps ------------------------------------------------------------
+
+    def reply(self, code: int, status: str, text: str) -> Reply:
+        """``_reply``'s reply, made once per session and kept for the next time.
+
+        For the replies every message repeats (250 to MAIL and RCPT): a reply
+        is immutable, and whether the status code goes in front is fixed by
+        the session's config, so the same words always give the same reply.
+        Callers pass texts that are constant within a session (the hostname
+        at most), so the session keeps a handful; a text with a message id in
+        it goes through ``_reply`` instead.
+        """
+        key = (code, status, text)
+        reply = self._replies.get(key)
+        if reply is None:
+            reply = self._replies[key] = _reply(self.conn, code, status, text)
+        return reply
 
     def send(self, reply: Reply) -> None:
         """Queue ``reply``; it is written before the next wait."""
@@ -210,7 +210,7 @@ class _Session:
 
     def hook_failure(self) -> Reply:
         # The handler broke: a transient failure, the client may retry later.
-        return _reply(self.conn, 451, "4.3.0", "Requested action aborted: local error")
+        return self.reply(451, "4.3.0", "Requested action aborted: local error")
 
     def reply_from(self, result: object, default: Reply) -> Reply:
         """What a hook's answer means: its Reply, the default for None, 451 otherwise."""
@@ -222,8 +222,8 @@ class _Session:
 
     def answer(self, result: object, default: Reply) -> None:
         """Send the reply a hook's answer calls for; one the phase forbids becomes 451."""
-        if result is None:  # the usual answer: the default, which always fits
-            self.out.append(self.conn.send(default))
+        if result is None:  # the default, which always fits this moment
+            self.send(default)
             return
         reply = self.reply_from(result, default)
         try:
@@ -255,7 +255,10 @@ class _Session:
         idle = self.idle_timeout
         event = conn.next_event()
         while event is NEED_DATA:
-            if self.out:  # flush() inline: this runs for every read
+            if self.out:
+                # Whatever is queued goes out before we wait: the client may
+                # be waiting for it (a pipelined group is answered at its end,
+                # RFC 2920 3.2), and no reply may wait for the next read.
                 replies, self.out = b"".join(self.out), []
                 yield Write(replies, idle)
             # Shutting down may interrupt only a session with no message in flight.
