@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from smtpcore.session import DATA_TIMEOUT, SPOOL_THRESHOLD, Clock
+from smtpcore.session import Clock
 from smtpcore.session._effects import Close, Write
 from smtpcore.session._server import (
     CallHook,
@@ -25,6 +25,7 @@ from smtpcore.session._server import (
     ServerOptions,
     SpoolWrite,
 )
+from smtpcore.session._server_session import DATA_TIMEOUT, SPOOL_THRESHOLD
 from tests.core.test_server_defences import (
     ENVELOPE,
     HELO,

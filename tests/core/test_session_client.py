@@ -46,11 +46,11 @@ from smtpcore.session import (
     deliver_message,
     hello_name,
     is_reusable,
-    next_reply,
     open_session,
     quit,
     simple_command,
 )
+from smtpcore.session._effects import next_reply
 
 from ..transcript import Record, load, run_transcript
 

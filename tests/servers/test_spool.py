@@ -25,8 +25,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from smtpcore import Reply, ServerConfig
-from smtpcore.session import SPOOL_THRESHOLD
 from smtpcore.session._server import ServerEnvelope
+from smtpcore.session._server_session import SPOOL_THRESHOLD
 from transports._spool import TemporarySpool
 from transports.mailboxes import MaildirHandler, MboxHandler, _quote_from, _unix
 

@@ -8,8 +8,8 @@ transports hold nothing but I/O.
 """
 
 from .._message import PreparedMessage, content_is_8bit, prepare_message, to_7bit
-from ._admission import MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CLIENT, Admission
-from ._client import WRITE_BATCH, deliver, deliver_message, open_session, quit, simple_command
+from ._admission import Admission
+from ._client import deliver, deliver_message, open_session, quit, simple_command
 from ._effects import (
     Close,
     Effect,
@@ -21,9 +21,6 @@ from ._effects import (
     Write,
     io_failure,
     is_reusable,
-    next_reply,
-    read,
-    waiting_for,
 )
 from ._errors import (
     AuthenticationError,
@@ -36,8 +33,6 @@ from ._errors import (
     SMTPTimeout,
     TLSError,
     TransientError,
-    command_text,
-    reply_error,
 )
 from ._hooks import HOOKS, Handler, hooks_of, unknown_hooks
 from ._many import (
@@ -48,7 +43,6 @@ from ._many import (
     batches,
     connection_failed,
     deliver_many,
-    to_envelope,
     unsent,
 )
 from ._options import (
@@ -61,7 +55,7 @@ from ._options import (
     TLSMode,
     hello_name,
 )
-from ._received import format_date, received_header
+from ._received import received_header
 from ._report import LogLine
 from ._serve import serve_connection
 from ._server_effects import (
@@ -81,27 +75,17 @@ from ._server_effects import (
     ServerProcedure,
     SpoolWrite,
 )
-from ._server_options import DEFAULT_MESSAGE_SIZE, ServerOptions, ServerSettings
-from ._server_session import DATA_TIMEOUT, MIN_DATA_RATE, SPOOL_THRESHOLD
+from ._server_options import ServerOptions, ServerSettings
 from ._server_values import Peer, ServerEnvelope, SessionContext, SessionInfo
-from ._throttle import AUTH_FAILURE_WINDOW, AUTH_FAILURES_PER_ADDRESS, AuthBudget
+from ._throttle import AuthBudget
 from ._tls import TLSInfo
 
 __all__ = [
-    "AUTH_FAILURES_PER_ADDRESS",
-    "AUTH_FAILURE_WINDOW",
     "BATCH",
-    "DATA_TIMEOUT",
-    "DEFAULT_MESSAGE_SIZE",
     "DSN",
     "HOOKS",
-    "MAX_CONNECTIONS",
-    "MAX_CONNECTIONS_PER_CLIENT",
-    "MIN_DATA_RATE",
     "SHUT_DOWN",
-    "SPOOL_THRESHOLD",
     "TIMED_OUT",
-    "WRITE_BATCH",
     "Admission",
     "AuthBudget",
     "AuthenticationError",
@@ -155,29 +139,22 @@ __all__ = [
     "TransientError",
     "Write",
     "batches",
-    "command_text",
     "connection_failed",
     "content_is_8bit",
     "deliver",
     "deliver_many",
     "deliver_message",
-    "format_date",
     "hello_name",
     "hooks_of",
     "io_failure",
     "is_reusable",
-    "next_reply",
     "open_session",
     "prepare_message",
     "quit",
-    "read",
     "received_header",
-    "reply_error",
     "serve_connection",
     "simple_command",
     "to_7bit",
-    "to_envelope",
     "unknown_hooks",
     "unsent",
-    "waiting_for",
 ]

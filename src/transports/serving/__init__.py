@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Final, TextIO
 
 from smtpcore.session import (
-    AUTH_FAILURES_PER_ADDRESS,
     Handler,
     ServerEnvelope,
     ServerOptions,
+    ServerSettings,
     SessionContext,
 )
 
@@ -130,7 +130,9 @@ def serve_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     # Each worker counts on its own, and a client's connections land on any of
     # them: the bounds are shared out, so that together they stay what was asked.
     shared = {name: worker_share(value, workers) for name, value in caps.items()}
-    shared["auth_failures_per_address"] = worker_share(AUTH_FAILURES_PER_ADDRESS, workers)
+    budget = ServerSettings().auth_failures_per_address  # the default, across sessions
+    if budget is not None:
+        shared["auth_failures_per_address"] = worker_share(budget, workers)
 
     def serve(port: int, ready: Callable[[int], None]) -> tuple[int, int]:
         return _run(args.transport, handler, args.host, port, ready, grace=grace,
