@@ -94,6 +94,7 @@ class _Runtime:
 
     async def to_thread(self, function: Callable[[object, CallHook], object], handler: object,
                         effect: CallHook) -> object:  # fmt: skip
+        # Not reached: with no hook threads every hook goes to call_hook.
         return function(handler, effect)
 
     async def call_hook(self, handler: object, effect: CallHook) -> object:
