@@ -35,11 +35,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # (async source, blocking twin, extra replacements for this pair), paths from ROOT.
 ASYNC_TWINS: list[tuple[str, str, dict[str, str]]] = [
-    (
-        "src/transports/_driver.py",
-        "src/transports/_driver_sync.py",
-        {"call_hook_async": "call_hook", "finish_hook": "finish_hook_sync"},
-    ),
     ("src/transports/_async_driver.py", "src/transports/_sync_driver.py", {}),
     (
         "src/transports/_async_client.py",

@@ -24,7 +24,7 @@ from typing import Final, Protocol, cast
 from smtpcore.session import CallHook, TLSInfo
 
 from ._driver import AsyncServing
-from ._serving import AcceptBackoff, tls_info
+from ._serving import AcceptBackoff, call_hook_async, tls_info
 
 __all__ = ["Listening", "Runtime", "Stream"]
 
@@ -211,6 +211,7 @@ class Runtime:
 
     clock = staticmethod(time.monotonic)
     sleep = staticmethod(asyncio.sleep)
+    call_hook = staticmethod(call_hook_async)
 
     def __init__(self) -> None:
         self.pool: concurrent.futures.ThreadPoolExecutor | None = None

@@ -8,8 +8,10 @@ and a few services of the framework (``AsyncRuntime``: sleep, a worker
 thread, the clock). A framework supplies only those and its listener.
 The graceful shutdown is here too (``shut_down``).
 
-The threaded server's driver is this file's blocking twin, ``_driver_sync``,
-written by ``make generate`` (tools/generate.py): edit this one.
+The threaded server runs this same code: its stream and runtime do their
+work in place and never suspend, so each connection's thread runs
+``session`` to its end with ``run_blocking`` (``_blocking``). The runtime
+says how a hook is called (``call_hook``): on the loop, or in place.
 """
 
 from __future__ import annotations
@@ -40,7 +42,6 @@ from smtpcore.session import (
 from ._serving import (
     LOG,
     Sessions,
-    call_hook_async,
     call_sync_hook,
     finish_hook,
     new_id,
@@ -94,6 +95,9 @@ class AsyncRuntime(Protocol):
     async def to_thread(self, function: Callable[[object, CallHook], object], handler: object,
                         effect: CallHook) -> object:  # fmt: skip
         """``function(handler, effect)`` in a worker thread; its result."""
+
+    async def call_hook(self, handler: object, effect: CallHook) -> object:
+        """A hook not sent to a worker thread: its answer, or ``HookFailed``."""
 
 
 class AsyncServing:
@@ -156,7 +160,7 @@ class AsyncServing:
                         answer = await self.runtime.to_thread(call_sync_hook, self.handler, effect)
                         answer = await finish_hook(effect, answer)
                     else:
-                        answer = await call_hook_async(self.handler, effect)
+                        answer = await self.runtime.call_hook(self.handler, effect)
                 else:
                     match effect:
                         case Clock():

@@ -1,9 +1,11 @@
 """The blocking server: a listener thread and one thread per connection.
 
-Each connection runs through ``SyncServing`` (``_driver_sync``, the blocking
-twin of the one driver). Reads wait in short slices, so a shutdown reaches
-idle sessions within ``_SLICE`` seconds; a session in the middle of a
-message is left to finish it.
+Each connection's thread runs the one driver (``AsyncServing``) itself,
+with ``run_blocking``: this stream and runtime are coroutines that do their
+work in place (a blocking socket call, ``time.sleep``, the hook called in
+the session's thread) and never suspend. Reads wait in short slices, so a
+shutdown reaches idle sessions within ``_SLICE`` seconds; a session in the
+middle of a message is left to finish it.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from typing import TYPE_CHECKING, Final
 
 from smtpcore.session import CallHook, TLSInfo
 
-from ._driver_sync import SyncServing
+from ._blocking import run_blocking
+from ._driver import AsyncServing
 from ._server_settings import ServerBase
-from ._serving import LOG, RESOURCE_ERRORS, AcceptBackoff, tls_info
+from ._serving import LOG, RESOURCE_ERRORS, AcceptBackoff, call_hook, tls_info
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -38,7 +41,7 @@ _CLIENT_ACCEPT_ERRORS: Final = frozenset({errno.ECONNABORTED, errno.EPROTO, errn
 
 
 class _Stream:
-    """A blocking socket as the driver's stream; ``wake`` is seen within ``_SLICE``."""
+    """A blocking socket as the driver's stream (it never suspends); ``wake`` within ``_SLICE``."""
 
     def __init__(self, sock: socket.socket, tls_context: ssl.SSLContext | None) -> None:
         self.sock = sock
@@ -46,7 +49,7 @@ class _Stream:
         self.idle = False
         self.woken = False
 
-    def receive(self, timeout: float) -> bytes | None:
+    async def receive(self, timeout: float) -> bytes | None:
         deadline = time.monotonic() + timeout
         while not self.woken:
             left = deadline - time.monotonic()
@@ -60,17 +63,17 @@ class _Stream:
         self.woken = False
         return None
 
-    def send(self, data: bytes, timeout: float) -> None:
+    async def send(self, data: bytes, timeout: float) -> None:
         self.sock.settimeout(timeout)
         self.sock.sendall(data)
 
-    def start_tls(self, timeout: float) -> TLSInfo:
+    async def start_tls(self, timeout: float) -> TLSInfo:
         assert self.tls_context is not None
         self.sock.settimeout(timeout)
         self.sock = self.tls_context.wrap_socket(self.sock, server_side=True)
         return tls_info(self.sock)
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         self.sock.close()
 
     def wake(self) -> None:
@@ -82,14 +85,21 @@ class _Stream:
 
 
 class _Runtime:
-    """The threaded server's services: every hook runs in its session's own thread."""
+    """The threaded server's services, never suspending: every hook runs in its session's thread."""
 
     clock = staticmethod(time.monotonic)
-    sleep = staticmethod(time.sleep)
 
-    def to_thread(self, function: Callable[[object, CallHook], object], handler: object,
-                  effect: CallHook) -> object:  # fmt: skip
+    async def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    async def to_thread(self, function: Callable[[object, CallHook], object], handler: object,
+                        effect: CallHook) -> object:  # fmt: skip
+        # Not reached: with no hook threads every hook goes to call_hook.
         return function(handler, effect)
+
+    async def call_hook(self, handler: object, effect: CallHook) -> object:
+        # A coroutine a hook returns runs in a fresh event loop.
+        return call_hook(handler, effect)
 
 
 class SMTPServer(ServerBase):
@@ -116,7 +126,7 @@ class SMTPServer(ServerBase):
 
     def _setup(self) -> None:
         handler = self.handler
-        self._serving = SyncServing(
+        self._serving = AsyncServing(
             handler, self.options, _Runtime(), implicit_tls=self.implicit_tls
         )
         self._listener: socket.socket | None = None
@@ -181,7 +191,7 @@ class SMTPServer(ServerBase):
 
     def _session(self, stream: _Stream, address: tuple[str, int]) -> None:
         try:
-            self._serving.session(stream, address)
+            run_blocking(self._serving.session(stream, address))
         finally:
             self._threads.discard(threading.current_thread())
 
@@ -199,7 +209,7 @@ class SMTPServer(ServerBase):
         """
         if self._listener is None or self._closed.is_set():
             return 0
-        dropped = self._serving.shut_down(grace)
+        dropped = run_blocking(self._serving.shut_down(grace))
         self._closed.set()
         self._listener.close()
         for thread in list(self._threads):

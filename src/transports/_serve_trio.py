@@ -22,7 +22,7 @@ from smtpcore.session import CallHook, TLSInfo
 from . import _trio_raw
 from ._driver import AsyncServing
 from ._server_settings import resolve
-from ._serving import RESOURCE_ERRORS, AcceptBackoff, tls_info
+from ._serving import RESOURCE_ERRORS, AcceptBackoff, call_hook_async, tls_info
 from ._tls import TLSLayer
 
 if TYPE_CHECKING:
@@ -133,6 +133,7 @@ class _Runtime:
 
     clock = staticmethod(trio.current_time)
     sleep = staticmethod(trio.sleep)
+    call_hook = staticmethod(call_hook_async)
 
     def __init__(self, hook_threads: int) -> None:
         self.limiter = trio.CapacityLimiter(max(hook_threads, 1))

@@ -117,3 +117,47 @@ def test_negative_hook_threads_is_refused() -> None:
 
     with pytest.raises(ValueError, match="hook_threads"):
         SMTPServer(AsyncAndSync(), hook_threads=-1)
+
+
+class DriverFrames:
+    """Notes, in each hook, which server driver's code is on the stack and in which thread."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, tuple[threading.Thread, set[str]]] = {}
+
+    def _note(self, name: str) -> None:
+        import sys
+
+        frame = sys._getframe(1)
+        modules = set()
+        while frame is not None:
+            if frame.f_code.co_name == "drive":
+                modules.add(str(frame.f_globals.get("__name__")))
+            frame = frame.f_back  # type: ignore[assignment]
+        self.seen[name] = (threading.current_thread(), modules)
+
+    async def on_rcpt(self, recipient: str, params: object) -> None:
+        self._note("on_rcpt")
+
+    def on_message(self, envelope: ServerEnvelope) -> None:
+        self._note("on_message")
+
+
+def test_the_threaded_server_runs_the_one_driver_in_the_session_thread() -> None:
+    # Not a copy of it: the same code as the async servers, every hook (an
+    # async one in a fresh event loop) in the session's own thread.
+    from transports.sync import SMTPServer
+
+    handler = DriverFrames()
+    with SMTPServer(handler, "127.0.0.1", 0) as server:
+        client = Raw(server.port)
+        try:
+            _transaction(client, "a@x.example")
+            assert client.reply().startswith(b"250 ")
+        finally:
+            client.close()
+    rcpt_thread, rcpt_drivers = handler.seen["on_rcpt"]
+    message_thread, message_drivers = handler.seen["on_message"]
+    assert rcpt_drivers == message_drivers == {"transports._driver"}
+    assert rcpt_thread is message_thread
+    assert rcpt_thread is not threading.main_thread()

@@ -85,7 +85,6 @@ def test_a_misspelled_option_is_a_type_error_naming_it() -> None:
 SERVER_FILES = [
     "_asyncio_session.py",
     "_driver.py",
-    "_driver_sync.py",
     "_loops.py",
     "_serve_anyio.py",
     "_serve_asyncio.py",
