@@ -122,6 +122,9 @@ class FakeSocket:
         del size
         return self.peer.read()
 
+    def shutdown(self, how: int) -> None:
+        del how
+
     def getsockname(self) -> tuple[str, int]:
         return ("127.0.0.1", 40000)
 

@@ -40,16 +40,6 @@ ASYNC_TWINS: list[tuple[str, str, dict[str, str]]] = [
         "src/transports/_driver_sync.py",
         {"call_hook_async": "call_hook", "finish_hook": "finish_hook_sync"},
     ),
-    ("src/transports/_async_driver.py", "src/transports/_sync_driver.py", {}),
-    (
-        "src/transports/_async_client.py",
-        "src/transports/_sync_client.py",
-        {
-            "split_async_content": "split_content",
-            "async_batches": "batches",
-            "_async_driver": "_sync_driver",
-        },
-    ),
 ]
 
 # (output module, [(TypedDict name, ["module:Class", ...]), ...]), paths from ROOT.

@@ -4,9 +4,8 @@
 sending, the commands and QUIT; ``transports._async_driver.AsyncDriver``
 runs them over a framework's stream.
 
-The blocking client (``_sync_client.py``) is written from the async one
-(``_async_client.py``) by ``make generate``, the coroutine words taken out:
-edit the async one.
+The blocking client (``transports.sync.SMTPClient``) is this one over a
+blocking socket, each call run to its end by ``transports._blocking``.
 """
 
 from __future__ import annotations
