@@ -25,6 +25,7 @@ from smtpcore.session import Outcome, Outgoing, SendResult, TLSInfo
 from ._async_client import AsyncClient, send_with
 from ._blocking import iterate_blocking, run_blocking
 from ._client_options import ConnectOptions
+from ._content import split_content
 from ._serve_sync import SMTPServer, serve
 from ._socket_stream import PlainSocket, open_socket
 
@@ -46,7 +47,9 @@ class _Turns:
     ``threading.Lock`` wakes an arbitrary waiter. Here each waiter parks on a
     lock of its own, queued; ``release`` hands the turn to the oldest. A
     waiter interrupted (KeyboardInterrupt) leaves the queue, or passes the
-    turn on if it had just been handed it.
+    turn on if it had just been handed it. The driver takes it with ``async
+    with``, which blocks in place (the coroutine never suspends); ``with``
+    does the same.
     """
 
     __slots__ = ("_held", "_mutex", "_queue")
@@ -56,7 +59,8 @@ class _Turns:
         self._queue: deque[threading.Lock] = deque()
         self._held = False
 
-    def __enter__(self) -> None:
+    async def __aenter__(self) -> None:
+        # Blocks in place: a coroutine of the driver that never suspends.
         with self._mutex:
             if not self._held:
                 self._held = True
@@ -74,15 +78,13 @@ class _Turns:
             self._release()  # the turn came as we were interrupted: pass it on
             raise
 
-    def __exit__(self, *exc_info: object) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         self._release()
 
-    # What the async driver awaits: the same, blocking in place (it never suspends).
+    def __enter__(self) -> None:
+        run_blocking(self.__aenter__())
 
-    async def __aenter__(self) -> None:
-        self.__enter__()
-
-    async def __aexit__(self, *exc_info: object) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self._release()
 
     def _release(self) -> None:
@@ -102,6 +104,7 @@ class _BlockingClient(AsyncClient):
         return open_socket(how, host, port, timeout)
 
     _new_lock = _Turns
+    _split_content = staticmethod(split_content)
 
 
 def blocking(
