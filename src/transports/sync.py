@@ -144,8 +144,6 @@ class SMTPClient:
     The methods are those of ``transports._async_client.AsyncClient``, blocking.
     """
 
-    __slots__ = ("_client",)
-
     def __init__(self, host: str, port: int | None = None, **options: Unpack[ClientKeywords]):
         self._client = _BlockingClient(host, port, **options)
 
