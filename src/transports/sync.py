@@ -177,9 +177,8 @@ class SMTPClient:
     close = blocking(AsyncClient.aclose)
 
     def send_many(self, messages: Iterable[Outgoing]) -> Iterator[Outcome]:
+        """``AsyncClient.send_many``, as a plain iterator: one ``Outcome`` a message, in order."""
         return iterate_blocking(self._client.send_many(messages))
-
-    send_many.__doc__ = AsyncClient.send_many.__doc__
 
 
 def send(
