@@ -108,19 +108,21 @@ class _BlockingClient(AsyncClient):
 
 
 def blocking(
-    call: Callable[Concatenate[AsyncClient, P], Coroutine[Any, Any, R]],
+    call: Callable[Concatenate[AsyncClient, P], Coroutine[Any, Any, R]], name: str = ""
 ) -> Callable[Concatenate[SMTPClient, P], R]:
     """The blocking twin of an ``AsyncClient`` method: run on ``SMTPClient``'s client to its end.
 
     Its parameters, their types and its docstring are the async one's, so
-    mypy checks every argument and ``help()`` shows the same text.
+    mypy checks every argument and ``help()`` shows the same text; ``name``
+    is its own name when it differs (``close`` for ``aclose``).
     """
 
     def run(self: SMTPClient, /, *args: P.args, **kwargs: P.kwargs) -> R:
         return run_blocking(call(self._client, *args, **kwargs))
 
     functools.update_wrapper(run, call)
-    run.__qualname__ = f"SMTPClient.{call.__name__}"
+    run.__name__ = name = name or call.__name__
+    run.__qualname__ = f"SMTPClient.{name}"
     run.__module__ = __name__
     return run
 
@@ -174,7 +176,7 @@ class SMTPClient:
     etrn = blocking(AsyncClient.etrn)
     turn = blocking(AsyncClient.turn)
     quit = blocking(AsyncClient.quit)
-    close = blocking(AsyncClient.aclose)
+    close = blocking(AsyncClient.aclose, "close")
 
     def send_many(self, messages: Iterable[Outgoing]) -> Iterator[Outcome]:
         """``AsyncClient.send_many``, as a plain iterator: one ``Outcome`` a message, in order."""
