@@ -165,22 +165,26 @@ class SMTPClient:
 
     __exit__ = blocking(AsyncClient.__aexit__)
     connect = blocking(AsyncClient.connect)
+    quit = blocking(AsyncClient.quit)
+    close = blocking(AsyncClient.aclose, "close")
+
+    # Sending, and asking the server to send (ETRN, RFC 1985; TURN, RFC 821).
     send_message = blocking(AsyncClient.send_message)
     sendmail = blocking(AsyncClient.sendmail)
     send_old = blocking(AsyncClient.send_old)
+    etrn = blocking(AsyncClient.etrn)
+    turn = blocking(AsyncClient.turn)
+
+    def send_many(self, messages: Iterable[Outgoing]) -> Iterator[Outcome]:
+        """``AsyncClient.send_many``, as a plain iterator: one ``Outcome`` a message, in order."""
+        return iterate_blocking(self._client.send_many(messages))
+
+    # The commands answered with a reply.
     noop = blocking(AsyncClient.noop)
     rset = blocking(AsyncClient.rset)
     vrfy = blocking(AsyncClient.vrfy)
     expn = blocking(AsyncClient.expn)
     help = blocking(AsyncClient.help)
-    etrn = blocking(AsyncClient.etrn)
-    turn = blocking(AsyncClient.turn)
-    quit = blocking(AsyncClient.quit)
-    close = blocking(AsyncClient.aclose, "close")
-
-    def send_many(self, messages: Iterable[Outgoing]) -> Iterator[Outcome]:
-        """``AsyncClient.send_many``, as a plain iterator: one ``Outcome`` a message, in order."""
-        return iterate_blocking(self._client.send_many(messages))
 
 
 def send(
