@@ -15,8 +15,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/smtpcore demo
 
-# The files derived from others (blocking twins of async drivers, keyword types
-# from option classes); `lint` fails when one is stale.
+# The keyword types written from the option classes; `lint` fails when one is stale.
 generate: $(STAMP)
 	$(BIN)/python tools/generate.py
 

@@ -131,11 +131,11 @@ class FakeSocket:
         del size
         return self.peer.read()
 
-    def getsockname(self) -> tuple[str, int]:
-        return ("127.0.0.1", 40000)
-
     def shutdown(self, how: int) -> None:
         del how
+
+    def getsockname(self) -> tuple[str, int]:
+        return ("127.0.0.1", 40000)
 
     def close(self) -> None:
         pass

@@ -1,18 +1,14 @@
-"""Write the source files that are derived from others, or check they are current.
+"""Write the keyword types derived from the option classes, or check they are current.
 
-Two kinds of derived file keep the transports written once:
+Each option is declared once, as a field of a frozen dataclass; the
+``TypedDict`` that types the keyword arguments of every server or client
+(``**options: Unpack[...]``) is written from those fields (``KEYWORDS``).
+A field's ``metadata`` may give ``keyword`` (the argument's name when it
+differs from the field's) and ``accepts`` (the argument's type when it is
+wider than the field's); ``keyword=False`` leaves a field out.
 
-- **Blocking twins of async code.** A driver is written once, with
-  ``async``/``await``, against a small stream interface; its blocking twin is
-  the same text with the coroutine words taken out (``ASYNC_TWINS``), as
-  httpcore does with its unasync script. The twin is never edited by hand.
-- **Keyword signatures from option classes.** Each option is declared once,
-  as a field of a frozen dataclass; the ``TypedDict`` that types the keyword
-  arguments of every server or client (``**options: Unpack[...]``) is
-  written from those fields (``KEYWORDS``). A field's ``metadata`` may give
-  ``keyword`` (the argument's name when it differs from the field's) and
-  ``accepts`` (the argument's type when it is wider than the field's);
-  ``keyword=False`` leaves a field out.
+(The blocking client and server need no derived file: they run the async
+drivers themselves, on streams that never suspend; see ``transports._blocking``.)
 
 ``python tools/generate.py`` writes them all; ``--check`` writes nothing and
 fails, naming each stale file, when one differs from what would be written
@@ -32,20 +28,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-
-# (async source, blocking twin, extra replacements for this pair), paths from ROOT.
-ASYNC_TWINS: list[tuple[str, str, dict[str, str]]] = [
-    ("src/transports/_async_driver.py", "src/transports/_sync_driver.py", {}),
-    (
-        "src/transports/_async_client.py",
-        "src/transports/_sync_client.py",
-        {
-            "split_async_content": "split_content",
-            "async_batches": "batches",
-            "_async_driver": "_sync_driver",
-        },
-    ),
-]
 
 # (output module, [(TypedDict name, ["module:Class", ...]), ...]), paths from ROOT.
 KEYWORDS: list[tuple[str, list[tuple[str, list[str]]]]] = [
@@ -84,42 +66,6 @@ KEYWORDS: list[tuple[str, list[tuple[str, list[str]]]]] = [
 ]
 
 HEADER = "# Written by `make generate` (tools/generate.py) from\n# {source}: edit that, not this.\n"
-
-# Whole words, longest first so that e.g. ``AsyncIterator`` is not half-replaced.
-_WORDS: dict[str, str] = {
-    "AsyncIterator": "Iterator",
-    "AsyncIterable": "Iterable",
-    "AsyncGenerator": "Generator",
-    "AsyncExitStack": "ExitStack",
-    "StopAsyncIteration": "StopIteration",
-    "__aenter__": "__enter__",
-    "__aexit__": "__exit__",
-    "__aiter__": "__iter__",
-    "__anext__": "__next__",
-    "asynccontextmanager": "contextmanager",
-    "aclose": "close",
-    "anext": "next",
-}
-
-
-def unasync(text: str, extra: dict[str, str]) -> str:
-    """The blocking twin of ``text``: coroutine syntax removed, names mapped."""
-    for old, new in extra.items():
-        text = re.sub(rf"\b{re.escape(old)}\b", new, text)
-    text = re.sub(r"\basync def\b", "def", text)
-    text = re.sub(r"\basync with\b", "with", text)
-    text = re.sub(r"\basync for\b", "for", text)
-    text = re.sub(r"\bawait ", "", text)
-    for old, new in _WORDS.items():
-        text = re.sub(rf"\b{old}\b", new, text)
-    # Names that say Async (AsyncStream, _AsyncDriver) become Sync.
-    return re.sub(r"\b(_?)Async([A-Z]\w*)", r"\1Sync\2", text)
-
-
-def _twin(source: str, extra: dict[str, str]) -> str:
-    text = (ROOT / source).read_text(encoding="utf-8")
-    return HEADER.format(source=source) + unasync(text, extra)
-
 
 def _imports(annotation: str, module: types.ModuleType) -> list[str]:
     """The import lines that make the names of ``annotation`` (as written in ``module``) known."""
@@ -212,7 +158,7 @@ def _tidy(text: str, target: str) -> str:
 def outputs() -> dict[str, str]:
     """Every derived file, by path from the repository root, as it should read."""
     sys.path[:0] = [str(ROOT / "src")]
-    files = {target: _twin(source, extra) for source, target, extra in ASYNC_TWINS}
+    files: dict[str, str] = {}
     for target, classes in KEYWORDS:
         sources = ",\n# ".join(path for _, dotted in classes for path in dotted)
         files[target] = _keywords(classes, sources)

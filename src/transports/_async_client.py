@@ -4,9 +4,8 @@
 sending, the commands and QUIT; ``transports._async_driver.AsyncDriver``
 runs them over a framework's stream.
 
-The blocking client (``_sync_client.py``) is written from the async one
-(``_async_client.py``) by ``make generate``, the coroutine words taken out:
-edit the async one.
+The blocking client (``transports.sync.SMTPClient``) is this one over a
+blocking socket, each call run to its end by ``transports._blocking``.
 """
 
 from __future__ import annotations
@@ -76,6 +75,10 @@ class AsyncClient(AsyncDriver):
     step. ``aclose()`` does not wait: it closes at once.
     """
 
+    #: How ``sendmail`` takes its content apart: an async iterable of bytes streams too.
+    #: (The blocking client, with no event loop to read one, refuses it instead.)
+    _split_content = staticmethod(split_async_content)
+
     # -- the public calls ---------------------------------------------------------------
 
     @property
@@ -135,7 +138,7 @@ class AsyncClient(AsyncDriver):
         requiretls: bool = False,
     ) -> SendResult:
         """Send ``content``, streamed: bytes, str, a binary file, an (async) iterable of bytes."""
-        data, source, size = split_async_content(content, size)
+        data, source, size = self._split_content(content, size)
         envelope = Envelope.build(sender, recipients, data, smtputf8=smtputf8, body=body,
                                   size=size, dsn=dsn, requiretls=requiretls)  # fmt: skip
         async with self._turn():
@@ -180,7 +183,7 @@ class AsyncClient(AsyncDriver):
         upper = verb.upper()
         if upper not in ("SEND", "SOML", "SAML"):
             raise InvalidArgument(f"verb must be SEND, SOML or SAML, not {verb!r}")
-        data, source, size = split_async_content(content, None)
+        data, source, size = self._split_content(content, None)
         envelope = Envelope.build(sender, recipients, data, size=size, verb=upper)  # type: ignore[arg-type]
         async with self._turn():
             return await self._drive(deliver(self._connection(), self._options, envelope), source)

@@ -10,9 +10,9 @@ handshake fails; the loop here turns those into the session's errors
 (``io_failure``) and closes the connection. The public calls are
 ``transports._async_client``'s.
 
-The blocking twin (``_sync_driver.py``) is written from this file
-(``_async_driver.py``) by ``make generate``, the coroutine words taken out:
-edit this one.
+The blocking client runs this same code: its stream's coroutines block in
+place and never suspend, so ``transports._blocking.run_blocking`` runs each
+call to its end with no event loop (``transports.sync``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,10 @@
 """The blocking client's stream: a socket, with timeouts at the fewest system calls.
 
 A clear socket is a ``PlainSocket``; STARTTLS or implicit TLS turns it into a
-``TLSSocket``. Both are the ``SyncStream`` of ``transports._sync_client``.
+``TLSSocket``. Both are an ``AsyncStream`` of ``transports._async_driver``
+whose coroutines do their I/O in place, blocking, and never suspend: the
+blocking client runs the one async driver over them with
+``transports._blocking.run_blocking``, no event loop.
 """
 
 from __future__ import annotations
@@ -81,7 +84,7 @@ class PlainSocket:
         self._sock = sock
         self._kernel_timeout = 0.0  # SO_RCVTIMEO now; 0: not set (would block forever)
 
-    def write(self, data: bytes, timeout: float) -> None:
+    async def write(self, data: bytes, timeout: float) -> None:
         """All of ``data`` within ``timeout`` seconds in total (as sendall with a timeout)."""
         sock = self._sock
         try:
@@ -101,7 +104,7 @@ class PlainSocket:
             if not view:
                 return
 
-    def read(self, timeout: float) -> bytes:
+    async def read(self, timeout: float) -> bytes:
         """Some bytes (b"" when the server closed) within ``timeout`` seconds."""
         sock = self._sock
         if not _KERNEL_TIMEOUT:
@@ -153,7 +156,7 @@ class PlainSocket:
         self._kernel_timeout = seconds
         return seconds
 
-    def start_tls(
+    async def start_tls(
         self, context: ssl.SSLContext, server_hostname: str | None, timeout: float
     ) -> TLSSocket:
         """The TLS client handshake over this socket; the TLS socket from now on."""
@@ -172,7 +175,7 @@ class PlainSocket:
         """Our own IP address, or "" (see ``local_address``)."""
         return local_address(self._sock)
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Shut down and close the socket; twice is harmless."""
         _close(self._sock)
 
@@ -185,17 +188,17 @@ class TLSSocket:
     def __init__(self, sock: ssl.SSLSocket) -> None:
         self._sock = sock
 
-    def write(self, data: bytes, timeout: float) -> None:
+    async def write(self, data: bytes, timeout: float) -> None:
         """All of ``data``, each step within ``timeout`` seconds."""
         self._sock.settimeout(timeout)
         self._sock.sendall(data)
 
-    def read(self, timeout: float) -> bytes:
+    async def read(self, timeout: float) -> bytes:
         """Some bytes (b"" when the server closed) within ``timeout`` seconds."""
         self._sock.settimeout(timeout)
         return self._sock.recv(65536)
 
-    def start_tls(
+    async def start_tls(
         self, context: ssl.SSLContext, server_hostname: str | None, timeout: float
     ) -> TLSSocket:
         """Refused: TLS is on already."""
@@ -209,7 +212,7 @@ class TLSSocket:
         """Our own IP address, or "" (see ``local_address``)."""
         return local_address(self._sock)
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Shut down and close the socket; twice is harmless."""
         _close(self._sock)
 

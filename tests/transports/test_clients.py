@@ -1177,6 +1177,19 @@ def test_async_iterator_content_is_streamed(async_kind: str, scripted: Any) -> N
     server.check()
 
 
+def test_the_blocking_client_refuses_an_async_iterator_before_sending() -> None:
+    """The blocking client cannot await an async iterable's pieces: it says so at once,
+    rather than reading them with no event loop halfway through DATA."""
+    from smtpcore.session import NotSupported
+    from transports.sync import SMTPClient
+
+    async def pieces() -> AsyncIterator[bytes]:
+        yield b"Subject: x\r\n\r\nbody\r\n"
+
+    with pytest.raises(NotSupported, match="cannot send content of type async_generator"):
+        SMTPClient("mx.example").sendmail("a@x.org", ["b@y.org"], pieces())
+
+
 def test_empty_pieces_do_not_end_the_content(kind: str, scripted: Any) -> None:
     """An iterable may yield b"" (a generator with nothing to say yet); that is
     not the end of the message, and nothing after it may be lost."""
