@@ -37,6 +37,7 @@ from typing import Any, Protocol
 
 from _common import HELO, RECIPIENT, SENDER, message
 from smtpcore import ClientConnection
+from smtpcore.driver import batches
 from smtpcore.session import (
     ClientOptions,
     Envelope,
@@ -44,7 +45,6 @@ from smtpcore.session import (
     Read,
     SendResult,
     Write,
-    batches,
     deliver,
     deliver_many,
     open_session,

@@ -27,6 +27,7 @@ from smtpcore import (
     Turn,
     Vrfy,
 )
+from smtpcore.driver import connection_failed, unsent
 from smtpcore.session import (
     DSN,
     Body,
@@ -36,13 +37,11 @@ from smtpcore.session import (
     Outgoing,
     SendResult,
     TLSInfo,
-    connection_failed,
     deliver,
     deliver_many,
     deliver_message,
     quit,
     simple_command,
-    unsent,
 )
 
 from ._async_driver import AsyncDriver

@@ -28,6 +28,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar
 
 from smtpcore import ClientConnection, ProtocolError
+from smtpcore.driver import hello_name, io_failure, is_reusable
 from smtpcore.session import (
     Close,
     ConnectionLost,
@@ -39,9 +40,6 @@ from smtpcore.session import (
     SMTPTimeout,
     StageClock,
     Write,
-    hello_name,
-    io_failure,
-    is_reusable,
     open_session,
     quit,
 )

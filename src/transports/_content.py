@@ -13,7 +13,8 @@ import stat
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import Final, Protocol
 
-from smtpcore.session import BATCH, NotSupported, Outgoing, batches
+from smtpcore.driver import BATCH, batches
+from smtpcore.session import NotSupported, Outgoing
 
 __all__ = [
     "PIECE",

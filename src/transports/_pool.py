@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar
 
 from smtpcore import InvalidArgument
+from smtpcore.driver import unsent
 from smtpcore.session import (
     ConnectionLost,
     Outcome,
@@ -20,7 +21,6 @@ from smtpcore.session import (
     SendResult,
     SMTPError,
     TransientError,
-    unsent,
 )
 
 from ._async_client import AsyncClient

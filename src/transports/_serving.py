@@ -17,16 +17,8 @@ import secrets
 import threading
 from typing import Final, NoReturn, Protocol
 
-from smtpcore.session import (
-    HOOKS,
-    Admission,
-    CallHook,
-    HookFailed,
-    LogLine,
-    TLSInfo,
-    hooks_of,
-    unknown_hooks,
-)
+from smtpcore.driver import HOOKS, Admission, LogLine, hooks_of, unknown_hooks
+from smtpcore.session import CallHook, HookFailed, TLSInfo
 
 from ._tls import TLSLayer
 from ._tls import tls_info as layer_info

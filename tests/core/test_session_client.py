@@ -24,6 +24,7 @@ from smtpcore import (
     Vrfy,
 )
 from smtpcore._message import prepare_message, to_7bit
+from smtpcore.driver import hello_name, is_reusable
 from smtpcore.session import (
     DSN,
     AuthenticationError,
@@ -44,8 +45,6 @@ from smtpcore.session import (
     Write,
     deliver,
     deliver_message,
-    hello_name,
-    is_reusable,
     open_session,
     quit,
     simple_command,

@@ -8,7 +8,6 @@ transports hold nothing but I/O.
 """
 
 from .._message import PreparedMessage, content_is_8bit, prepare_message, to_7bit
-from ._admission import Admission
 from ._client import deliver, deliver_message, open_session, quit, simple_command
 from ._effects import (
     Close,
@@ -19,8 +18,6 @@ from ._effects import (
     Read,
     StageClock,
     Write,
-    io_failure,
-    is_reusable,
 )
 from ._errors import (
     AuthenticationError,
@@ -34,16 +31,12 @@ from ._errors import (
     TLSError,
     TransientError,
 )
-from ._hooks import HOOKS, Handler, hooks_of, unknown_hooks
+from ._hooks import Handler
 from ._many import (
-    BATCH,
     Outcome,
     Outgoing,
     Status,
-    batches,
-    connection_failed,
     deliver_many,
-    unsent,
 )
 from ._options import (
     DSN,
@@ -53,10 +46,8 @@ from ._options import (
     SendResult,
     Timeouts,
     TLSMode,
-    hello_name,
 )
 from ._received import received_header
-from ._report import LogLine
 from ._serve import serve_connection
 from ._server_effects import (
     SHUT_DOWN,
@@ -81,12 +72,9 @@ from ._throttle import AuthBudget
 from ._tls import TLSInfo
 
 __all__ = [
-    "BATCH",
     "DSN",
-    "HOOKS",
     "SHUT_DOWN",
     "TIMED_OUT",
-    "Admission",
     "AuthBudget",
     "AuthenticationError",
     "Body",
@@ -102,7 +90,6 @@ __all__ = [
     "Handshake",
     "HookFailed",
     "Interrupted",
-    "LogLine",
     "NewId",
     "NextChunk",
     "NotSupported",
@@ -138,16 +125,10 @@ __all__ = [
     "Timeouts",
     "TransientError",
     "Write",
-    "batches",
-    "connection_failed",
     "content_is_8bit",
     "deliver",
     "deliver_many",
     "deliver_message",
-    "hello_name",
-    "hooks_of",
-    "io_failure",
-    "is_reusable",
     "open_session",
     "prepare_message",
     "quit",
@@ -155,6 +136,4 @@ __all__ = [
     "serve_connection",
     "simple_command",
     "to_7bit",
-    "unknown_hooks",
-    "unsent",
 ]

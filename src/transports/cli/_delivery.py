@@ -87,7 +87,8 @@ def send_many(
     every message was accepted, 69 when one was refused for good, otherwise
     the status of the first failure (75: try again later).
     """
-    from smtpcore.session import BATCH, Envelope, NotSupported, ReplyError
+    from smtpcore.driver import BATCH
+    from smtpcore.session import Envelope, NotSupported, ReplyError
 
     names, open_message = ready_messages(args)
     option = "--maildir" if args.maildir else "--mbox" if args.mbox else "--eml"
