@@ -67,6 +67,7 @@ KEYWORDS: list[tuple[str, list[tuple[str, list[str]]]]] = [
 
 HEADER = "# Written by `make generate` (tools/generate.py) from\n# {source}: edit that, not this.\n"
 
+
 def _imports(annotation: str, module: types.ModuleType) -> list[str]:
     """The import lines that make the names of ``annotation`` (as written in ``module``) known."""
     found = []
