@@ -26,8 +26,8 @@ and, per connection, ``options.session(peer, ...)``: the procedure to drive.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Collection, Mapping
-from typing import Final
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Final
 
 from .._events import (
     Auth,
@@ -80,10 +80,6 @@ from ._server_effects import (
 from ._server_session import (
     _GO_AHEAD,
     _HELP_TEXT,
-    DATA_TIMEOUT,
-    IDLE_TIMEOUT,
-    MIN_DATA_RATE,
-    SPOOL_THRESHOLD,
     _Expired,
     _farewell,
     _Message,
@@ -91,38 +87,33 @@ from ._server_session import (
     _Session,
 )
 from ._server_values import Peer, ServerEnvelope, SessionInfo
-from ._throttle import AuthBudget
 from ._tls import TLSInfo
+
+if TYPE_CHECKING:
+    from ._server_options import ServerOptions
 
 __all__ = ["serve_connection"]
 
 
 def serve_connection(
     conn: ServerConnection,
-    hooks: Collection[str],
+    options: ServerOptions,
     peer: Peer,
     *,
     session_id: str,
     tls: TLSInfo | None = None,
-    idle_timeout: float = IDLE_TIMEOUT,
     refuse: str | None = None,
-    greeting_delay: float = 0.0,
-    min_data_rate: float = MIN_DATA_RATE,
-    spool_threshold: int | None = SPOOL_THRESHOLD,
-    data_timeout: float = DATA_TIMEOUT,
-    scram_secret: bytes | None = None,
-    auth_failure_delay: float = 0.0,
-    auth_budget: AuthBudget | None = None,
     log: LogLine | None = None,
-    contextual: bool = False,
 ) -> ServerProcedure[int]:
     """Serve one connection from greeting to close; return the number of messages accepted.
 
-    ``hooks`` are the handler's hooks (``hooks_of``); ``tls`` describes an
-    implicit TLS layer already in place. ``refuse`` is a reason to turn the
-    client away (``Admission.admit`` gives it, enhanced status code first):
-    the greeting is then ``421 <hostname> <reason>`` and the connection
-    closes (RFC 5321 3.8: too many connections, shutting down).
+    ``options`` holds the handler's hooks and every setting of the session
+    (``ServerOptions.session`` passes its own; each setting is declared
+    once, as a field of ``ServerSettings``). ``tls`` describes an implicit
+    TLS layer already in place. ``refuse`` is a reason to turn the client
+    away (``Admission.admit`` gives it, enhanced status code first): the
+    greeting is then ``421 <hostname> <reason>`` and the connection closes
+    (RFC 5321 3.8: too many connections, shutting down).
     A client silent for ``idle_timeout`` seconds gets 421 4.4.2 and is dropped
     (RFC 5321 4.5.3.2.7); so does any session waiting for a command when the
     server shuts down (421 4.3.2).
@@ -147,33 +138,32 @@ def serve_connection(
     the connection closes.
 
     ``log``, when given, is called with one line per message whose end
-    arrived and one when the session ends, however it ends (see
-    ``session._report``).
+    arrived and one when the session ends, however it ends.
 
-    ``contextual``: the hooks are a ``Handler``'s, each called with a
-    ``SessionContext`` before its own arguments (``on_connect`` with the
-    context alone, instead of a ``SessionInfo``).
+    When ``options.contextual``, the hooks are a ``Handler``'s, each called
+    with a ``SessionContext`` before its own arguments (``on_connect`` with
+    the context alone, instead of a ``SessionInfo``).
     """
     session = _Session(
         conn,
-        hooks,
+        options.hooks,
         peer,
         session_id,
         tls,
-        idle_timeout,
-        min_data_rate,
-        spool_threshold,
-        data_timeout,
+        options.idle_timeout,
+        options.min_data_rate,
+        options.spool_threshold,
+        options.data_timeout,
     )
-    session.scram_secret = scram_secret
-    session.auth_failure_delay = auth_failure_delay
-    session.auth_budget = auth_budget
-    session.contextual = contextual
+    session.scram_secret = options.scram_secret
+    session.auth_failure_delay = options.auth_failure_delay
+    session.auth_budget = options.auth_budget
+    session.contextual = options.contextual
     if log is None:
-        return (yield from _serve(session, refuse, greeting_delay))
+        return (yield from _serve(session, refuse, options.greeting_delay))
     session.log = log
     try:
-        return (yield from _serve(session, refuse, greeting_delay))
+        return (yield from _serve(session, refuse, options.greeting_delay))
     finally:
         log(
             session_line(

@@ -239,20 +239,5 @@ class ServerOptions(ServerSettings):
         """The procedure serving one connection; see ``serve_connection``."""
         conn = ServerConnection(self.config, self.limits, tls=tls is not None)
         return serve_connection(
-            conn,
-            self.hooks,
-            peer,
-            session_id=session_id,
-            tls=tls,
-            idle_timeout=self.idle_timeout,
-            refuse=refuse,
-            greeting_delay=self.greeting_delay,
-            min_data_rate=self.min_data_rate,
-            spool_threshold=self.spool_threshold,
-            data_timeout=self.data_timeout,
-            scram_secret=self.scram_secret,
-            auth_failure_delay=self.auth_failure_delay,
-            auth_budget=self.auth_budget,
-            log=log,
-            contextual=self.contextual,
+            conn, self, peer, session_id=session_id, tls=tls, refuse=refuse, log=log
         )
