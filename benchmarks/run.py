@@ -60,6 +60,9 @@ OURS = (
     "smtpcore-anyio",
 )
 OURS_ASYNC = OURS[1:]
+#: The clients: uvloop is a server row only (the clients run on the caller's loop).
+CLIENTS = tuple(kind for kind in OURS if kind != "smtpcore-asyncio-uvloop")
+CLIENTS_ASYNC = CLIENTS[1:]
 #: ``send_many`` on one connection (pipelined across messages) and ``Pool`` with 20.
 MANY = ("smtpcore-sync-many", "smtpcore-asyncio-many", "smtpcore-trio-many", "smtpcore-anyio-many")
 POOLS = ("smtpcore-asyncio-pool", "smtpcore-trio-pool", "smtpcore-anyio-pool")
@@ -395,8 +398,8 @@ def client_throughput(res: Results, args: argparse.Namespace, msg: Path) -> None
         ["client", "connections", "messages/s", "client CPU µs/message", "CPU vs floor"],
     )
     n1, n20, n_src = (600, 1000, 2000) if args.quick else (3000, 4000, 10000)
-    runs: list[tuple[str, int, int]] = [(kind, 1, n1) for kind in OURS]
-    runs += [(kind, 20, n20) for kind in OURS_ASYNC]
+    runs: list[tuple[str, int, int]] = [(kind, 1, n1) for kind in CLIENTS]
+    runs += [(kind, 20, n20) for kind in CLIENTS_ASYNC]
     runs += [(kind, 1, n1) for kind in MANY]
     runs += [(kind, 20, n20) for kind in POOLS]
     runs += [
@@ -435,7 +438,7 @@ def client_throughput(res: Results, args: argparse.Namespace, msg: Path) -> None
                 flush=True,
             )
     if args.profile:
-        for kind in OURS:
+        for kind in CLIENTS:
             out = PROFILES / f"client-{kind}-1.txt"
             client(kind, port, n1, 1, profile=out)
             res.profiles[f"client {kind}, 1 connection"] = top_entries(out)
@@ -443,20 +446,20 @@ def client_throughput(res: Results, args: argparse.Namespace, msg: Path) -> None
             out = PROFILES / f"client-{kind}-1.txt"
             client(kind, port, n1, 1, profile=out)
             res.profiles[f"client {kind}, 1 connection"] = top_entries(out)
-        for kind in OURS_ASYNC:
+        for kind in CLIENTS_ASYNC:
             out = PROFILES / f"client-{kind}-20.txt"
             client(kind, port, n20, 20, profile=out)
             res.profiles[f"client {kind}, 20 connections"] = top_entries(out)
-    for kind in OURS:
+    for kind in CLIENTS:
         res.target(f"{kind}, 1 connection vs smtplib", rate[kind, 1] / rate["smtplib", 1], 2)
         res.target(
             f"{kind}, 1 connection vs smtp-source 1 session",
             rate[kind, 1] / rate["smtp-source", 1],
             1.3,
         )
-    for kind in OURS_ASYNC:
+    for kind in CLIENTS_ASYNC:
         res.target(f"{kind}, 1 connection vs aiosmtplib", rate[kind, 1] / rate["aiosmtplib", 1], 3)
-    for kind in OURS_ASYNC:
+    for kind in CLIENTS_ASYNC:
         res.target(
             f"{kind}, 20 connections vs smtp-source 20 sessions",
             rate[kind, 20] / rate["smtp-source", 20],
@@ -578,7 +581,7 @@ def large_messages(res: Results, args: argparse.Namespace) -> None:
     )
     sent: dict[tuple[str, int], dict[str, float]] = {}
     with smtp_sink() as (port, _):
-        for kind in (*OURS, "smtplib", "aiosmtplib"):
+        for kind in (*CLIENTS, "smtplib", "aiosmtplib"):
             cells = []
             for mb in sizes:
                 if kind in ("smtplib", "aiosmtplib") and mb > 50:
@@ -621,7 +624,7 @@ def large_messages(res: Results, args: argparse.Namespace) -> None:
             cells.append(f"{wall:.2f} / {received[kind, mb][1]:.0f}")
             print(f"  receive {mb} MB {kind}: {cells[-1]}", flush=True)
         rows.append(("smtp-source → server", kind, *cells))
-    for kind in OURS:
+    for kind in CLIENTS:
         res.target(
             f"{kind}: time to send 50 MB / smtp-source's",
             sent[kind, 50]["seconds"] / sent["smtp-source", 50]["seconds"],
@@ -629,7 +632,7 @@ def large_messages(res: Results, args: argparse.Namespace) -> None:
             unit="x at most",
         )
     if 500 in sizes:
-        for kind in OURS:
+        for kind in CLIENTS:
             res.target(
                 f"{kind} sending: peak RSS 500 MB - 50 MB",
                 sent[kind, 500]["rss"] - sent[kind, 50]["rss"],
