@@ -302,6 +302,11 @@ def client(
     if done.returncode != 0:
         raise RuntimeError(f"{kind} failed: {done.stderr[-800:]}")
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if not lines and profile is not None:
+        # A profiled run is for its stacks; py-spy has been seen to lose the
+        # worker's output. Its figures are never used.
+        print(f"  ({kind}: the profiled run printed no figures)", flush=True)
+        return {}
     figures: dict[str, float] = json.loads(lines[-1])
     if timed:
         figures["rss"] = _peak_rss_mib(done.stderr)
