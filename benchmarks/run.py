@@ -305,7 +305,7 @@ def client(
     if not lines and profile is not None:
         # A profiled run is for its stacks; py-spy has been seen to lose the
         # worker's output. Its figures are never used.
-        print(f"  ({kind}: the profiled run printed no figures)", flush=True)
+        print(f"  ({kind}: no figures from the profiled run: {done.stderr[-300:]!r})")
         return {}
     figures: dict[str, float] = json.loads(lines[-1])
     if timed:
@@ -445,16 +445,16 @@ def client_throughput(res: Results, args: argparse.Namespace, msg: Path) -> None
     if args.profile:
         for kind in CLIENTS:
             out = PROFILES / f"client-{kind}-1.txt"
-            client(kind, port, n1, 1, profile=out)
-            res.profiles[f"client {kind}, 1 connection"] = top_entries(out)
+            if client(kind, port, n1, 1, profile=out):
+                res.profiles[f"client {kind}, 1 connection"] = top_entries(out)
         for kind in ("smtpcore-sync-many", "smtpcore-asyncio-many"):
             out = PROFILES / f"client-{kind}-1.txt"
-            client(kind, port, n1, 1, profile=out)
-            res.profiles[f"client {kind}, 1 connection"] = top_entries(out)
+            if client(kind, port, n1, 1, profile=out):
+                res.profiles[f"client {kind}, 1 connection"] = top_entries(out)
         for kind in CLIENTS_ASYNC:
             out = PROFILES / f"client-{kind}-20.txt"
-            client(kind, port, n20, 20, profile=out)
-            res.profiles[f"client {kind}, 20 connections"] = top_entries(out)
+            if client(kind, port, n20, 20, profile=out):
+                res.profiles[f"client {kind}, 20 connections"] = top_entries(out)
     for kind in CLIENTS:
         res.target(f"{kind}, 1 connection vs smtplib", rate[kind, 1] / rate["smtplib", 1], 2)
         res.target(
