@@ -442,19 +442,19 @@ def client_throughput(res: Results, args: argparse.Namespace, msg: Path) -> None
                 f"{cpu[kind, conns]:,.0f} µs CPU/msg ({versus:.1f}x the floor)",
                 flush=True,
             )
-    if args.profile:
-        for kind in CLIENTS:
-            out = PROFILES / f"client-{kind}-1.txt"
-            if client(kind, port, n1, 1, profile=out):
-                res.profiles[f"client {kind}, 1 connection"] = top_entries(out)
-        for kind in ("smtpcore-sync-many", "smtpcore-asyncio-many"):
-            out = PROFILES / f"client-{kind}-1.txt"
-            if client(kind, port, n1, 1, profile=out):
-                res.profiles[f"client {kind}, 1 connection"] = top_entries(out)
-        for kind in CLIENTS_ASYNC:
-            out = PROFILES / f"client-{kind}-20.txt"
-            if client(kind, port, n20, 20, profile=out):
-                res.profiles[f"client {kind}, 20 connections"] = top_entries(out)
+        if args.profile:
+            for kind in CLIENTS:
+                out = PROFILES / f"client-{kind}-1.txt"
+                if client(kind, port, n1, 1, profile=out):
+                    res.profiles[f"client {kind}, 1 connection"] = top_entries(out)
+            for kind in ("smtpcore-sync-many", "smtpcore-asyncio-many"):
+                out = PROFILES / f"client-{kind}-1.txt"
+                if client(kind, port, n1, 1, profile=out):
+                    res.profiles[f"client {kind}, 1 connection"] = top_entries(out)
+            for kind in CLIENTS_ASYNC:
+                out = PROFILES / f"client-{kind}-20.txt"
+                if client(kind, port, n20, 20, profile=out):
+                    res.profiles[f"client {kind}, 20 connections"] = top_entries(out)
     for kind in CLIENTS:
         res.target(f"{kind}, 1 connection vs smtplib", rate[kind, 1] / rate["smtplib", 1], 2)
         res.target(
