@@ -1,8 +1,10 @@
-"""The server side of ``smtpcore.session``, under the name the transports import it by.
+"""The server side of ``smtpcore.session`` in one place, public names and internals alike.
 
 The procedure is ``_serve``; its effects, value types, options, AUTH and
 ``Received:`` header each have a module of their own. This module only
-gathers their names.
+gathers their names, for the tests and benchmarks that reach past the
+public surface; the transports import ``smtpcore.session`` and
+``smtpcore.driver`` instead.
 """
 
 from __future__ import annotations
