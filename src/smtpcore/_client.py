@@ -316,7 +316,9 @@ class ClientConnection:
             trigger = UNASKED
         else:
             command = pending[0]
-            trigger = trigger_of(command)
+            trigger = type(command)
+            if trigger is Bdat and isinstance(command, Bdat) and command.last:
+                trigger = BDAT_LAST
             if self._lmtp_left > 1 and (trigger is EndOfData or trigger is BDAT_LAST):
                 trigger = MORE_DUE  # RFC 2033 4.2: one reply per accepted recipient
         after = state.after_reply(trigger, code)
@@ -413,6 +415,7 @@ class ClientConnection:
             self._check_length(event, wire)
         if type(event) in _ENDS_TRANSACTION:
             self._end_transaction()
+        trigger: Trigger = type(event)
         if isinstance(event, Mail):
             params = event.params
             if params:
@@ -429,6 +432,7 @@ class ClientConnection:
             self._chunk_lines = self._body != "BINARYMIME"
             self._chunk_last = event.last
             if event.last:
+                trigger = BDAT_LAST
                 # RFC 2033 4.2 with RFC 3030: the LAST chunk, like the end of
                 # DATA, gets one reply per accepted recipient.
                 self._lmtp_left = max(self._accepted, 1) if self.lmtp else 0
@@ -436,7 +440,7 @@ class ClientConnection:
                 self._end_transaction()
         self._pending.append(event)
         self._owed += 1
-        self._assumed = self._assumed.after_success(trigger_of(event))
+        self._assumed = self._assumed.after_success(trigger)
         return wire
 
     def _send_data(self, event: MessageData) -> bytes:
@@ -493,7 +497,9 @@ class ClientConnection:
                     f"{_verb(last)} must be the last command of a pipelined group "
                     f"(RFC 2920 3.1): wait for its reply before sending {_verb(command)}"
                 )
-        self._assumed.check(type(command), _verb(command))
+        kind = type(command)
+        if not self._assumed.allows(kind):
+            self._assumed.check(kind, _verb(command))  # raises, saying what and where
         if self._pending and isinstance(command, (AuthResponse, AuthCancel)):
             raise LocalProtocolError("an AUTH response must wait for the 334 challenge")
         self._check_extensions(command)

@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import ClassVar, Final
 
 from ._errors import LocalProtocolError
-from ._syntax import ehlo_argument_error, mailbox_error, parameter_error
+from ._syntax import ehlo_argument_error, is_plain_mailbox, mailbox_error, parameter_error
 
 __all__ = [
     "NEED_DATA",
@@ -276,6 +276,8 @@ class Lhlo(_Hello):
 
 
 def _check_mailbox(what: str, address: str) -> None:
+    if is_plain_mailbox(address):
+        return  # the usual address: no line break, NUL or surrogate can be in it
     _refuse_line_breaks(what, address)
     reason = mailbox_error(address)
     if reason is not None:

@@ -231,6 +231,9 @@ RULES: Final[tuple[Rule, ...]] = (
     (CLIENT_ONLY, ("ERROR",), (ANY, MORE_DUE, GREETING, UNASKED), (*_REPLIES, 421), FORBIDDEN),
 )
 
+#: The codes a rule names exactly; any other code moves as its class does.
+_EXACT: Final = frozenset(o for rule in RULES for o in rule[3] if isinstance(o, int))
+
 
 def trigger_of(event: object) -> Trigger:
     """What a reply to ``event`` is a reply to, as ``RULES`` names it."""
@@ -266,7 +269,9 @@ class State(Generic[PhaseT]):
     def after_reply(self, trigger: Trigger, code: int) -> State[PhaseT] | None:
         """The state a reply ``code`` to ``trigger`` leads to; None when SMTP does not allow it."""
         moves = self._moves
-        return moves.get((trigger, code)) or moves.get((trigger, _CLASSES[code // 100]))
+        if code in _EXACT:
+            return moves.get((trigger, code)) or moves.get((trigger, _CLASSES[code // 100]))
+        return moves.get((trigger, _CLASSES[code // 100]))
 
     def after_success(self, trigger: Trigger) -> State[PhaseT]:
         """The state the command's success leads to (its positive or intermediate reply).

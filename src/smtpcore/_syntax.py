@@ -17,6 +17,7 @@ __all__ = [
     "domain_error",
     "ehlo_argument_error",
     "is_ascii",
+    "is_plain_mailbox",
     "mailbox_error",
     "parameter_error",
     "xtext_decode",
@@ -108,13 +109,22 @@ def ehlo_argument_error(domain: str) -> str | None:
     return domain_error(domain)
 
 
+def is_plain_mailbox(mailbox: str) -> bool:
+    """True for the usual Mailbox: an ASCII dot-atom, "@", an ASCII domain of 255 octets at most.
+
+    Such a mailbox is valid (``mailbox_error`` is None for it) and holds no
+    control character; anything else needs ``mailbox_error`` to say why.
+    """
+    return bool(_PLAIN_MAILBOX.fullmatch(mailbox)) and len(mailbox) - mailbox.rfind("@") <= 256
+
+
 def mailbox_error(mailbox: str) -> str | None:
     """Why ``mailbox`` is not an RFC 5321 Mailbox (UTF-8 allowed, RFC 6531), or None.
 
     Whether UTF-8 may be used is the session's business (SMTPUTF8), not this
     check's.
     """
-    if _PLAIN_MAILBOX.fullmatch(mailbox) and len(mailbox) - mailbox.rfind("@") <= 256:
+    if is_plain_mailbox(mailbox):
         return None
     if not mailbox:
         return "empty address"

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from smtpcore import xtext_decode, xtext_encode
-from smtpcore._syntax import domain_error, mailbox_error, parameter_error
+from smtpcore._syntax import domain_error, is_plain_mailbox, mailbox_error, parameter_error
 
 
 @pytest.mark.parametrize(
@@ -52,6 +52,23 @@ def test_good_mailboxes(address: str) -> None:
 )
 def test_bad_mailboxes(address: str) -> None:
     assert mailbox_error(address) is not None
+
+
+@given(st.text(alphabet='aZ9.@-_+"\r\n\x00 [];:ä\ud800', max_size=40))
+def test_a_plain_mailbox_is_a_good_one_with_no_control_character(address: str) -> None:
+    # The fast path that events take before the full check: it may say "not
+    # plain" of a good address, never "plain" of a bad or unsafe one.
+    if is_plain_mailbox(address):
+        assert mailbox_error(address) is None
+        assert address.isascii() and address.isprintable()
+
+
+def test_plain_mailboxes() -> None:
+    assert is_plain_mailbox("first.last+tag@sub.example.org")
+    assert not is_plain_mailbox("a@example.org\r\n")
+    assert not is_plain_mailbox("a@example.org\n")
+    assert not is_plain_mailbox('"john doe"@example.org')  # good, but the long way
+    assert not is_plain_mailbox("a@" + ".".join(["a" * 63] * 4) + ".b")  # domain too long
 
 
 def test_domain_length_limit() -> None:
