@@ -1,8 +1,10 @@
 """The asyncio server's connection: a BufferedProtocol that is also the driver's stream.
 
-A read that finds bytes already held returns them without waiting on a
-future, and a write waits only when the transport paused writing, so most
-effects cost no trip through the event loop. One timer per connection is
+The protocol runs the driver's coroutine itself (``_asyncio_steps``): a wait
+for the client parks it, and the protocol's callback resumes it with what
+came. A read that finds bytes already held returns them without parking,
+and a write parks only when the transport paused writing, so most effects
+cost no trip through the event loop. One timer per connection is
 re-armed lazily: a fresh timer for every read costs more than the SMTP work
 of the read.
 
@@ -23,6 +25,7 @@ from typing import Final, Protocol, cast
 
 from smtpcore.session import CallHook, TLSInfo
 
+from ._asyncio_steps import PARK, Steps, in_session_task
 from ._driver import AsyncServing
 from ._serving import AcceptBackoff, call_hook_async, tls_info
 
@@ -56,11 +59,11 @@ class Stream(asyncio.BufferedProtocol):
         self.reading_paused = False
         self.writing_paused = False
         self.idle = False
-        self.waiter: asyncio.Future[bytes | None] | None = None  # a receive waiting
-        self.drainer: asyncio.Future[None] | None = None  # a send waiting for room
+        self.receiving = False  # a receive is parked
+        self.draining = False  # a send is parked until there is room
         self.deadline = 0.0
         self.timer: asyncio.TimerHandle | None = None
-        self.task: asyncio.Task[None] | None = None
+        self.steps = Steps(self.loop)  # runs the driver's coroutine
 
     # -- the transport's callbacks ------------------------------------------------
 
@@ -71,42 +74,46 @@ class Stream(asyncio.BufferedProtocol):
         if server._backoff.pause:
             server._backoff.accepted()
         address = transport.get_extra_info("peername") or ("", 0)
-        self.task = self.loop.create_task(server._serving.session(self, address))
+        self.steps.start(server._serving.session(self, address))
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self.area
 
     def buffer_updated(self, nbytes: int) -> None:
-        waiter = self.waiter
-        if waiter is not None and not self.buffer and not waiter.done():
+        if self.receiving and not self.buffer:
             # The common case: a receive waits and nothing is held. One copy
             # straight to it, no trip through the buffer.
-            waiter.set_result(bytes(self.area[:nbytes]))
+            self.receiving = False
+            self.steps.step(bytes(self.area[:nbytes]), None)
             return
         self.buffer += self.area[:nbytes]
         if len(self.buffer) > _HIGH_WATER and self.transport is not None:
             self.reading_paused = True
             self.transport.pause_reading()
-        if waiter is not None and not waiter.done():
-            waiter.set_result(self.take())
+        if self.receiving:
+            self.receiving = False
+            self.steps.step(self.take(), None)
 
     def eof_received(self) -> None:
         self.eof = True
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(self.take())
+        if self.receiving:
+            self.receiving = False
+            self.steps.step(self.take(), None)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.eof_received()  # a receive learns of the close from b""
-        if self.drainer is not None and not self.drainer.done():
-            self.drainer.set_exception(ConnectionResetError("the client closed the connection"))
+        if self.draining:
+            self.draining = False
+            self.steps.step(None, ConnectionResetError("the client closed the connection"))
 
     def pause_writing(self) -> None:
         self.writing_paused = True
 
     def resume_writing(self) -> None:
         self.writing_paused = False
-        if self.drainer is not None and not self.drainer.done():
-            self.drainer.set_result(None)
+        if self.draining:
+            self.draining = False
+            self.steps.step(None, None)
 
     # -- the driver's stream --------------------------------------------------------
 
@@ -122,13 +129,10 @@ class Stream(asyncio.BufferedProtocol):
     async def receive(self, timeout: float) -> bytes | None:
         if self.buffer or self.eof:
             return self.take()
-        waiter: asyncio.Future[bytes | None] = self.loop.create_future()
-        self.waiter = waiter
+        self.receiving = True
         self.arm(timeout)
-        try:
-            return await waiter
-        finally:
-            self.waiter = None
+        data: bytes | None = await PARK  # bytes, or None when the time ran out
+        return data
 
     async def send(self, data: bytes, timeout: float) -> None:
         transport = self.transport
@@ -136,13 +140,9 @@ class Stream(asyncio.BufferedProtocol):
             raise ConnectionResetError("the client closed the connection")
         transport.write(data)
         if self.writing_paused:
-            drainer: asyncio.Future[None] = self.loop.create_future()
-            self.drainer = drainer
+            self.draining = True
             self.arm(timeout)
-            try:
-                await drainer
-            finally:
-                self.drainer = None
+            await PARK
 
     def arm(self, timeout: float) -> None:
         """Make sure the timer fires by ``timeout`` from now (it re-arms itself when early)."""
@@ -155,15 +155,16 @@ class Stream(asyncio.BufferedProtocol):
 
     def time_out(self) -> None:
         self.timer = None
-        waiter, drainer = self.waiter, self.drainer
-        if (waiter is None or waiter.done()) and (drainer is None or drainer.done()):
+        if not (self.receiving or self.draining):
             return
         if self.loop.time() < self.deadline:
             self.timer = self.loop.call_at(self.deadline, self.time_out)
-        elif waiter is not None and not waiter.done():
-            waiter.set_result(None)
-        elif drainer is not None:
-            drainer.set_exception(TimeoutError("the client reads no replies"))
+        elif self.receiving:
+            self.receiving = False
+            self.steps.step(None, None)
+        else:
+            self.draining = False
+            self.steps.step(None, TimeoutError("the client reads no replies"))
 
     async def start_tls(self, timeout: float) -> TLSInfo:
         transport = self.transport
@@ -196,12 +197,14 @@ class Stream(asyncio.BufferedProtocol):
             self.transport.close()
 
     def wake(self) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
+        if self.receiving:
+            self.receiving = False
+            # Called from another task: the session goes on in a turn of its own.
+            self.loop.call_soon(self.steps.step, None, None)
 
     def abort(self) -> None:
-        if self.task is not None and not self.task.done():
-            self.task.cancel()
+        self.receiving = self.draining = False  # no callback may resume it with bytes now
+        self.steps.cancel()
         if self.transport is not None:
             self.transport.abort()
 
@@ -211,7 +214,11 @@ class Runtime:
 
     clock = staticmethod(time.monotonic)
     sleep = staticmethod(asyncio.sleep)
-    call_hook = staticmethod(call_hook_async)
+
+    @staticmethod
+    async def call_hook(handler: object, effect: CallHook) -> object:
+        """A hook on the loop; what an ``async def`` hook returns is run in a task."""
+        return await call_hook_async(handler, effect, in_session_task)
 
     def __init__(self) -> None:
         self.pool: concurrent.futures.ThreadPoolExecutor | None = None

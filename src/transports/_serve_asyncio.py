@@ -1,8 +1,9 @@
-"""The asyncio server: ``loop.create_server``, a task per connection over a BufferedProtocol.
+"""The asyncio server: ``loop.create_server``, each connection a BufferedProtocol.
 
-Each connection is an ``asyncio.BufferedProtocol`` and a task running
-``AsyncServing.session`` (the one driver) over it; the protocol is the
-driver's stream (``_asyncio_session``).
+Each connection is an ``asyncio.BufferedProtocol`` that runs
+``AsyncServing.session`` (the one driver) itself, as a task would
+(``_asyncio_steps``); the protocol is the driver's stream
+(``_asyncio_session``).
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import inspect
 import logging
 import secrets
 import threading
+from collections.abc import Awaitable, Callable
 from typing import Final, NoReturn, Protocol
 
 from smtpcore.driver import HOOKS, Admission, LogLine, hooks_of, unknown_hooks
@@ -157,13 +158,20 @@ def call_sync_hook(handler: object, effect: CallHook) -> object:
         return failed_hook(effect, error)
 
 
-async def call_hook_async(handler: object, effect: CallHook) -> object:
-    """Run a hook in an async server: its result is awaited when it is awaitable."""
+async def call_hook_async(
+    handler: object,
+    effect: CallHook,
+    wait: Callable[[Awaitable[object]], Awaitable[object]] | None = None,
+) -> object:
+    """Run a hook in an async server: its result is awaited when it is awaitable.
+
+    ``wait`` says how, when not in place: the asyncio server runs it in a task.
+    """
     try:
         result = getattr(handler, effect.name)(*effect.args)
         # None is the common answer, and isawaitable's ABC check is not free.
         if result is not None and inspect.isawaitable(result):
-            result = await result
+            result = await (result if wait is None else wait(result))
     except Exception as error:
         return failed_hook(effect, error)
     return result

@@ -7,6 +7,7 @@ after the Received header the server put in front.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import mailbox
 import os
 import re
@@ -14,6 +15,8 @@ import shutil
 import smtplib
 import ssl
 import subprocess
+import sys
+from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -23,7 +26,7 @@ import pytest
 from smtpcore import Limits, Reply, ServerConfig
 from transports.mailboxes import MaildirHandler, MboxHandler, MemoryHandler
 
-from .conftest import PASSWORD, USER, Memory, Starter, wait_for
+from .conftest import PASSWORD, USER, Memory, Raw, Starter, wait_for
 
 CONTENT = b"From: a@x.example\r\nSubject: hi\r\n\r\n.leading dot\r\nbody\r\n"
 RECEIVED = re.compile(
@@ -195,6 +198,42 @@ def test_async_hooks_are_awaited(start: Starter) -> None:
         client.rcpt("b@y.example")
         assert client.data(CONTENT) == (250, b"2.0.0 Stored by a coroutine")
     assert handler.messages == [CONTENT]
+
+
+_SENDER_SEEN: contextvars.ContextVar[str] = contextvars.ContextVar("sender_seen")
+
+
+class TaskHooks:
+    """Async hooks that need a task (a timeout) and share the session's context variables."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, bool]] = []
+
+    async def on_mail(self, sender: str, params: object) -> None:
+        _SENDER_SEEN.set(sender)
+
+    async def on_rcpt(self, recipient: str, params: object) -> None:
+        if sys.version_info >= (3, 11):
+            async with asyncio.timeout(5):  # needs the current task
+                await asyncio.sleep(0)
+        self.seen.append((_SENDER_SEEN.get("?"), asyncio.current_task() is not None))
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.timeout; tasks given a context")
+@pytest.mark.parametrize("kind", ["asyncio", "anyio-asyncio"])
+def test_an_async_hook_runs_in_a_task_and_in_the_sessions_context(
+    start: Starter, raw: Callable[[int], Raw]
+) -> None:
+    handler = TaskHooks()
+    client = raw(start(handler, hook_threads=0).port)
+    assert client.reply().startswith(b"220 ")
+    client.send(b"HELO c.example\r\n")
+    assert client.reply().startswith(b"250 ")
+    client.send(b"MAIL FROM:<a@x.example>\r\n")
+    assert client.reply() == b"250 2.1.0 Sender OK\r\n"
+    client.send(b"RCPT TO:<b@y.example>\r\n")
+    assert client.reply() == b"250 2.1.5 Recipient OK\r\n"
+    assert handler.seen == [("a@x.example", True)]
 
 
 def test_aiosmtplib_plain_starttls_and_auth(

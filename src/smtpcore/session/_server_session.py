@@ -321,4 +321,5 @@ class _Session:
 
 
 #: The phases in which no message is in flight: a shutdown may end the wait.
-_QUIET: Final = frozenset({ServerPhase.HELLO, ServerPhase.READY, ServerPhase.REFUSED})
+#: A tuple, not a set: membership by identity, with no hash of an Enum member (a Python call).
+_QUIET: Final = (ServerPhase.HELLO, ServerPhase.READY, ServerPhase.REFUSED)
