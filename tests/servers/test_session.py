@@ -129,6 +129,19 @@ def test_format_date_negative_offset() -> None:
     assert format_date(moment) == "Thu, 29 Feb 2024 23:05:01 -0330"
 
 
+def test_a_session_formats_the_date_once_per_second_and_per_zone() -> None:
+    from smtpcore import ServerConfig, ServerConnection
+    from smtpcore.session._server_session import _Session
+
+    session = _Session(ServerConnection(ServerConfig()), (), PEER, "S1", None, 300.0)
+    later = MOMENT + datetime.timedelta(microseconds=999_000)  # the same second
+    assert session.date(MOMENT) == session.date(later) == "Sun, 29 Nov 2026 06:26:45 +0100"
+    assert session.date(MOMENT + datetime.timedelta(seconds=1)).endswith("06:26:46 +0100")
+    # The same instant in another zone is written in that zone.
+    utc = MOMENT.astimezone(datetime.timezone.utc)
+    assert session.date(utc) == "Sun, 29 Nov 2026 05:26:45 +0000"
+
+
 def test_no_storage_hook_means_451_not_a_silent_250() -> None:
     script = Script(
         object(), [b"HELO c\r\nMAIL FROM:<>\r\nRCPT TO:<b@y.example>\r\nDATA\r\nx\r\n.\r\n"]

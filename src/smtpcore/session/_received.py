@@ -54,15 +54,23 @@ def _protocol(conn: ServerConnection) -> str:
 
 
 def received_header(
-    conn: ServerConnection, peer: Peer, message_id: str, moment: datetime.datetime
+    conn: ServerConnection,
+    peer: Peer,
+    message_id: str,
+    moment: datetime.datetime,
+    *,
+    date: str | None = None,
 ) -> bytes:
     """The ``Received:`` trace header for the open transaction (RFC 5321 4.4).
 
     ``from <helo> (<name> [<ip>]) by <hostname> with <protocol> id <id>
     for <recipient>; <date>``, folded. The ``for`` clause names the recipient
     only when there is exactly one: listing them all would reveal Bcc
-    recipients to each other (RFC 5321 7.2).
+    recipients to each other (RFC 5321 7.2). ``date`` is ``moment`` already
+    formatted, when the caller has it.
     """
+    if date is None:
+        date = format_date(moment)
     tcp_info = _address_literal(peer.host)
     if peer.name:
         tcp_info = f"{peer.name} {tcp_info}"
@@ -72,8 +80,8 @@ def received_header(
     ]
     recipients = conn.recipients
     if len(recipients) == 1:
-        lines.append(f"\tfor <{recipients[0]}>; {format_date(moment)}")
+        lines.append(f"\tfor <{recipients[0]}>; {date}")
     else:
         lines[-1] += ";"
-        lines.append(f"\t{format_date(moment)}")
+        lines.append(f"\t{date}")
     return ("\r\n".join(lines) + "\r\n").encode("utf-8")

@@ -340,7 +340,7 @@ def _start_message(session: _Session, *, bdat: bool) -> ServerProcedure[None]:
     if not isinstance(moment, datetime.datetime):
         raise TypeError(f"a transport answered Now with {type(moment).__name__}")
     conn = session.conn
-    header = received_header(conn, session.peer, message_id, moment)
+    header = received_header(conn, session.peer, message_id, moment, date=session.date(moment))
     message = _Message(message_id, header, session.data_timeout, bdat)
     session.message = message
     if "on_data_chunk" in session.hooks:

@@ -15,6 +15,7 @@ sending it fast and then a byte at a time.
 
 from __future__ import annotations
 
+import datetime
 import enum
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from .._errors import LocalProtocolError
 from .._events import NEED_DATA, Event, MessageData, Reply
 from .._server import ServerConnection, ServerPhase
 from ._effects import Close, Write
+from ._received import format_date
 from ._report import LogLine
 from ._server_effects import (
     SHUT_DOWN,
@@ -145,6 +147,7 @@ class _Session:
         self.contextual = False  # the hooks take a SessionContext first (a Handler's)
         self.end = "connection lost"  # how the session ended, for its log line
         self._replies: dict[tuple[int, str, str], Reply] = {}  # see reply()
+        self._date: tuple[datetime.datetime, str] | None = None  # see date()
 
     # -- small steps ------------------------------------------------------------
 
@@ -163,6 +166,17 @@ class _Session:
         if reply is None:
             reply = self._replies[key] = _reply(self.conn, code, status, text)
         return reply
+
+    def date(self, moment: datetime.datetime) -> str:
+        """``format_date(moment)``, kept for the messages of the same second."""
+        second = moment.replace(microsecond=0)
+        last = self._date
+        # The text shows the offset: the same instant in another zone is another text.
+        if last is not None and last[0] == second and last[0].tzinfo == second.tzinfo:
+            return last[1]
+        text = format_date(moment)
+        self._date = (second, text)
+        return text
 
     def send(self, reply: Reply) -> None:
         """Queue ``reply``; it is written before the next wait."""
