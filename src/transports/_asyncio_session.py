@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import ssl
 import time
 from collections.abc import Callable
@@ -215,10 +216,8 @@ class Runtime:
     clock = staticmethod(time.monotonic)
     sleep = staticmethod(asyncio.sleep)
 
-    @staticmethod
-    async def call_hook(handler: object, effect: CallHook) -> object:
-        """A hook on the loop; what an ``async def`` hook returns is run in a task."""
-        return await call_hook_async(handler, effect, in_session_task)
+    #: A hook on the loop; what an ``async def`` hook returns is run in a task.
+    call_hook = functools.partial(call_hook_async, wait=in_session_task)
 
     def __init__(self) -> None:
         self.pool: concurrent.futures.ThreadPoolExecutor | None = None
