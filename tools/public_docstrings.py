@@ -30,6 +30,7 @@ MODULES = (
     "transports.trio",
     "transports.anyio",
     "transports.mailboxes",
+    "transports.serving",
 )
 
 

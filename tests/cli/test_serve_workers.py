@@ -186,9 +186,9 @@ def test_the_workers_share_the_bounds_of_the_whole_server(
     """A client's connections land on any worker: each worker gets its part of every bound."""
     seen: list[dict[str, int]] = []
 
-    def run(*args: object, caps: dict[str, int], reuse_port: bool, **options: object) -> object:
-        assert reuse_port
-        seen.append(caps)
+    def run(*args: object, options: dict[str, object], **keywords: object) -> object:
+        assert options.pop("reuse_port")
+        seen.append({name: int(str(options[name])) for name in serving.SHARED_BOUNDS})
         return signal.SIGTERM, 0
 
     def run_workers(workers: int, port: int, ready: object, serve: Callable[..., object]) -> object:
@@ -196,8 +196,8 @@ def test_the_workers_share_the_bounds_of_the_whole_server(
         serve(port, ready)
         return signal.SIGTERM, 0, []
 
-    monkeypatch.setattr(serving, "_run", run)
-    monkeypatch.setattr(serving, "_run_workers", run_workers)
+    monkeypatch.setattr(serving._run, "run", run)
+    monkeypatch.setattr(serving._workers, "run_workers", run_workers)
     out, err = io.StringIO(), io.StringIO()
     status = cli.main(["serve", "--port", "0", "--maildir", str(tmp_path / "M"), "--workers", "2",
                        "--max-connections", "9", "--max-connections-per-client", "3"],

@@ -8,7 +8,6 @@ import logging
 import signal
 import ssl
 import sys
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Final, TextIO
@@ -17,18 +16,25 @@ from smtpcore.session import (
     Handler,
     ServerEnvelope,
     ServerOptions,
-    ServerSettings,
     SessionContext,
 )
 
 from ..mailboxes import MaildirHandler, MboxHandler
-from ._run import run as _run
+from ._forever import SHARED_BOUNDS, Stopped, serve_forever
 from ._workers import EX_SOFTWARE, REUSE_PORT_BALANCES, worker_share
-from ._workers import run_workers as _run_workers
 
-# serve_command looks _run, _run_workers and REUSE_PORT_BALANCES up here, when
-# it runs: a test can put its own in their place.
-__all__ = ["REUSE_PORT_BALANCES", "UsersHandler", "load_users", "serve_command", "worker_share"]
+# serve_command looks REUSE_PORT_BALANCES up here, when it runs: a test can
+# put its own in its place.
+__all__ = [
+    "REUSE_PORT_BALANCES",
+    "SHARED_BOUNDS",
+    "Stopped",
+    "UsersHandler",
+    "load_users",
+    "serve_command",
+    "serve_forever",
+    "worker_share",
+]
 
 
 def load_users(path: str) -> dict[str, str]:
@@ -126,28 +132,16 @@ def serve_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(banner.format(port=port), file=out, flush=True)
 
     grace = args.grace
-
-    # Each worker counts on its own, and a client's connections land on any of
-    # them: the bounds are shared out, so that together they stay what was asked.
-    shared = {name: worker_share(value, workers) for name, value in caps.items()}
-    budget = ServerSettings().auth_failures_per_address  # the default, across sessions
-    if budget is not None:
-        shared["auth_failures_per_address"] = worker_share(budget, workers)
-
-    def serve(port: int, ready: Callable[[int], None]) -> tuple[int, int]:
-        return _run(args.transport, handler, args.host, port, ready, grace=grace,
-                    tls_context=context, config=config, hostname=args.hostname,
-                    caps=shared if workers > 1 else caps, loop=args.loop,
-                    reuse_port=workers > 1)  # fmt: skip
-
-    if workers == 1:
-        signum, dropped = serve(args.port, ready)
-        unknown: list[str] = []
-    else:
-        out.flush()
-        err.flush()
-        signum, dropped, unknown = _run_workers(workers, args.port, ready, serve)
-    name = signal.Signals(signum).name
+    out.flush()
+    err.flush()
+    stopped = serve_forever(
+        handler, args.host, args.port, transport=args.transport, workers=workers, grace=grace,
+        loop=args.loop, ready=ready, tls_context=context, config=config, hostname=args.hostname,
+        max_connections=args.max_connections,
+        max_connections_per_client=args.max_connections_per_client,
+    )  # fmt: skip
+    dropped, unknown = stopped.dropped, stopped.unknown
+    name = signal.Signals(stopped.signal).name
     if unknown:
         for line in unknown:
             print(f"smtpcore: {line}", file=err)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import signal
-import ssl
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from smtpcore import ServerConfig
+from smtpcore import InvalidArgument
 
 __all__ = ["STOP_SIGNALS", "listen_error", "run"]
 
@@ -26,7 +25,7 @@ class _Job:
     port: int
     ready: Callable[[int], None]
     grace: float
-    keywords: dict[str, Any]  # the same for every server: TLS, config, caps, reuse_port
+    keywords: dict[str, Any]  # the server's options, the same on every transport
 
 
 def run(
@@ -37,23 +36,19 @@ def run(
     ready: Callable[[int], None],
     *,
     grace: float,
-    tls_context: ssl.SSLContext | None,
-    config: ServerConfig,
-    hostname: str,
-    caps: dict[str, int],
     loop: str = "asyncio",
-    reuse_port: bool = False,
+    options: dict[str, Any],
 ) -> tuple[int, int]:
     """Serve on ``transport`` until SIGINT or SIGTERM, then stop within ``grace`` seconds.
 
-    ``ready(port)`` is called once listening. Returns the signal and the
-    number of sessions cut with a message in flight. A second signal
-    during the grace changes nothing: the grace is the bound.
+    ``ready(port)`` is called once listening; ``options`` are the server's
+    keywords. Returns the signal and the number of sessions cut with a
+    message in flight. A second signal during the grace changes nothing:
+    the grace is the bound.
     """
-    keywords = {"tls_context": tls_context, "config": config, "hostname": hostname, **caps}
-    if reuse_port:
-        keywords["reuse_port"] = True
-    job = _Job(handler, host, port, ready, grace, keywords)
+    if transport not in ("sync", "asyncio", "trio", "anyio"):
+        raise InvalidArgument(f"transport must be sync, asyncio, trio or anyio, not {transport!r}")
+    job = _Job(handler, host, port, ready, grace, options)
     if transport == "sync":
         return _run_sync(job)
     if transport == "asyncio":

@@ -26,9 +26,10 @@ def worker_share(bound: int, workers: int) -> int:
     return max(1, -(-bound // workers))
 
 
-#: Linux spreads the connections to a port among the sockets sharing it with
-#: SO_REUSEPORT; elsewhere the option is missing or one socket takes them all.
 REUSE_PORT_BALANCES: Final = sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
+"""Whether worker processes can share a port: Linux spreads the connections to a
+port among the sockets sharing it with SO_REUSEPORT; elsewhere the option is
+missing or one socket takes them all."""
 
 
 def run_workers(
