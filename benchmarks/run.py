@@ -322,6 +322,8 @@ class Results:
     sections: list[tuple[str, list[str], list[tuple[str, ...]]]] = field(default_factory=list)
     targets: list[tuple[str, str, str, bool]] = field(default_factory=list)
     profiles: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
+    #: Our own Python per message, no sockets (inprocess.py, inprocess_server.py), in µs.
+    python: dict[str, float] = field(default_factory=dict)
 
     def section(self, title: str, header: list[str]) -> list[tuple[str, ...]]:
         rows: list[tuple[str, ...]] = []
@@ -687,6 +689,26 @@ def parsers(res: Results) -> None:
         print(f"  {what}: {cells}", flush=True)
 
 
+def own_python(res: Results) -> None:
+    """What the in-process benchmarks measure: our Python per message, with no system call."""
+    runs = (
+        [str(BENCH / "inprocess.py"), "--mode", "all", "--messages", "5000"],
+        [str(BENCH / "inprocess_server.py"), "--messages", "5000"],
+    )
+    for command in runs:
+        done = subprocess.run(
+            [PYTHON, *command], capture_output=True, text=True, cwd=BENCH, check=True
+        )
+        for found in re.finditer(r"^(.+): ([0-9.]+) µs/message", done.stdout, re.M):
+            res.python[found[1]] = float(found[2])
+            print(f"  {found[1]}: {found[2]} µs/message", flush=True)
+    rows = res.section(
+        "Our Python alone, in-process: µs per message, no sockets (best of 5 rounds)",
+        ["what", "µs/message"],
+    )
+    rows += [(what, f"{value:.1f}") for what, value in res.python.items()]
+
+
 # == profiles ===========================================================================
 
 
@@ -749,6 +771,12 @@ def machine() -> str:
     )
 
 
+def _python(res: Results, what: str) -> str:
+    """An in-process figure of this run, in words ("not measured" when it was not run)."""
+    value = res.python.get(what)
+    return "not measured in this run" if value is None else f"{value:.0f} µs"
+
+
 def render(res: Results, started: float, note: str) -> str:
     parts = [
         "# Performance",
@@ -809,19 +837,20 @@ def render(res: Results, started: float, note: str) -> str:
         "- One connection against smtplib (2x): per message we make two round trips to "
         "smtplib's four and 4 system calls (sync) to its 8, but a loopback round trip here "
         "is mostly kernel work in both processes (a send runs the receiver's TCP path and "
-        "wakes it). Our Python is about 35 µs per message "
-        "(`benchmarks/inprocess.py`); the rest of the client CPU column is that kernel "
-        "time, which smtplib pays too. At this machine's system-call cost the round trips "
-        "alone bound the ratio near 2x, and smtplib's own figure swings by 20 % from run "
-        "to run.",
+        f"wakes it). Our Python is {_python(res, 'client sync')} per message with the "
+        "blocking transport and no system call (`benchmarks/inprocess.py`, table above); "
+        "the rest of the client CPU column is that kernel time, which smtplib pays too. "
+        "At this machine's system-call cost the round trips alone bound the ratio near "
+        "2x, and smtplib's own figure swings by 20 % from run to run.",
         "- Async clients against aiosmtplib (3x): the same round trips, plus one event-loop "
         "turn per reply in every framework.",
         "- Servers against aiosmtpd (3x): with one smtp-source session, smtp-source sets "
         "the pace (see `asyncio-floor`). With 20, a server is CPU-bound: the core and "
-        "session cost about 55 µs per message (`benchmarks/inprocess_server.py`: four "
-        "command lines parsed and checked, four replies, the unstuffer, the Received "
-        "header, the envelope, three hook calls), asyncio itself at least the floor's "
-        "CPU column, and the 3x goal leaves about 90 µs in all. trio adds a scheduler "
+        f"session cost {_python(res, 'server core + session')} per message "
+        "(`benchmarks/inprocess_server.py`: four command lines parsed and checked, four "
+        "replies, the unstuffer, the Received header, the envelope, three hook calls), "
+        "asyncio itself at least the floor's CPU column, and 3x aiosmtpd's rate leaves a "
+        "third of aiosmtpd's CPU per message for all of it. trio adds a scheduler "
         "round, a cancel scope (the read's deadline) and an epoll registration and "
         "removal per read. uvloop cuts the event loop's share (its row against "
         "`smtpcore-asyncio`), not the core's.",
@@ -829,8 +858,9 @@ def render(res: Results, started: float, note: str) -> str:
         "at all; profiled (cProfile of the asyncio server under 20 smtp-source sessions) "
         "the transport's own code is a few percent of a message, the sends of the four "
         "replies (kernel loopback work) and the core and session take the rest.",
-        "- More than one core: `smtpcore serve --workers N` runs N servers on one port "
-        "(SO_REUSEPORT); these rows are one process each.",
+        "- More than one core: `transports.serving.serve_forever(..., workers=N)` and "
+        "`smtpcore serve --workers N` run N servers on one port (SO_REUSEPORT); these rows "
+        "are one process each.",
         "",
     ]
     if res.targets:
@@ -864,7 +894,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure (best kept)")
     parser.add_argument("--no-profile", dest="profile", action="store_false")
     parser.add_argument("--no-large", dest="large", action="store_false")
-    parser.add_argument("--only", choices=("clients", "servers", "large", "parsers"))
+    parser.add_argument("--only", choices=("clients", "servers", "large", "parsers", "python"))
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "performance.md")
     args = parser.parse_args()
     started = time.time()
@@ -877,6 +907,7 @@ def main() -> None:
         ("servers", lambda: server_throughput(res, args, msg)),
         ("large", lambda: large_messages(res, args) if args.large else None),
         ("parsers", lambda: parsers(res)),
+        ("python", lambda: own_python(res)),
     ]
     for name, step in steps:
         if args.only in (None, name):
