@@ -165,6 +165,9 @@ Awaited = Command | EndOfData | EndOfChunk | InvalidCommand
 # Commands that cost the client nothing and move no mail: beyond
 # Limits.junk_commands each is also an error (Postfix smtpd_junk_command_limit).
 # A repeated hello and an empty BDAT chunk count too (``_junk_event``).
+#: Parsed command lines a connection keeps (see ``_next_line``); bounded, since a
+#: client could send a different line every time.
+_PARSED_LINES: Final = 16
 _JUNK: Final = frozenset({Noop, Rset, Vrfy, Expn, Help, Etrn})
 # The commands ``_not_offered`` has an opinion on.
 _MAY_BE_UNOFFERED: Final = frozenset(
@@ -248,6 +251,7 @@ class ServerConnection:
         self.limits = limits if limits is not None else Limits()
         self._buffer = bytearray()  # received, not yet read; every reader takes from it
         self._lines = LineReader(self._buffer)
+        self._parsed: dict[bytes, Command] = {}  # see _next_line
         self._state = SERVER.start
         self._is_tls = tls
         self._esmtp = False
@@ -534,7 +538,15 @@ class ServerConnection:
                 return self._refuse(response)
             self._awaiting = response
             return response
-        command = parse_command(line)
+        known = self._parsed.get(line)
+        command = parse_command(line) if known is None else known
+        if known is None and not isinstance(command, Refusal):
+            # The lines a client repeats for every message (its MAIL and RCPT,
+            # DATA) are parsed once per connection: a parsed command is an
+            # immutable value, and parsing needs nothing but the line.
+            if len(self._parsed) >= _PARSED_LINES:
+                self._parsed.clear()
+            self._parsed[line] = command
         if isinstance(command, Bdat):
             return self._start_chunk(command)
         if isinstance(command, Refusal):

@@ -116,6 +116,30 @@ ENVELOPE = EHLO + b"MAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\n"
 HEAD = [Ehlo("c.example"), Mail("a@b.example"), Rcpt("c@d.example")]
 
 
+def test_a_line_repeated_on_a_connection_is_parsed_once_and_means_the_same() -> None:
+    message = b"MAIL FROM:<a@b.example> SIZE=10\r\nRCPT TO:<c@d.example>\r\nDATA\r\nx\r\n.\r\n"
+    auto = Auto(server())
+    auto.receive_data(EHLO + message + message)
+    events = []
+    while (event := auto.next_event()) is not NEED_DATA:
+        events.append(event)
+    first, second = events[1:6], events[6:11]
+    assert first == second == [
+        Mail("a@b.example", {"SIZE": "10"}), Rcpt("c@d.example"), Data(),
+        MessageData(b"x\r\n"), EndOfData(),
+    ]  # fmt: skip
+    assert second[0] is first[0] and second[1] is first[1]  # the same immutable values
+    assert auto.wire.count(b"250 2.0.0 OK\r\n") == 6  # MAIL, RCPT, the end: twice
+    assert auto.wire.count(b"354 ") == 2
+
+
+def test_the_parsed_lines_a_connection_keeps_are_bounded() -> None:
+    auto = Auto(server())
+    auto.receive_data(EHLO + b"".join(b"NOOP %d\r\n" % n for n in range(100)))
+    while auto.next_event() is not NEED_DATA:
+        assert len(auto.conn._parsed) <= 16
+
+
 def test_classic_conversation_exact_bytes() -> None:
     wire = ENVELOPE + b"DATA\r\nSubject: hi\r\n\r\n..dot\r\n.\r\nQUIT\r\n"
     assert run(wire, hostname="mx.example") == [
