@@ -316,9 +316,7 @@ class ClientConnection:
             trigger = UNASKED
         else:
             command = pending[0]
-            trigger = type(command)
-            if trigger is Bdat and isinstance(command, Bdat) and command.last:
-                trigger = BDAT_LAST
+            trigger = trigger_of(command)
             if self._lmtp_left > 1 and (trigger is EndOfData or trigger is BDAT_LAST):
                 trigger = MORE_DUE  # RFC 2033 4.2: one reply per accepted recipient
         after = state.after_reply(trigger, code)
@@ -415,7 +413,6 @@ class ClientConnection:
             self._check_length(event, wire)
         if type(event) in _ENDS_TRANSACTION:
             self._end_transaction()
-        trigger: Trigger = type(event)
         if isinstance(event, Mail):
             params = event.params
             if params:
@@ -432,7 +429,6 @@ class ClientConnection:
             self._chunk_lines = self._body != "BINARYMIME"
             self._chunk_last = event.last
             if event.last:
-                trigger = BDAT_LAST
                 # RFC 2033 4.2 with RFC 3030: the LAST chunk, like the end of
                 # DATA, gets one reply per accepted recipient.
                 self._lmtp_left = max(self._accepted, 1) if self.lmtp else 0
@@ -440,7 +436,7 @@ class ClientConnection:
                 self._end_transaction()
         self._pending.append(event)
         self._owed += 1
-        self._assumed = self._assumed.after_success(trigger)
+        self._assumed = self._assumed.after_success(trigger_of(event))
         return wire
 
     def _send_data(self, event: MessageData) -> bytes:

@@ -162,12 +162,12 @@ class ServerConfig:
 P = ServerPhase
 Awaited = Command | EndOfData | EndOfChunk | InvalidCommand
 
-# Commands that cost the client nothing and move no mail: beyond
-# Limits.junk_commands each is also an error (Postfix smtpd_junk_command_limit).
-# A repeated hello and an empty BDAT chunk count too (``_junk_event``).
 #: Parsed command lines a connection keeps (see ``_next_line``); bounded, since a
 #: client could send a different line every time.
 _PARSED_LINES: Final = 16
+# Commands that cost the client nothing and move no mail: beyond
+# Limits.junk_commands each is also an error (Postfix smtpd_junk_command_limit).
+# A repeated hello and an empty BDAT chunk count too (``_junk_event``).
 _JUNK: Final = frozenset({Noop, Rset, Vrfy, Expn, Help, Etrn})
 # The commands ``_not_offered`` has an opinion on.
 _MAY_BE_UNOFFERED: Final = frozenset(

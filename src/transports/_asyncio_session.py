@@ -84,37 +84,43 @@ class Stream(asyncio.BufferedProtocol):
         if self.receiving and not self.buffer:
             # The common case: a receive waits and nothing is held. One copy
             # straight to it, no trip through the buffer.
-            self.receiving = False
-            self.steps.step(bytes(self.area[:nbytes]), None)
+            self.answer_receive(bytes(self.area[:nbytes]))
             return
         self.buffer += self.area[:nbytes]
         if len(self.buffer) > _HIGH_WATER and self.transport is not None:
             self.reading_paused = True
             self.transport.pause_reading()
         if self.receiving:
-            self.receiving = False
-            self.steps.step(self.take(), None)
+            self.answer_receive(self.take())
 
     def eof_received(self) -> None:
         self.eof = True
         if self.receiving:
-            self.receiving = False
-            self.steps.step(self.take(), None)
+            self.answer_receive(self.take())
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.eof_received()  # a receive learns of the close from b""
-        if self.draining:
-            self.draining = False
-            self.steps.step(None, ConnectionResetError("the client closed the connection"))
+        self.end_drain(ConnectionResetError("the client closed the connection"))
 
     def pause_writing(self) -> None:
         self.writing_paused = True
 
     def resume_writing(self) -> None:
         self.writing_paused = False
+        self.end_drain(None)
+
+    # -- resuming the parked driver -------------------------------------------------
+
+    def answer_receive(self, data: bytes | None) -> None:
+        """A parked receive returns ``data`` (None: its time ran out, or a wake)."""
+        self.receiving = False
+        self.steps.step(data, None)
+
+    def end_drain(self, error: BaseException | None) -> None:
+        """A send parked for room goes on, or fails with ``error``; nothing when none is."""
         if self.draining:
             self.draining = False
-            self.steps.step(None, None)
+            self.steps.step(None, error)
 
     # -- the driver's stream --------------------------------------------------------
 
@@ -161,11 +167,9 @@ class Stream(asyncio.BufferedProtocol):
         if self.loop.time() < self.deadline:
             self.timer = self.loop.call_at(self.deadline, self.time_out)
         elif self.receiving:
-            self.receiving = False
-            self.steps.step(None, None)
+            self.answer_receive(None)
         else:
-            self.draining = False
-            self.steps.step(None, TimeoutError("the client reads no replies"))
+            self.end_drain(TimeoutError("the client reads no replies"))
 
     async def start_tls(self, timeout: float) -> TLSInfo:
         transport = self.transport

@@ -92,9 +92,8 @@ def split_async_content(
     content: object, size: int | None
 ) -> tuple[bytes | str | None, Iterator[bytes] | AsyncIterator[bytes] | None, int | None]:
     """As ``split_content``, and an async iterable of bytes is streamed too."""
-    if isinstance(content, (bytes, str)):  # the usual case, before an ABC's slower check
-        return split_content(content, size)
-    if isinstance(content, AsyncIterable):
+    # bytes and str first: the usual case, before an ABC's slower check.
+    if not isinstance(content, (bytes, str)) and isinstance(content, AsyncIterable):
         return None, _async_pieces(content), size
     return split_content(content, size)
 

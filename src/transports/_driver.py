@@ -152,20 +152,7 @@ class AsyncServing:
                 answer = None
                 # The effects of every command first, by exact type.
                 if type(effect) is Receive:
-                    sessions = self.sessions
-                    if sessions.stopping or sessions.cutting:
-                        answer = await self.receive(stream, effect.timeout, effect.interruptible)
-                    else:  # the usual wait, in one step less than receive() takes
-                        stream.idle = effect.interruptible
-                        started = self.runtime.clock()
-                        answer = await stream.receive(effect.timeout)
-                        if answer is None:  # out of time, or woken: a shutdown began
-                            left = effect.timeout - (self.runtime.clock() - started)
-                            answer = (
-                                TIMED_OUT
-                                if left <= 0
-                                else await self.receive(stream, left, effect.interruptible)
-                            )
+                    answer = await self.receive(stream, effect.timeout, effect.interruptible)
                 elif type(effect) is Write:
                     await stream.send(effect.data, effect.timeout)
                 elif type(effect) is CallHook:

@@ -157,7 +157,7 @@ def test_abort_cancels_a_parked_read_and_bytes_after_it_resume_nothing() -> None
     asyncio.run(main())
 
 
-def test_abort_cancels_a_future_awaited_and_one_awaited_next() -> None:
+def test_cancel_ends_a_future_awaited_or_the_wait_a_running_session_begins() -> None:
     async def main() -> None:
         stream = _stream()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()

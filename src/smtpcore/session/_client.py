@@ -116,7 +116,7 @@ def _reply(conn: ClientConnection, timeout: float) -> Procedure[Reply]:
     event = conn.next_event()
     if event is NEED_DATA:
         event = yield from receive_event(conn, timeout)
-    reply = event if isinstance(event, Reply) else reply_of(conn, event)
+    reply = reply_of(conn, event)
     if reply.code == 421:
         yield Close()
         raise TransientError(reply)
