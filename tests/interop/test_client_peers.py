@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any, Final
 
+import anyio
 import pytest
 
 import smtpcore.session._client as session_client
@@ -33,7 +34,7 @@ from smtpcore.session import (
     ReplyError,
     TLSError,
 )
-from tests.transports.conftest import KINDS, Smtp, run
+from tests.transports.conftest import ASYNC_KINDS, KINDS, Smtp, run, transport_module
 
 from .conftest import HOST, PASSWORD, USER, Peer, peer_by_name
 
@@ -292,6 +293,50 @@ def test_send_many(request: pytest.FixtureRequest, name: str, kind: str, chunkin
         assert any(b"\r\n.\r\nMAIL FROM:" in w for w in trace.writes), trace.writes
     if chunking:
         assert bool(trace.lines(b"BDAT ")) == (b"CHUNKING" in replies)
+    if peer.maildir is not None:
+        for n, (marker, content) in enumerate(zip(markers, contents, strict=True)):
+            if n != refused:
+                assert_intact(find_one(peer, marker), content)
+
+
+@pytest.mark.parametrize("kind", ASYNC_KINDS)
+@pytest.mark.parametrize("name", ALL_PEERS)
+def test_pool(request: pytest.FixtureRequest, name: str, kind: str) -> None:
+    """Concurrent sends share the pool's connections; each message stored intact, once."""
+    peer = peer_by_name(request, name)
+    markers = [new_marker() for _ in range(9)]
+    contents = [message(marker) for marker in markers]
+    refused = 2 if name in REFUSING else None
+    rcpts = [recipient(peer, "refused" if n == refused else "b") for n in range(9)]
+    trace = Trace()
+    options = {"tls": "none", "local_hostname": "client.example", "timeout": 20.0}
+    statuses: dict[int, str] = {}
+
+    async def one(pool: Any, n: int) -> None:
+        try:
+            result = await pool.sendmail("a@example.org", rcpts[n], contents[n])
+        except RecipientsRefused:
+            statuses[n] = "refused"
+        else:
+            assert list(result.accepted) == [rcpts[n]]
+            statuses[n] = "accepted"
+
+    async def body() -> list[str]:
+        pool_class = transport_module(kind).Pool
+        async with pool_class(HOST, peer.port, connections=2, lmtp=peer.lmtp, trace=trace,
+                              **options) as pool:  # fmt: skip
+            async with anyio.create_task_group() as group:
+                for n in range(6):
+                    group.start_soon(one, pool, n)
+            items = [("a@example.org", [rcpts[n]], contents[n]) for n in range(6, 9)]
+            return [outcome.status async for outcome in pool.send_many(items)]
+
+    tail = run(kind, body)
+    expected = ["refused" if n == refused else "accepted" for n in range(9)]
+    assert [statuses[n] for n in range(6)] + tail == expected
+    hellos = trace.lines(b"EHLO ") + trace.lines(b"LHLO ")
+    assert 1 <= len(hellos) <= 2, f"{len(hellos)} connections for a pool of 2"
+    assert len(trace.lines(b"QUIT")) == len(hellos)
     if peer.maildir is not None:
         for n, (marker, content) in enumerate(zip(markers, contents, strict=True)):
             if n != refused:
