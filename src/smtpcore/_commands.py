@@ -88,11 +88,13 @@ class LineReader:
         """Whether part of a line has been received."""
         return bool(self.buffer) or self._skipping
 
-    def take_line(self, limit_of: Callable[[bytes], int]) -> bytes | int | None:
+    def take_line(self, limit_of: Callable[[bytes], int], fits: int = 0) -> bytes | int | None:
         """The next line without its CRLF; its length (an int) when it exceeds its limit.
 
         ``None`` while the line is incomplete. A too long line is reported
         once; its rest is then skipped up to and including its CRLF.
+        ``fits``: a length (CRLF included) within every limit ``limit_of``
+        gives, so that a line no longer than it needs no ``limit_of`` call.
         """
         buffer = self.buffer
         if self._skipping:
@@ -121,7 +123,7 @@ class LineReader:
         self._scanned = 0
         line = bytes(buffer[:end])
         del buffer[: end + 2]
-        if end + 2 > limit_of(line[:5]):
+        if end + 2 > fits and end + 2 > limit_of(line[:5]):
             self.long_head = line[:5]
             return end + 2
         return line

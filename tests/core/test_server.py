@@ -334,6 +334,17 @@ def test_line_too_long_is_500_and_its_rest_is_skipped() -> None:
     ]
 
 
+def test_limits_given_to_a_running_connection_bound_its_next_line() -> None:
+    auto = Auto(server())
+    auto.receive_data(EHLO + b"NOOP " + b"x" * 95 + b"\r\n")
+    assert auto.next_event() == Ehlo("c.example")
+    assert auto.next_event() == Noop("x" * 95)  # 102 octets: within 512
+    auto.conn.limits = Limits(command_line=100, parameter_line=100, auth_line=100)
+    auto.receive_data(b"NOOP " + b"x" * 95 + b"\r\nNOOP " + b"x" * 93 + b"\r\n")
+    assert invalid([auto.next_event()]) == ["500 5.5.2 Line too long (limit 100 octets)"]
+    assert auto.next_event() == Noop("x" * 93)  # 100 octets with its CRLF
+
+
 def test_mail_lines_may_be_parameter_line_long() -> None:
     wire = (
         EHLO + b"MAIL FROM:<a@b.example> ENVID=" + b"x" * 100 + b" RET=HDRS" + b" " * 600 + b"\r\n"
