@@ -108,6 +108,9 @@ class LineReader:
             self._skipping = False
         end = buffer.find(b"\r\n", self._scanned)
         if end < 0:
+            if len(buffer) < fits:  # no limit reached yet (an empty buffer, most often)
+                self._scanned = max(len(buffer) - 1, 0)
+                return None
             limit = limit_of(bytes(buffer[:5]))
             if len(buffer) >= limit:
                 # Even its CRLF could not make it fit: skip it now.

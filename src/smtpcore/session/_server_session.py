@@ -148,6 +148,7 @@ class _Session:
         self.end = "connection lost"  # how the session ended, for its log line
         self._replies: dict[tuple[int, str, str], Reply] = {}  # see reply()
         self._date: tuple[datetime.datetime, str] | None = None  # see date()
+        self._waits: tuple[Receive, Receive] | None = None  # see next_event()
 
     # -- small steps ------------------------------------------------------------
 
@@ -306,7 +307,13 @@ class _Session:
             timed = budget is not None or message is not None
             if timed:
                 before = yield from self.clock()
-            data = yield Receive(timeout, quiet)
+            if timeout == idle:  # most waits: the two effects are kept, as they repeat
+                waits = self._waits
+                if waits is None or waits[0].timeout != idle:
+                    waits = self._waits = (Receive(idle, False), Receive(idle, True))
+                data = yield waits[quiet]
+            else:
+                data = yield Receive(timeout, quiet)
             if type(data) is not bytes:
                 if isinstance(data, Interrupted):
                     return expiry if data is TIMED_OUT else data
