@@ -1,6 +1,7 @@
 """The client core and session alone: µs per message with no sockets and no event loop.
 
-    python benchmarks/inprocess.py [--messages N] [--rounds R] [--mode core|many|sync|all]
+    python benchmarks/inprocess.py [--messages N] [--rounds R]
+                                   [--mode core|many|many-distinct|sync|all]
                                    [--profile] [--top K] [--show-wire]
 
 Sends 1 KB messages (one recipient, content in hand, as client_worker.py
@@ -14,7 +15,11 @@ core   ``Envelope.build`` and the ``deliver`` procedure driven by a minimal
        the session layer, the part no transport can make cheaper.
 many   ``deliver_many`` (what ``send_many`` drives) on the same loop, in
        batches as the transports cut them: each message's end of data goes
-       out in one write with the next one's commands.
+       out in one write with the next one's commands. Every message has
+       the same sender and recipient, as in the throughput benchmarks.
+many-distinct
+       the same with a sender and a recipient of its own for every message:
+       no MAIL or RCPT of a batch repeats, so none is built only once.
 sync   ``transports.sync.SMTPClient.sendmail`` over a fake socket object:
        the above plus the blocking transport's effect loop and its socket
        calls, each answered at once (no system call is made).
@@ -205,18 +210,35 @@ def run_sync(count: int, trace: list[tuple[str, bytes]] | None = None) -> int:
     return accepted
 
 
-def run_many(count: int, trace: list[tuple[str, bytes]] | None = None) -> int:
-    """``count`` messages through ``deliver_many`` (send_many's procedure), in batches."""
+def run_many(
+    count: int, trace: list[tuple[str, bytes]] | None = None, *, distinct: bool = False
+) -> int:
+    """``count`` messages through ``deliver_many`` (send_many's procedure), in batches.
+
+    ``distinct``: each message has a sender and a recipient of its own, so
+    that no command of a batch repeats.
+    """
     peer = SinkPeer(trace)
     options = _options()
     conn = ClientConnection(limits=options.limits)
     _drive(open_session(conn, options, hello=HELO, nonce="unused"), peer)
     content = message()
     accepted = 0
-    for batch in batches((SENDER, [RECIPIENT], content) for _ in range(count)):
+    if distinct:
+        items: Iterator[tuple[str, list[str], bytes]] = (
+            (f"n{n}.{SENDER}", [f"n{n}.{RECIPIENT}"], content) for n in range(count)
+        )
+    else:
+        items = ((SENDER, [RECIPIENT], content) for _ in range(count))
+    for batch in batches(items):
         outcomes = _drive(deliver_many(conn, options, batch), peer)
         accepted += sum(outcome.accepted for outcome in outcomes)
     return accepted
+
+
+def run_many_distinct(count: int, trace: list[tuple[str, bytes]] | None = None) -> int:
+    """``run_many`` with a sender and a recipient of its own for every message."""
+    return run_many(count, trace, distinct=True)
 
 
 class Run(Protocol):
@@ -225,7 +247,12 @@ class Run(Protocol):
     def __call__(self, count: int, trace: list[tuple[str, bytes]] | None = None) -> int: ...
 
 
-MODES: dict[str, Run] = {"core": run_core, "many": run_many, "sync": run_sync}
+MODES: dict[str, Run] = {
+    "core": run_core,
+    "many": run_many,
+    "many-distinct": run_many_distinct,
+    "sync": run_sync,
+}
 
 
 def measure(run: Callable[[int], int], count: int, rounds: int) -> float:

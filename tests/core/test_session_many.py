@@ -9,6 +9,7 @@ import pytest
 
 from smtpcore import ClientConnection, Reply
 from smtpcore.session import (
+    DSN,
     ClientOptions,
     ConnectionLost,
     Envelope,
@@ -508,6 +509,53 @@ def test_email_messages_envelopes_and_needs_the_server_lacks() -> None:
     outcomes = run_transcript(batch(options(), [wide], bye=False), EHLO_PIPELINING)
     assert outcomes[0].status == "refused"
     assert isinstance(outcomes[0].error, NotSupported)
+
+
+def test_a_batch_builds_each_repeated_command_once_and_sends_it_each_time() -> None:
+    messages: list[Outgoing] = [
+        ("a@x.org", ["one@y.org"], BODY),
+        ("a@x.org", ["one@y.org"], BODY),
+        ("a@x.org", ["two@y.org"], BODY),
+    ]
+    group = "C: MAIL FROM:<a@x.org>\nC: RCPT TO:<{}@y.org>\nC: DATA\n"
+    sent = "C: Subject: hi\nC:\nC: body\nC: .\n"
+    script = (
+        EHLO_PIPELINING
+        + group.format("one")
+        + "S: 250 ok\nS: 250 ok\nS: 354 go\n"
+        + sent
+        + group.format("one")
+        + "S: 250 queued 1\nS: 250 ok\nS: 250 ok\nS: 354 go\n"
+        + sent
+        + group.format("two")
+        + "S: 250 queued 2\nS: 250 ok\nS: 250 ok\nS: 354 go\n"
+        + sent
+        + "S: 250 queued 3\n"
+    )
+    outcomes = run_transcript(batch(options(), messages, bye=False), script)
+    first, second, third = (o.result.accepted for o in outcomes if o.result)
+    # The RCPT reply names the command it answers: one value for the repeated recipient.
+    assert first["one@y.org"].command is second["one@y.org"].command
+    assert third["two@y.org"].command is not first["one@y.org"].command
+    # Parameters are part of what a command is: the same addresses with DSN
+    # parameters, then without, make other commands.
+    dsn = DSN(ret="HDRS", notify=("SUCCESS",))
+    messages = [
+        Envelope.build("a@x.org", ["one@y.org"], BODY, dsn=dsn),
+        ("a@x.org", ["one@y.org"], BODY),
+    ]
+    script = (
+        EHLO_PIPELINING.replace("250 PIPELINING", "250-PIPELINING\nS: 250 DSN")
+        + "C: MAIL FROM:<a@x.org> RET=HDRS\nC: RCPT TO:<one@y.org> NOTIFY=SUCCESS\nC: DATA\n"
+        + "S: 250 ok\nS: 250 ok\nS: 354 go\n"
+        + sent
+        + group.format("one")
+        + "S: 250 queued 1\nS: 250 ok\nS: 250 ok\nS: 354 go\n"
+        + sent
+        + "S: 250 queued 2\n"
+    )
+    outcomes = run_transcript(batch(options(), messages, bye=False), script)
+    assert [o.status for o in outcomes] == ["accepted", "accepted"]
 
 
 def test_wrong_items_raise_before_any_byte() -> None:

@@ -17,7 +17,7 @@ user code and never yield in ``finally``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeAlias, TypeVar, cast
 
 from .._client import ClientConnection, ClientPhase
 from .._data import LineEnds
@@ -335,11 +335,37 @@ class _Plan:
         self.binary = binary  # BODY=BINARYMIME: the content goes as it is
 
 
-def _plan(conn: ClientConnection, options: ClientOptions, env: Envelope) -> _Plan:
+#: The MAIL and RCPT commands of one batch, by their arguments (see ``_made``).
+Made: TypeAlias = "dict[tuple[object, ...], Mail | Rcpt]"
+
+
+_C = TypeVar("_C", Mail, Rcpt)
+
+
+def _made(made: Made | None, kind: type[_C], address: str, params: dict[str, str | None]) -> _C:
+    """``kind(address, params)``, made (and so checked) once per batch for the same arguments.
+
+    A command is an immutable value whose checks depend on nothing but its
+    arguments, and the messages of one batch often share their sender (a
+    service's one address) and some recipients: each is built once.
+    """
+    if made is None:
+        return kind(address, params)
+    key = (kind, address, *params.items()) if params else (kind, address)
+    command = made.get(key)
+    if command is None:
+        command = made[key] = kind(address, params)
+    return cast(_C, command)  # made under a key that starts with its kind
+
+
+def _plan(
+    conn: ClientConnection, options: ClientOptions, env: Envelope, made: Made | None = None
+) -> _Plan:
     """Check what the message needs against what the server offers; build the commands.
 
     Raises ``NotSupported`` (nothing sent) when the server lacks something
-    the message cannot do without.
+    the message cannot do without. ``made``: the commands built so far for
+    the same batch, to reuse.
     """
     ext = conn.extensions
     smtputf8 = env.smtputf8
@@ -397,8 +423,9 @@ def _plan(conn: ClientConnection, options: ClientOptions, env: Envelope) -> _Pla
         these = dict(rcpt_params)
         if dsn is not None and dsn.orcpt:
             these["ORCPT"] = "rfc822;" + xtext_encode(recipient)
-        rcpts.append(Rcpt(recipient, these))
-    return _Plan(Mail(env.sender, params), tuple(rcpts), bdat, body == "BINARYMIME")
+        rcpts.append(_made(made, Rcpt, recipient, these))
+    mail = _made(made, Mail, env.sender, params)
+    return _Plan(mail, tuple(rcpts), bdat, body == "BINARYMIME")
 
 
 def deliver(conn: ClientConnection, options: ClientOptions, env: Envelope) -> Procedure[SendResult]:

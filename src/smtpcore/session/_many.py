@@ -29,7 +29,7 @@ from .._client import ClientConnection
 from .._data import LineEnds
 from .._errors import InvalidArgument, LocalProtocolError, ProtocolError, RemoteProtocolError
 from .._events import Bdat, Command, EndOfData, MessageData, Reply, Rset
-from ._client import _DATA, _plan, _reply, message_envelope
+from ._client import _DATA, Made, _plan, _reply, message_envelope
 from ._effects import Close, Procedure, Write
 from ._errors import (
     ConnectionLost,
@@ -185,6 +185,7 @@ def deliver_many(
     name no usable envelope, which is "refused" with that error.
     """
     batch = _Batch(len(messages))
+    made: Made = {}  # the batch's MAIL and RCPT commands, built once each
     envelopes: list[Envelope | Exception] = []
     for item in messages:
         try:
@@ -194,7 +195,7 @@ def deliver_many(
     ext = conn.extensions
     pipelining = ext.pipelining
     if pipelining and ext.chunking and options.chunking is True and not conn.lmtp:
-        return (yield from _deliver_window(conn, options, batch, envelopes))
+        return (yield from _deliver_window(conn, options, batch, envelopes, made))
     carry = b""  # what the previous message still has to send, before the next group
     try:
         for index, envelope in enumerate(envelopes):
@@ -203,7 +204,7 @@ def deliver_many(
                 continue
             try:
                 # Also builds (and so checks) the commands: a bad address ends here.
-                plan = _plan(conn, options, envelope)
+                plan = _plan(conn, options, envelope, made)
             except (NotSupported, LocalProtocolError, ValueError) as exc:
                 batch.outcomes[index] = Outcome(_REFUSED, error=exc)
                 continue
@@ -286,6 +287,7 @@ def _deliver_window(
     options: ClientOptions,
     batch: _Batch,
     envelopes: list[Envelope | Exception],
+    made: Made,
 ) -> Procedure[list[Outcome]]:
     """Whole BDAT transactions in flight, up to ``WINDOW`` (RFC 3030 2 with RFC 2920 3.1).
 
@@ -306,7 +308,7 @@ def _deliver_window(
                 outcomes[index] = Outcome(_REFUSED, error=envelope)
                 continue
             try:
-                plan = _plan(conn, options, envelope)
+                plan = _plan(conn, options, envelope, made)
             except (NotSupported, LocalProtocolError, ValueError) as exc:
                 outcomes[index] = Outcome(_REFUSED, error=exc)
                 continue
