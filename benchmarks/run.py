@@ -489,7 +489,7 @@ def client_throughput(res: Results, args: argparse.Namespace, msg: Path) -> None
                 out = PROFILES / f"client-{kind}-1.txt"
                 if client(kind, port, n1, 1, profile=out):
                     res.profiles[f"client {kind}, 1 connection"] = top_entries(out)
-            for kind in CLIENTS_ASYNC:
+            for kind in (*CLIENTS_ASYNC, "smtpcore-asyncio-pool", "smtpcore-trio-pool"):
                 out = PROFILES / f"client-{kind}-20.txt"
                 if client(kind, port, n20, 20, profile=out):
                     res.profiles[f"client {kind}, 20 connections"] = top_entries(out)
