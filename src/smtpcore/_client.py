@@ -162,9 +162,7 @@ class ClientConnection:
         self, *, lmtp: bool = False, tls: bool = False, limits: Limits | None = None
     ) -> None:
         self.limits = limits if limits is not None else Limits()
-        self._shortest_line = min(
-            self.limits.command_line, self.limits.parameter_line, self.limits.auth_line
-        )
+        self._shortest_line = self.limits.shortest_line
         self.lmtp = lmtp
         self._parser = ReplyParser(self.limits)
         self._ready: deque[tuple[int, tuple[str, ...]]] = deque()  # parsed, not yet taken

@@ -87,3 +87,12 @@ class Limits:
             raise InvalidArgument("Limits.command_line and Limits.reply_line must be at least 8")
         if self.message_size is not None and self.message_size < 0:
             raise InvalidArgument("Limits.message_size must be None or >= 0")
+
+    @property
+    def shortest_line(self) -> int:
+        """The line length, CRLF included, that every command line limit allows.
+
+        A command, parameter or AUTH line no longer than this needs no look
+        at which limit is its own.
+        """
+        return min(self.command_line, self.parameter_line, self.auth_line)

@@ -251,7 +251,7 @@ class ServerConnection:
         self.limits = limits if limits is not None else Limits()
         self._buffer = bytearray()  # received, not yet read; every reader takes from it
         self._lines = LineReader(self._buffer)
-        # The length every line limit allows (see _next_line), and the limits it is of.
+        # Limits.shortest_line of the limits last used (see _next_line): they may be replaced.
         self._fits_limits: Limits | None = None
         self._fits = 0
         self._parsed: dict[bytes, Command] = {}  # see _next_line
@@ -522,7 +522,7 @@ class ServerConnection:
         limits = self.limits
         if limits is not self._fits_limits:
             self._fits_limits = limits
-            self._fits = min(limits.command_line, limits.parameter_line, limits.auth_line)
+            self._fits = limits.shortest_line
         line = self._lines.take_line(self._limit_of, self._fits)
         if line is None:
             return self._closed() if self._peer_closed else NEED_DATA

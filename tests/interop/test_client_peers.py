@@ -108,11 +108,14 @@ class Trace:
         return [line for line in self.sent.split(b"\r\n") if line.startswith(prefix)]
 
 
+def client_options(peer: Peer, **options: Any) -> dict[str, Any]:
+    """What every client of these tests is given, with ``options`` on top."""
+    defaults = {"tls": "none", "local_hostname": "client.example", "timeout": 20.0}
+    return {**defaults, "lmtp": peer.lmtp, **options}
+
+
 def smtp(peer: Peer, kind: str = "sync", **options: Any) -> Smtp:
-    options.setdefault("tls", "none")
-    options.setdefault("local_hostname", "client.example")
-    options.setdefault("timeout", 20.0)
-    options.setdefault("lmtp", peer.lmtp)
+    options = client_options(peer, **options)
     return Smtp(kind, options.pop("host", HOST), peer.port, **options)
 
 
@@ -309,7 +312,6 @@ def test_pool(request: pytest.FixtureRequest, name: str, kind: str) -> None:
     refused = 2 if name in REFUSING else None
     rcpts = [recipient(peer, "refused" if n == refused else "b") for n in range(9)]
     trace = Trace()
-    options = {"tls": "none", "local_hostname": "client.example", "timeout": 20.0}
     statuses: dict[int, str] = {}
 
     async def one(pool: Any, n: int) -> None:
@@ -323,8 +325,8 @@ def test_pool(request: pytest.FixtureRequest, name: str, kind: str) -> None:
 
     async def body() -> list[str]:
         pool_class = transport_module(kind).Pool
-        async with pool_class(HOST, peer.port, connections=2, lmtp=peer.lmtp, trace=trace,
-                              **options) as pool:  # fmt: skip
+        options = client_options(peer, trace=trace)
+        async with pool_class(HOST, peer.port, connections=2, **options) as pool:
             async with anyio.create_task_group() as group:
                 for n in range(6):
                     group.start_soon(one, pool, n)
